@@ -1,0 +1,162 @@
+import { invalid } from "../errors.js";
+import { GraphBuilder } from "../ir/builder.js";
+import type { Graph, IrNode, NamedNode } from "../ir/graph.js";
+import { findOp } from "../ops/registry.js";
+import type { MaybeNode, OpDef, RuleBuilder } from "../ops/types.js";
+import { unbroadcast, zerosOf } from "./shapes.js";
+
+export interface ReverseResult {
+  /** The primal graph with the adjoint nodes appended; primal node ids are unchanged. */
+  readonly graph: Graph;
+  /** Adjoint node of each primal node, or null where it is identically zero. */
+  readonly adjoints: readonly MaybeNode[];
+  /** One node per `wrt` input: its gradient (a zero constant where no path leads to the outputs). */
+  readonly gradients: readonly number[];
+  /** The cotangent inputs added for a vector-Jacobian product, one per output. */
+  readonly cotangents: readonly NamedNode[];
+  /** For each node the transform added: the primal node whose rule built it (−1 for seeds). */
+  readonly origin: Int32Array;
+}
+
+export interface ReverseOptions {
+  /** Names of the outputs to differentiate (default: all). */
+  readonly outputs?: readonly string[];
+  /** Names of the inputs to differentiate with respect to (default: all float inputs). */
+  readonly wrt?: readonly string[];
+  /**
+   * "seed": the scalar output's adjoint is the constant 1 (a gradient).
+   * "input": each output's cotangent is a new input `cotangent:<name>` (a vector-Jacobian product).
+   */
+  readonly cotangent: "seed" | "input";
+}
+
+export const COTANGENT_PREFIX = "cotangent:";
+
+/**
+ * Reverse mode as a graph transform: sweep the nodes backwards from the outputs, asking each op's
+ * rule for the cotangents of its operands and summing them where a node has several users. The
+ * result is a graph, so it can be compiled like any other, and differentiated again.
+ */
+export function reverse(graph: Graph, options: ReverseOptions): ReverseResult {
+  const b = GraphBuilder.extend(graph);
+  const n = graph.nodes.length;
+  const outputs = selectOutputs(graph, options.outputs);
+  const wrt = selectInputs(graph, options.wrt);
+
+  const active = activeNodes(
+    graph,
+    wrt.map((w) => w.node),
+  );
+  const adjoints: MaybeNode[] = new Array(n).fill(null);
+  const cotangents: NamedNode[] = [];
+  for (const out of outputs) {
+    const node = graph.nodes[out.node];
+    let seed: number;
+    if (options.cotangent === "seed") {
+      if (node.shape.length !== 0) {
+        throw invalid(
+          `output ${out.name} has shape [${node.shape.join(", ")}]: a gradient needs a scalar output; ask for a vector-Jacobian product with a cotangent instead`,
+        );
+      }
+      seed = b.constant(1);
+    } else {
+      const name = `${COTANGENT_PREFIX}${out.name}`;
+      seed = b.input(name, node.shape);
+      cotangents.push({ name, node: seed });
+    }
+    if (active[out.node]) adjoints[out.node] = accumulate(b, adjoints[out.node], seed);
+  }
+
+  const origins: [number, number][] = [];
+  for (let id = n - 1; id >= 0; id--) {
+    const ct = adjoints[id];
+    const node = graph.nodes[id];
+    if (ct === null || node.args.length === 0) continue;
+    const def = findOp(node.op) as OpDef;
+    const needs = node.args.map((a, k) => active[a] === 1 && def.differentiable?.[k] !== false);
+    if (!needs.some(Boolean)) continue;
+    const before = b.nodes.length;
+    const contributions = operandCotangents(b, def, node, id, ct, needs);
+    node.args.forEach((arg, k) => {
+      const c = needs[k] ? contributions[k] : null;
+      if (c !== null && c !== undefined) adjoints[arg] = accumulate(b, adjoints[arg], c);
+    });
+    origins.push([before, id]);
+  }
+
+  const gradients = wrt.map((w) => adjoints[w.node] ?? zerosOf(b, graph.nodes[w.node].shape));
+  const resultOutputs = [...outputs, ...wrt.map((w, k) => ({ name: `gradient:${w.name}`, node: gradients[k] }))];
+  return { graph: b.snapshot(resultOutputs), adjoints, gradients, cotangents, origin: originTable(n, b.nodes.length, origins) };
+}
+
+function operandCotangents(b: RuleBuilder, def: OpDef, node: IrNode, id: number, ct: number, needs: readonly boolean[]): MaybeNode[] {
+  if (def.vjp) {
+    const raw = def.vjp(b, node.args, id, ct, needs, node.attrs);
+    // Elementwise rules work at the output's shape; an operand that was broadcast sums back down.
+    if (def.kind !== "elementwise") return raw;
+    return raw.map((c, k) => (c === null || !needs[k] ? null : unbroadcast(b, c, b.shape(node.args[k]))));
+  }
+  if (!def.partials) throw new Error(`op ${def.name} has no reverse rule`);
+  const partials = def.partials(b, node.args, id, needs);
+  return partials.map((p, k) => (p === null || !needs[k] ? null : unbroadcast(b, b.mul(ct, p), b.shape(node.args[k]))));
+}
+
+function accumulate(b: RuleBuilder, sum: MaybeNode, term: number): number {
+  return sum === null ? term : b.add(sum, term);
+}
+
+/** Nodes that depend on at least one of the given inputs; only they carry derivatives. */
+export function activeNodes(graph: Graph, sources: readonly number[]): Uint8Array {
+  const active = new Uint8Array(graph.nodes.length);
+  for (const s of sources) active[s] = 1;
+  graph.nodes.forEach((node, id) => {
+    if (active[id] || node.args.length === 0) return;
+    for (const a of node.args) {
+      if (active[a]) {
+        active[id] = 1;
+        return;
+      }
+    }
+  });
+  return active;
+}
+
+export function selectOutputs(graph: Graph, names: readonly string[] | undefined): readonly NamedNode[] {
+  if (!names) return graph.outputs;
+  return names.map((name) => {
+    const out = graph.outputs.find((o) => o.name === name);
+    if (!out)
+      throw invalid(`unknown output ${name}; the function's outputs are ${graph.outputs.map((o) => o.name).join(", ")}`, {
+        field: "outputs",
+      });
+    return out;
+  });
+}
+
+export function selectInputs(graph: Graph, names: readonly string[] | undefined): readonly NamedNode[] {
+  if (!names) return graph.inputs.filter((i) => graph.nodes[i.node].dtype === "float");
+  const seen = new Set<string>();
+  return names.map((name) => {
+    const input = graph.inputNamed(name);
+    if (!input)
+      throw invalid(`wrt names ${name}, which is not an input; the inputs are ${graph.inputs.map((i) => i.name).join(", ")}`, {
+        field: "wrt",
+        input: name,
+      });
+    if (graph.nodes[input.node].dtype !== "float")
+      throw invalid(`wrt names ${name}, an integer input: it has no derivative`, { field: "wrt", input: name });
+    if (seen.has(name)) throw invalid(`wrt names ${name} twice`, { field: "wrt", input: name });
+    seen.add(name);
+    return input;
+  });
+}
+
+/** Expands [first new node, primal node] marks, in creation order, into a per-node table. */
+export function originTable(primalSize: number, size: number, marks: readonly (readonly [number, number])[]): Int32Array {
+  const origin = new Int32Array(size).fill(-1);
+  marks.forEach(([start, primal], k) => {
+    const end = k + 1 < marks.length ? marks[k + 1][0] : size;
+    origin.fill(primal, Math.max(start, primalSize), end);
+  });
+  return origin;
+}

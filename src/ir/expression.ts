@@ -1,0 +1,350 @@
+import { AdjointError, invalid } from "../errors.js";
+import { findOp } from "../ops/registry.js";
+import type { Attrs, DType, Shape } from "../ops/types.js";
+import { GraphBuilder } from "./builder.js";
+import type { Graph } from "./graph.js";
+
+/**
+ * The expression language: ordinary math syntax read by a recursive-descent parser into the graph
+ * IR. Nothing is ever evaluated as JavaScript.
+ *
+ *   comparison := sum (('<' | '<=' | '>' | '>=' | '==' | '!=') sum)?
+ *   sum        := product (('+' | '-') product)*
+ *   product    := unary (('*' | '/' | '@') unary)*
+ *   unary      := ('-' | '+') unary | power          -x^2 is -(x^2)
+ *   power      := postfix (('^' | '**') unary)?      right-associative: 2^3^2 = 2^9
+ *   postfix    := primary ('[' index (',' index)* ']')*
+ *   primary    := number | name | name '(' arguments ')' | '(' comparison ')'
+ *   arguments  := comparison (',' comparison)* (',' name '=' literal)*
+ */
+
+export interface InputDeclaration {
+  readonly name: string;
+  readonly shape?: Shape;
+  readonly dtype?: DType;
+}
+
+export interface ExpressionSource {
+  /** One or more outputs; they share one graph, so common subexpressions are computed once. */
+  readonly outputs: readonly { readonly name: string; readonly text: string }[];
+  /** Declared inputs, in order. Without it, inputs are the free variables in order of appearance. */
+  readonly inputs?: readonly InputDeclaration[];
+}
+
+const CONSTANTS: Readonly<Record<string, number>> = { pi: Math.PI, e: Math.E };
+
+type TokenKind = "number" | "name" | "op" | "end";
+interface Token {
+  readonly kind: TokenKind;
+  readonly text: string;
+  /** 0-based offset into the text. */
+  readonly at: number;
+  readonly value?: number;
+}
+
+const OPERATORS = ["**", "<=", ">=", "==", "!=", "+", "-", "*", "/", "^", "@", "(", ")", ",", "<", ">", "=", "[", "]", ":"];
+
+/** A message with the text and a caret under the offending column. */
+export function pointAt(text: string, at: number, message: string, output?: string): AdjointError {
+  const line = text.replace(/[\r\n\t]/g, " ");
+  const prefix = output === undefined ? "" : `output ${output}: `;
+  return invalid(`${prefix}${message} at column ${at + 1}\n  ${line}\n  ${" ".repeat(at)}^`, { position: at + 1 });
+}
+
+function tokenize(text: string, output: string | undefined): Token[] {
+  const tokens: Token[] = [];
+  let i = 0;
+  const numberPattern = /(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
+  const namePattern = /[A-Za-z_][A-Za-z0-9_]*/y;
+  while (i < text.length) {
+    const ch = text[i];
+    if (/\s/.test(ch)) {
+      i++;
+      continue;
+    }
+    numberPattern.lastIndex = i;
+    const num = numberPattern.exec(text);
+    if (num) {
+      const value = Number(num[0]);
+      if (!Number.isFinite(value)) throw pointAt(text, i, `number ${num[0]} is out of range`, output);
+      tokens.push({ kind: "number", text: num[0], at: i, value });
+      i += num[0].length;
+      continue;
+    }
+    namePattern.lastIndex = i;
+    const name = namePattern.exec(text);
+    if (name) {
+      tokens.push({ kind: "name", text: name[0], at: i });
+      i += name[0].length;
+      continue;
+    }
+    const op = OPERATORS.find((o) => text.startsWith(o, i));
+    if (!op) throw pointAt(text, i, `unexpected character '${ch}'`, output);
+    tokens.push({ kind: "op", text: op, at: i });
+    i += op.length;
+  }
+  tokens.push({ kind: "end", text: "end of input", at: text.length });
+  return tokens;
+}
+
+class Parser {
+  private tokens: Token[] = [];
+  private pos = 0;
+  private text = "";
+  private output: string | undefined;
+
+  constructor(
+    private readonly b: GraphBuilder,
+    private readonly declared: ReadonlyMap<string, InputDeclaration> | undefined,
+  ) {}
+
+  parse(text: string, output: string | undefined): number {
+    this.text = text;
+    this.output = output;
+    this.tokens = tokenize(text, output);
+    this.pos = 0;
+    if (this.peek().kind === "end") throw this.error(this.peek(), "empty expression");
+    const node = this.comparison();
+    const rest = this.peek();
+    if (rest.kind !== "end") throw this.error(rest, `unexpected '${rest.text}'`);
+    return node;
+  }
+
+  private peek(): Token {
+    return this.tokens[this.pos];
+  }
+
+  private next(): Token {
+    return this.tokens[this.pos++];
+  }
+
+  private accept(text: string): Token | undefined {
+    const t = this.peek();
+    if (t.kind === "op" && t.text === text) {
+      this.pos++;
+      return t;
+    }
+    return undefined;
+  }
+
+  private expect(text: string, context: string): Token {
+    const t = this.accept(text);
+    if (t) return t;
+    const got = this.peek();
+    throw this.error(got, `expected '${text}' ${context}, found ${got.kind === "end" ? "the end of the expression" : `'${got.text}'`}`);
+  }
+
+  private error(t: Token, message: string): AdjointError {
+    return pointAt(this.text, t.at, message, this.output);
+  }
+
+  /** Builds an op, attributing shape and attribute errors to the operator's column. */
+  private build(t: Token, op: string, args: number[], attrs?: Attrs): number {
+    try {
+      return this.b.op(op, args, attrs);
+    } catch (e) {
+      if (e instanceof AdjointError) throw this.error(t, e.message.replace(/^op \w+: /, `${op}: `));
+      throw e;
+    }
+  }
+
+  private comparison(): number {
+    const left = this.sum();
+    const t = this.peek();
+    const ops: Record<string, string> = { "<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne" };
+    if (t.kind === "op" && ops[t.text]) {
+      this.pos++;
+      const right = this.sum();
+      const after = this.peek();
+      if (after.kind === "op" && ops[after.text]) throw this.error(after, "comparisons do not chain; use parentheses");
+      return this.build(t, ops[t.text], [left, right]);
+    }
+    return left;
+  }
+
+  private sum(): number {
+    let left = this.product();
+    for (;;) {
+      const t = this.peek();
+      if (t.kind === "op" && (t.text === "+" || t.text === "-")) {
+        this.pos++;
+        left = this.build(t, t.text === "+" ? "add" : "sub", [left, this.product()]);
+      } else return left;
+    }
+  }
+
+  private product(): number {
+    let left = this.unary();
+    for (;;) {
+      const t = this.peek();
+      const op = t.kind === "op" ? { "*": "mul", "/": "div", "@": "matmul" }[t.text] : undefined;
+      if (!op) return left;
+      this.pos++;
+      left = this.build(t, op, [left, this.unary()]);
+    }
+  }
+
+  private unary(): number {
+    const t = this.peek();
+    if (this.accept("-")) return this.build(t, "neg", [this.unary()]);
+    if (this.accept("+")) return this.unary();
+    return this.power();
+  }
+
+  private power(): number {
+    const base = this.postfix();
+    const t = this.peek();
+    if (this.accept("^") || this.accept("**")) return this.build(t, "pow", [base, this.unary()]);
+    return base;
+  }
+
+  private postfix(): number {
+    let node = this.primary();
+    for (;;) {
+      const t = this.peek();
+      if (!this.accept("[")) return node;
+      node = this.index(t, node);
+    }
+  }
+
+  /** x[i], x[a:b], x[a:b:s], x[:, 2]: integer indices drop their axis, slices keep it. */
+  private index(open: Token, node: number): number {
+    const begins: (number | null)[] = [];
+    const ends: (number | null)[] = [];
+    const steps: number[] = [];
+    const squeeze: number[] = [];
+    do {
+      const parts: (number | null)[] = [this.optionalInteger()];
+      while (this.accept(":")) parts.push(this.optionalInteger());
+      if (parts.length > 3) throw this.error(this.peek(), "a slice has at most begin:end:step");
+      if (parts.length === 1) {
+        if (parts[0] === null) throw this.error(this.peek(), "expected an index or a slice");
+        const i = parts[0];
+        begins.push(i);
+        ends.push(i === -1 ? null : i + 1);
+        steps.push(1);
+        squeeze.push(begins.length - 1);
+      } else {
+        begins.push(parts[0]);
+        ends.push(parts[1]);
+        steps.push(parts[2] ?? 1);
+      }
+    } while (this.accept(","));
+    this.expect("]", "to close the index");
+    let out = this.build(open, "slice", [node], { begin: begins, end: ends, step: steps });
+    if (squeeze.length) out = this.build(open, "squeeze", [out], { axes: squeeze });
+    return out;
+  }
+
+  private optionalInteger(): number | null {
+    const t = this.peek();
+    const negative = t.kind === "op" && t.text === "-";
+    const digits = this.tokens[this.pos + (negative ? 1 : 0)];
+    if (digits.kind !== "number") return null;
+    if (!/^\d+$/.test(digits.text)) throw this.error(digits, "indices must be integers");
+    this.pos += negative ? 2 : 1;
+    return negative ? -Number(digits.text) : Number(digits.text);
+  }
+
+  private primary(): number {
+    const t = this.next();
+    if (t.kind === "number") return this.b.constant(t.value as number);
+    if (t.kind === "op" && t.text === "(") {
+      const inner = this.comparison();
+      this.expect(")", `to close the parenthesis opened at column ${t.at + 1}`);
+      return inner;
+    }
+    if (t.kind === "name") {
+      if (this.peek().kind === "op" && this.peek().text === "(") return this.call(t);
+      if (t.text in CONSTANTS && !this.declared?.has(t.text)) return this.b.constant(CONSTANTS[t.text]);
+      return this.variable(t);
+    }
+    if (t.kind === "end") throw this.error(t, "unexpected end of expression");
+    throw this.error(t, `unexpected '${t.text}'`);
+  }
+
+  private variable(t: Token): number {
+    if (findOp(t.text) && !this.declared?.has(t.text)) throw this.error(t, `${t.text} is a function; call it as ${t.text}(...)`);
+    if (this.declared) {
+      const decl = this.declared.get(t.text);
+      if (!decl) throw this.error(t, `unknown variable ${t.text}; the declared inputs are ${[...this.declared.keys()].join(", ")}`);
+      return this.b.input(decl.name, decl.shape ?? [], decl.dtype ?? "float");
+    }
+    return this.b.input(t.text);
+  }
+
+  private call(name: Token): number {
+    const def = findOp(name.text);
+    if (!def) throw this.error(name, `unknown function ${name.text}`);
+    this.expect("(", "after the function name");
+    const args: number[] = [];
+    const attrs: Record<string, unknown> = {};
+    if (!this.accept(")")) {
+      do {
+        const t = this.peek();
+        const isKeyword = t.kind === "name" && this.tokens[this.pos + 1].kind === "op" && this.tokens[this.pos + 1].text === "=";
+        if (isKeyword) {
+          if (!def.attrNames?.includes(t.text)) {
+            const known = def.attrNames?.length ? `; it takes ${def.attrNames.join(", ")}` : "; it takes none";
+            throw this.error(t, `${def.name} has no keyword argument ${t.text}${known}`);
+          }
+          this.pos += 2;
+          attrs[t.text] = this.literal();
+        } else {
+          if (Object.keys(attrs).length) throw this.error(t, "positional arguments must come before keyword arguments");
+          args.push(this.comparison());
+        }
+      } while (this.accept(","));
+      this.expect(")", `to close the call to ${name.text}`);
+    }
+    return this.build(name, def.name, args, Object.keys(attrs).length ? attrs : undefined);
+  }
+
+  /** Keyword argument values: numbers, true/false, or bracketed lists of them. */
+  private literal(): unknown {
+    const t = this.peek();
+    if (this.accept("[")) {
+      const items: unknown[] = [];
+      if (!this.accept("]")) {
+        do items.push(this.literal());
+        while (this.accept(","));
+        this.expect("]", "to close the list");
+      }
+      return items;
+    }
+    if (this.accept("-")) {
+      const n = this.next();
+      if (n.kind !== "number") throw this.error(n, "expected a number after '-'");
+      return -(n.value as number);
+    }
+    const n = this.next();
+    if (n.kind === "number") return n.value;
+    if (n.kind === "name" && (n.text === "true" || n.text === "false")) return n.text === "true";
+    if (n.kind === "name" && n.text === "null") return null;
+    throw this.error(t, "expected a number, true, false or a [list] as the keyword value");
+  }
+}
+
+/** Parses one or more expressions over shared inputs into one validated graph. */
+export function parseExpressions(source: ExpressionSource): Graph {
+  const b = new GraphBuilder();
+  let declared: Map<string, InputDeclaration> | undefined;
+  if (source.inputs) {
+    declared = new Map();
+    for (const decl of source.inputs) {
+      if (declared.has(decl.name)) throw invalid(`input ${decl.name} is declared twice`, { input: decl.name });
+      declared.set(decl.name, decl);
+      b.input(decl.name, decl.shape ?? [], decl.dtype ?? "float");
+    }
+  }
+  if (source.outputs.length === 0) throw invalid("a function needs at least one output expression");
+  const parser = new Parser(b, declared);
+  const multiple = source.outputs.length > 1;
+  const outputs = source.outputs.map((o) => ({ name: o.name, node: parser.parse(o.text, multiple ? o.name : undefined) }));
+  return b.build(outputs);
+}
+
+/** A single expression; its output is named `f`. */
+export function parseExpression(text: string, inputs?: readonly InputDeclaration[]): Graph {
+  return parseExpressions({ outputs: [{ name: "f", text }], inputs });
+}

@@ -1,0 +1,135 @@
+import { call, elementwise } from "./define.js";
+
+export const add = elementwise({
+  name: "add",
+  arity: 2,
+  commutative: true,
+  summary: "a + b",
+  js: ([a, b]) => `${a} + ${b}`,
+  partials: (b) => [b.constant(1), b.constant(1)],
+  domain: [
+    [-3, 3],
+    [-3, 3],
+  ],
+  examples: [{ args: [0.1, 0.2], value: 0.30000000000000004 }],
+});
+
+export const sub = elementwise({
+  name: "sub",
+  arity: 2,
+  summary: "a − b",
+  js: ([a, b]) => `${a} - ${b}`,
+  partials: (b) => [b.constant(1), b.constant(-1)],
+  domain: [
+    [-3, 3],
+    [-3, 3],
+  ],
+  examples: [{ args: [1, 3], value: -2 }],
+});
+
+export const mul = elementwise({
+  name: "mul",
+  arity: 2,
+  commutative: true,
+  summary: "a · b",
+  js: ([a, b]) => `${a} * ${b}`,
+  partials: (_b, [x, y]) => [y, x],
+  domain: [
+    [-3, 3],
+    [-3, 3],
+  ],
+  examples: [{ args: [-1.5, 4], value: -6 }],
+});
+
+export const div = elementwise({
+  name: "div",
+  arity: 2,
+  summary: "a / b",
+  js: ([a, b]) => `${a} / ${b}`,
+  // ∂/∂b (a/b) = −a/b² = −out/b, which reuses the output instead of squaring b.
+  partials: (b, [, y], out, needs) => [needs[0] ? call(b, "reciprocal", y) : null, needs[1] ? b.neg(b.div(out, y)) : null],
+  domain: [
+    [-3, 3],
+    [0.5, 3],
+  ],
+  examples: [{ args: [1, 4], value: 0.25 }],
+});
+
+export const neg = elementwise({
+  name: "neg",
+  arity: 1,
+  summary: "−a",
+  js: ([a]) => `-${a}`,
+  partials: (b) => [b.constant(-1)],
+  domain: [[-3, 3]],
+  examples: [{ args: [2], value: -2 }],
+});
+
+export const pow = elementwise({
+  name: "pow",
+  arity: 2,
+  summary: "a ^ b (a negative base is allowed with an integer exponent)",
+  js: ([a, b]) => `Math.pow(${a}, ${b})`,
+  partials: (b, [x, y], out, needs) => [
+    // b·a^(b−1): with a constant exponent the builder folds b−1 and simplifies a^1 and a^2.
+    needs[0] ? b.mul(y, b.op("pow", [x, b.sub(y, b.constant(1))])) : null,
+    // a^b·log a; taken as 0 where a = 0 (the limit from the right for b > 0), NaN for a < 0.
+    needs[1] ? b.op("select", [b.op("eq", [x, b.constant(0)]), b.constant(0), b.mul(out, call(b, "log", x))]) : null,
+  ],
+  domain: [
+    [0.2, 3],
+    [-2, 2],
+  ],
+  examples: [
+    { args: [-2, 3], value: -8 },
+    { args: [-2, -2], value: 0.25 },
+    { args: [9, 0.5], value: 3 },
+    { args: [0, 0], value: 1 },
+  ],
+  kinks: {
+    doc: "∂/∂b at a = 0 is taken as 0; for a < 0 only integer exponents are meaningful and ∂/∂b is NaN.",
+    cases: [{ args: [-2, 3], partials: [12, Number.NaN] }],
+  },
+});
+
+export const square = elementwise({
+  name: "square",
+  arity: 1,
+  summary: "a²",
+  js: ([a]) => `${a} * ${a}`,
+  partials: (b, [x]) => [b.mul(b.constant(2), x)],
+  domain: [[-3, 3]],
+  examples: [{ args: [-3], value: 9 }],
+});
+
+export const sqrt = elementwise({
+  name: "sqrt",
+  arity: 1,
+  summary: "√a",
+  js: ([a]) => `Math.sqrt(${a})`,
+  partials: (b, _args, out) => [b.div(b.constant(0.5), out)],
+  domain: [[0.1, 4]],
+  examples: [{ args: [2], value: Math.SQRT2 }],
+  kinks: { doc: "At 0 the derivative is +Infinity." },
+});
+
+export const cbrt = elementwise({
+  name: "cbrt",
+  arity: 1,
+  summary: "∛a (defined for negative a)",
+  js: ([a]) => `Math.cbrt(${a})`,
+  partials: (b, _args, out) => [b.div(b.constant(1 / 3), call(b, "square", out))],
+  domain: [[0.2, 4]],
+  examples: [{ args: [-27], value: -3 }],
+  kinks: { doc: "At 0 the derivative is +Infinity." },
+});
+
+export const reciprocal = elementwise({
+  name: "reciprocal",
+  arity: 1,
+  summary: "1 / a",
+  js: ([a]) => `1 / ${a}`,
+  partials: (b, _args, out) => [b.neg(call(b, "square", out))],
+  domain: [[0.3, 3]],
+  examples: [{ args: [4], value: 0.25 }],
+});

@@ -1,0 +1,105 @@
+/**
+ * How an op is described. One `OpDef` holds everything about an op: its evaluation, its derivative
+ * rules (as graph builders, so derivatives are graphs and can be differentiated again), its shape
+ * rule, and what the tests need to sample it. The manifest, the expression parser, the compiler and
+ * the tests all read the same table, so adding an op means adding one definition.
+ */
+
+export type Shape = readonly number[];
+
+/** Element type of a node. Floats take the program's precision (float64 by default, float32 on request). */
+export type DType = "float" | "int";
+
+export type Attrs = Readonly<Record<string, unknown>>;
+
+/**
+ * What a derivative rule or a composite expansion may do: add nodes to the graph under construction.
+ * Implemented by the IR's builder; `ops/` never imports `ir/`. Node handles are plain integers.
+ */
+export interface RuleBuilder {
+  op(name: string, args: readonly number[], attrs?: Attrs): number;
+  constant(value: number): number;
+  shape(node: number): Shape;
+  dtype(node: number): DType;
+  add(a: number, b: number): number;
+  sub(a: number, b: number): number;
+  mul(a: number, b: number): number;
+  div(a: number, b: number): number;
+  neg(a: number): number;
+}
+
+/** `args[i]` is null where no derivative flows through operand i (comparisons, integer indices). */
+export type MaybeNode = number | null;
+
+export interface OpDef {
+  readonly name: string;
+  /** Exact operand count, or a range for variadic ops (concat, stack). */
+  readonly arity: number | { readonly min: number; readonly max?: number };
+  readonly summary: string;
+  /**
+   * elementwise: scalar kernel `js`, broadcasting shape rule, derivatives by `partials`.
+   * composite: expands into other ops when built, so it needs no rules of its own.
+   * structural: tensor op with its own shape rule, kernel and jvp/vjp.
+   */
+  readonly kind: "elementwise" | "composite" | "structural";
+  readonly aliases?: readonly string[];
+  /** Operand order does not matter (a ∘ b = b ∘ a exactly), so a + b and b + a are one node and one hash. */
+  readonly commutative?: boolean;
+  /** Names the parser accepts as keyword arguments, in positional order after the operands. */
+  readonly attrNames?: readonly string[];
+
+  /** Validates and canonicalises attributes against the operand shapes; throws OpRuleError. */
+  normalizeAttrs?(attrs: Attrs | undefined, argShapes: readonly Shape[], argTypes: readonly DType[]): Attrs | undefined;
+  /** Output shape; throws OpRuleError naming the operands' shapes. Elementwise ops broadcast by default. */
+  shape?(argShapes: readonly Shape[], attrs: Attrs | undefined): Shape;
+  /** Output element type; float unless said otherwise. */
+  dtype?(argTypes: readonly DType[], attrs: Attrs | undefined): DType;
+
+  /**
+   * Elementwise kernel as a JavaScript expression over operand expressions, which are locals or
+   * literals that the compiler formatted itself. The interpreter, the code generator and the fused
+   * tensor loops are all generated from this one template. Helpers are reachable as `H.name`.
+   */
+  js?(x: readonly string[]): string;
+
+  /**
+   * Elementwise derivative: ∂out/∂args[i] as nodes (null where not needed or identically zero).
+   * Both modes derive from it: tangent = Σ partialᵢ·ẋᵢ, adjointᵢ = unbroadcast(ū·partialᵢ).
+   */
+  partials?(b: RuleBuilder, args: readonly number[], out: number, needs: readonly boolean[]): MaybeNode[];
+  /** Forward rule, for ops where partials do not fit (structural ops) or a better form exists. */
+  jvp?(b: RuleBuilder, args: readonly number[], out: number, tangents: readonly MaybeNode[], attrs: Attrs | undefined): MaybeNode;
+  /** Reverse rule: the cotangent of each operand (null where none flows or not needed). */
+  vjp?(
+    b: RuleBuilder,
+    args: readonly number[],
+    out: number,
+    cotangent: number,
+    needs: readonly boolean[],
+    attrs: Attrs | undefined,
+  ): MaybeNode[];
+
+  /** Composite ops: build the op from others. */
+  expand?(b: RuleBuilder, args: readonly number[], attrs: Attrs | undefined): number;
+
+  /** Which operands carry derivatives at all (default: every float operand). */
+  readonly differentiable?: readonly boolean[];
+
+  // Documentation and test metadata.
+  /** Per-operand sampling interval inside the op's domain, for finite-difference tests. */
+  readonly domain?: readonly (readonly [number, number])[];
+  /** Exact values the forward kernel must reproduce, from closed forms. */
+  readonly examples?: readonly { readonly args: readonly number[]; readonly value: number }[];
+  /** The one-sided value chosen at non-differentiable points, and derivative examples that pin it. */
+  readonly kinks?: {
+    readonly doc: string;
+    readonly cases?: readonly { readonly args: readonly number[]; readonly partials: readonly number[] }[];
+  };
+  /** What the second derivative returns where the first is piecewise. */
+  readonly secondOrder?: string;
+}
+
+export function arityRange(def: OpDef): { min: number; max: number } {
+  if (typeof def.arity === "number") return { min: def.arity, max: def.arity };
+  return { min: def.arity.min, max: def.arity.max ?? Number.POSITIVE_INFINITY };
+}
