@@ -6,7 +6,7 @@ import type { Graph, NamedNode } from "../ir/graph.js";
 import { contentHash } from "../ir/hash.js";
 import type { MaybeNode } from "../ops/types.js";
 import { findNonFinite, type NonFiniteReport } from "./provenance.js";
-import { buildTrace, type Trace } from "./trace.js";
+import { buildTrace, derivativeReader, type Trace } from "./trace.js";
 
 export type Mode = "value" | "reverse" | "forward";
 export type NamedNumbers = Readonly<Record<string, number>>;
@@ -53,6 +53,7 @@ interface Prepared {
 export class CompiledFunction {
   readonly hash: string;
   private readonly prepared = new Map<string, Prepared>();
+  private readonly diagnostic = new Map<string, ScalarProgram>();
 
   constructor(
     readonly graph: Graph,
@@ -202,37 +203,58 @@ export class CompiledFunction {
     return evaluation as unknown as Evaluation;
   }
 
-  /** The gradient by forward mode: one sweep per input, the tangent a unit vector each time. */
+  /**
+   * The gradient by forward mode: one sweep per input, the tangent a unit vector each time. A sweep
+   * that yields a non-finite derivative is redone on a program that differentiates with respect to
+   * that input alone: there the other tangents are symbolic zeros, so an infinite partial elsewhere
+   * (√x at 0, say) cannot turn 0·∞ into NaN, and the answer agrees with reverse mode.
+   */
   private runForwardGradient(values: Float64Array, request: EvaluateRequest): Evaluation {
     const precision = request.precision ?? "float64";
     const wrt = selectInputs(this.graph, request.wrt);
     const single = this.singleOutput();
-    const outIndex = this.graph.outputs.indexOf(single);
+    const tangentResult = this.graph.outputs.length + this.graph.outputs.indexOf(single);
     const p = this.prepareJvp(wrt, precision);
-    const all = concat(values, new Float64Array(wrt.length));
-    const gradient: Record<string, number> = {};
-    let outputs: Record<string, number> = {};
     const nIn = values.length;
-    let finite = true;
-    wrt.forEach((w, k) => {
+    const all = concat(values, new Float64Array(wrt.length));
+    const sweep = (k: number) => {
       all.fill(0, nIn);
       all[nIn + k] = 1;
       run(p.program, all);
-      gradient[w.name] = p.program.output(this.graph.outputs.length + outIndex);
-      finite &&= allFinite(p.program);
+    };
+    const gradient: Record<string, number> = {};
+    let failed: number | undefined;
+    wrt.forEach((w, k) => {
+      sweep(k);
+      let d = p.program.output(tangentResult);
+      if (!Number.isFinite(d)) {
+        const alone = this.prepareJvp([w], precision);
+        run(alone.program, concat(values, Float64Array.of(1)));
+        d = alone.program.output(tangentResult);
+        if (!Number.isFinite(d)) failed ??= k;
+      }
+      gradient[w.name] = d;
     });
     if (wrt.length === 0) run(p.program, all);
-    outputs = this.readOutputs(p, 0);
-    const evaluation: Record<string, unknown> = { outputs, gradient };
-    if (request.trace || !finite) {
-      // The trace shows the last sweep; provenance looks at the first sweep that failed.
-      for (let k = 0; k < Math.max(wrt.length, 1); k++) {
-        all.fill(0, nIn);
-        if (wrt.length) all[nIn + k] = 1;
-        run(p.program, all);
-        if (!allFinite(p.program) || k === wrt.length - 1 || wrt.length === 0) break;
+    const evaluation: Record<string, unknown> = { outputs: this.readOutputs(p, 0), gradient };
+    if (!request.trace && failed === undefined && allFinite(p.program)) return evaluation as unknown as Evaluation;
+
+    const keep = this.keepAll(p, precision);
+    const valuesOf: Record<string, number>[] = [];
+    wrt.forEach((w, k) => {
+      if (failed === k) {
+        const alone = this.prepareJvp([w], precision);
+        this.diagnose(alone, concat(values, Float64Array.of(1)), precision, undefined, evaluation);
       }
-      this.diagnose(p, all, precision, request.trace ? "forward" : undefined, evaluation);
+      sweep(k);
+      keep.setInputs(all);
+      keep.interpret();
+      valuesOf.push(Object.fromEntries(p.derivatives?.map((d, id) => [id, d === null ? 0 : keep.slots[keep.slotOf[d]]]) ?? []));
+    });
+    if (request.trace) {
+      const read = (id: number) => keep.slots[keep.slotOf[id]];
+      const tangentsOf = (id: number) => Object.fromEntries(wrt.map((w, k) => [w.name, valuesOf[k][id]]));
+      evaluation.trace = buildTrace(this.graph, "forward", read, tangentsOf);
     }
     return evaluation as unknown as Evaluation;
   }
@@ -267,14 +289,28 @@ export class CompiledFunction {
     traceMode: Trace["mode"] | undefined,
     into: Record<string, unknown>,
   ): void {
-    const all = p.graph.nodes.map((_, id) => id);
-    const program = new ScalarProgram(p.graph, all, { precision, tier: "interpreter" });
+    const program = this.keepAll(p, precision);
     program.setInputs(inputs);
     program.interpret();
     const read = (id: number) => program.slots[program.slotOf[id]];
-    if (traceMode) into.trace = buildTrace(this.graph, traceMode, read, p.derivatives, 0);
+    if (traceMode) into.trace = buildTrace(this.graph, traceMode, read, p.derivatives && derivativeReader(p.derivatives, read));
     const report = findNonFinite(p.graph, this.graph, p.origin, p.pass, read, p.results);
     if (report) into.nonFinite = report;
+  }
+
+  /** The prepared graph compiled with every node kept, for traces and diagnosis (built on first use). */
+  private keepAll(p: Prepared, precision: Precision): ScalarProgram {
+    const key = `keep|${p.graph.nodes.length}|${p.results.join(",")}|${precision}`;
+    let program = this.diagnostic.get(key);
+    if (!program) {
+      program = new ScalarProgram(
+        p.graph,
+        p.graph.nodes.map((_, id) => id),
+        { precision, tier: "interpreter" },
+      );
+      this.diagnostic.set(key, program);
+    }
+    return program;
   }
 }
 

@@ -26,7 +26,10 @@ export interface Trace {
 
 export type NodeReader = (node: number) => unknown;
 
-/** Trace row ids: input names, client labels, and v1, v2, … for unlabelled intermediates. */
+/**
+ * Trace row ids: input names, client labels, an output's name for an unlabelled output node, and
+ * v1, v2, … for the remaining intermediates in evaluation order.
+ */
 export function traceLabels(graph: Graph): string[] {
   const labels = new Array<string>(graph.nodes.length);
   const used = new Set<string>();
@@ -35,6 +38,12 @@ export function traceLabels(graph: Graph): string[] {
     else if (node.label !== undefined) labels[id] = node.label;
     if (labels[id] !== undefined) used.add(labels[id]);
   });
+  for (const out of graph.outputs) {
+    if (labels[out.node] === undefined && graph.nodes[out.node].op !== "const" && !used.has(out.name)) {
+      labels[out.node] = out.name;
+      used.add(out.name);
+    }
+  }
   let k = 0;
   graph.nodes.forEach((node, id) => {
     if (labels[id] !== undefined || node.op === "const") return;
@@ -48,16 +57,9 @@ export function traceLabels(graph: Graph): string[] {
 
 /**
  * Rows for the primal graph's nodes (ids 0…primal−1 of the derived graph), each with its value and,
- * where a derivative pass ran, its adjoint or tangent. A node whose derivative is identically zero
- * (it does not depend on the differentiated inputs) shows 0.
+ * where a derivative pass ran, its adjoint or tangent as `derivative` reads it.
  */
-export function buildTrace(
-  primal: Graph,
-  mode: Trace["mode"],
-  read: NodeReader,
-  derivatives: readonly MaybeNode[] | undefined,
-  zero: unknown,
-): Trace {
+export function buildTrace(primal: Graph, mode: Trace["mode"], read: NodeReader, derivative: NodeReader | undefined): Trace {
   const labels = traceLabels(primal);
   const outputOf = new Map<number, string>();
   for (const o of primal.outputs) if (!outputOf.has(o.node)) outputOf.set(o.node, o.name);
@@ -70,19 +72,23 @@ export function buildTrace(
     });
     const row: Record<string, unknown> = { id: labels[id], op: node.op, args, value: read(id) };
     if (node.attrs) row.attrs = node.attrs;
-    if (derivatives) {
-      const d = derivatives[id];
-      row[mode === "forward" ? "tangent" : "adjoint"] = d === null ? zero : read(d);
-    }
+    if (derivative) row[mode === "forward" ? "tangent" : "adjoint"] = derivative(id);
     const out = outputOf.get(id);
     if (out !== undefined) row.output = out;
     rows.push(row as unknown as TraceRow);
   });
   const trace: { mode: Trace["mode"]; rows: TraceRow[]; seed?: Trace["seed"] } = { mode, rows };
-  if (mode === "reverse" && primal.outputs.length === 1) {
+  if (mode === "reverse" && derivative && primal.outputs.length === 1) {
     const out = primal.outputs[0].node;
-    const d = derivatives?.[out];
-    trace.seed = { id: labels[out], adjoint: d === null || d === undefined ? zero : read(d) };
+    trace.seed = { id: labels[out], adjoint: derivative(out) };
   }
   return trace;
+}
+
+/** Reads a node's derivative through the transform's table; identically zero derivatives read as 0. */
+export function derivativeReader(derivatives: readonly MaybeNode[], read: (node: number) => number): (node: number) => number {
+  return (node) => {
+    const d = derivatives[node];
+    return d === null ? 0 : read(d);
+  };
 }

@@ -73,8 +73,10 @@ export const pow = elementwise({
   partials: (b, [x, y], out, needs) => [
     // b·a^(b−1): with a constant exponent the builder folds b−1 and simplifies a^1 and a^2.
     needs[0] ? b.mul(y, b.op("pow", [x, b.sub(y, b.constant(1))])) : null,
-    // a^b·log a; taken as 0 where a = 0 (the limit from the right for b > 0), NaN for a < 0.
-    needs[1] ? b.op("select", [b.op("eq", [x, b.constant(0)]), b.constant(0), b.mul(out, call(b, "log", x))]) : null,
+    // a^b·log a where a > 0. For a ≤ 0 it is taken as 0: a^b is real there only at integer b (or
+    // b > 0 at a = 0, where 0 is the one-sided limit), so no real derivative in b exists; a NaN here
+    // would also spoil forward sweeps along other inputs (NaN·0 = NaN).
+    needs[1] ? b.op("select", [b.op("gt", [x, b.constant(0)]), b.mul(out, call(b, "log", x)), b.constant(0)]) : null,
   ],
   domain: [
     [0.2, 3],
@@ -87,8 +89,11 @@ export const pow = elementwise({
     { args: [0, 0], value: 1 },
   ],
   kinks: {
-    doc: "∂/∂b at a = 0 is taken as 0; for a < 0 only integer exponents are meaningful and ∂/∂b is NaN.",
-    cases: [{ args: [-2, 3], partials: [12, Number.NaN] }],
+    doc: "∂/∂b is taken as 0 where a ≤ 0 (a^b is real there only for integer b, or b > 0 at a = 0).",
+    cases: [
+      { args: [-2, 3], partials: [12, 0] },
+      { args: [0, 2], partials: [0, 0] },
+    ],
   },
 });
 
