@@ -1,9 +1,9 @@
 import { GraphBuilder } from "../ir/builder.js";
 import type { Graph, IrNode, NamedNode } from "../ir/graph.js";
 import { findOp } from "../ops/registry.js";
+import { broadcastTo, zerosOf } from "../ops/rule-helpers.js";
 import type { MaybeNode, OpDef, RuleBuilder } from "../ops/types.js";
 import { originTable, selectInputs, selectOutputs } from "./reverse.js";
-import { broadcastTo, zerosOf } from "./shapes.js";
 
 export interface ForwardResult {
   /** The primal graph with the tangent nodes appended; primal node ids are unchanged. */

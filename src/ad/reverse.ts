@@ -2,8 +2,8 @@ import { invalid } from "../errors.js";
 import { GraphBuilder } from "../ir/builder.js";
 import type { Graph, IrNode, NamedNode } from "../ir/graph.js";
 import { findOp } from "../ops/registry.js";
+import { unbroadcast, zerosOf } from "../ops/rule-helpers.js";
 import type { MaybeNode, OpDef, RuleBuilder } from "../ops/types.js";
-import { unbroadcast, zerosOf } from "./shapes.js";
 
 export interface ReverseResult {
   /** The primal graph with the adjoint nodes appended; primal node ids are unchanged. */

@@ -1,24 +1,26 @@
 import { forward } from "../ad/forward.js";
 import { reverse, selectInputs, selectOutputs } from "../ad/reverse.js";
-import { type Precision, ScalarProgram } from "../compile/scalar-program.js";
+import { compileProgram, type Program } from "../compile/program.js";
+import type { Precision } from "../compile/scalar-program.js";
 import { invalid } from "../errors.js";
 import type { Graph, NamedNode } from "../ir/graph.js";
 import { contentHash } from "../ir/hash.js";
 import type { MaybeNode } from "../ops/types.js";
+import { sizeOf } from "../tensor/shape.js";
 import { findNonFinite, type NonFiniteReport } from "./provenance.js";
-import { buildTrace, derivativeReader, type Trace } from "./trace.js";
+import { buildTrace, type Trace } from "./trace.js";
+import { checkValue, firstNonFinite, type NamedValues, resultValue, type Value } from "./values.js";
 
 export type Mode = "value" | "reverse" | "forward";
-export type NamedNumbers = Readonly<Record<string, number>>;
 
 export interface EvaluateRequest {
   readonly mode: Mode;
   /** Inputs to differentiate with respect to (default: every float input). */
   readonly wrt?: readonly string[];
-  /** forward: the direction of the Jacobian-vector product, by input name (default: a gradient by one sweep per input). */
-  readonly tangent?: NamedNumbers;
-  /** reverse: the weights of the vector-Jacobian product, by output name (default: the gradient of the single output). */
-  readonly cotangent?: NamedNumbers;
+  /** forward: the direction of the Jacobian-vector product, by input name (without it: a gradient by one sweep per input element). */
+  readonly tangent?: NamedValues;
+  /** reverse: the weights of the vector-Jacobian product, by output name (without it: the gradient of the single output). */
+  readonly cotangent?: NamedValues;
   readonly trace?: boolean;
   readonly precision?: Precision;
   /** Accept NaN and ±Infinity among the inputs. */
@@ -26,20 +28,24 @@ export interface EvaluateRequest {
 }
 
 export interface Evaluation {
-  readonly outputs: Record<string, number>;
-  readonly gradient?: Record<string, number>;
-  readonly jvp?: Record<string, number>;
-  readonly vjp?: Record<string, number>;
+  readonly outputs: Record<string, Value>;
+  readonly gradient?: Record<string, Value>;
+  readonly jvp?: Record<string, Value>;
+  readonly vjp?: Record<string, Value>;
   readonly trace?: Trace;
   readonly nonFinite?: NonFiniteReport;
 }
 
+type InputData = number | ArrayLike<number>;
+
 /** A derived graph compiled for one kind of request, with what is needed to read its answers. */
 interface Prepared {
   readonly graph: Graph;
-  readonly program: ScalarProgram;
-  /** Nodes of the requested results, in program output order. */
+  readonly program: Program;
+  /** Result nodes: the function's outputs, then the derivatives asked for. */
   readonly results: readonly number[];
+  /** Inputs the transform added (tangents or cotangents), after the function's own. */
+  readonly extraInputs: readonly NamedNode[];
   readonly derivatives?: readonly MaybeNode[];
   readonly origin?: Int32Array;
   readonly pass: "reverse" | "tangent";
@@ -53,14 +59,13 @@ interface Prepared {
 export class CompiledFunction {
   readonly hash: string;
   private readonly prepared = new Map<string, Prepared>();
-  private readonly diagnostic = new Map<string, ScalarProgram>();
+  private readonly diagnostic = new Map<Prepared, Program>();
 
   constructor(
     readonly graph: Graph,
     hash?: string,
   ) {
     this.hash = hash ?? contentHash(graph);
-    if (!graph.isScalar) throw invalid("tensor-valued functions are not supported yet");
   }
 
   get inputNames(): string[] {
@@ -71,192 +76,215 @@ export class CompiledFunction {
     return this.graph.outputs.map((o) => o.name);
   }
 
-  evaluate(point: NamedNumbers, request: EvaluateRequest): Evaluation {
-    const values = this.pointValues(point, request.allowNonFinite ?? false);
+  evaluate(point: NamedValues, request: EvaluateRequest): Evaluation {
+    const inputs = this.decode(point, this.graph.inputs, "point", "input", request.allowNonFinite ?? false);
     switch (request.mode) {
       case "value":
-        return this.runValue(values, request);
+        return this.runValue(inputs, request);
       case "reverse":
-        return request.cotangent ? this.runVjp(values, request) : this.runGradient(values, request);
+        return request.cotangent ? this.runVjp(inputs, request) : this.runGradient(inputs, request);
       case "forward":
-        return request.tangent ? this.runJvp(values, request) : this.runForwardGradient(values, request);
+        return request.tangent ? this.runJvp(inputs, request) : this.runForwardGradient(inputs, request);
       default:
         throw invalid(`unknown mode ${String(request.mode)}; use value, reverse or forward`, { field: "mode" });
     }
   }
 
-  /** The point as an array in input order, rejecting missing, unknown and (unless allowed) non-finite inputs. */
-  pointValues(point: NamedNumbers, allowNonFinite: boolean, field = "point"): Float64Array {
-    return namedToArray(point, this.graph.inputs, allowNonFinite, field, "input");
+  /** The point's values in input order, checked (names, shapes, types, finiteness). */
+  pointValues(point: NamedValues, allowNonFinite: boolean, field = "point"): InputData[] {
+    return this.decode(point, this.graph.inputs, field, "input", allowNonFinite);
   }
 
-  private prepare(key: string, make: () => Omit<Prepared, "program"> & { outputs?: readonly number[] }, precision: Precision): Prepared {
+  /** Values by name, checked against the declared names, shapes and types, in the given order. */
+  decode(
+    values: NamedValues,
+    names: readonly NamedNode[],
+    field: string,
+    what: string,
+    allowNonFinite: boolean,
+    graph = this.graph,
+  ): InputData[] {
+    if (typeof values !== "object" || values === null || Array.isArray(values)) {
+      throw invalid(`${field} must be an object mapping each ${what} name to its value`, { field });
+    }
+    const known = new Set(names.map((n) => n.name));
+    for (const key of Object.keys(values)) {
+      if (!known.has(key)) {
+        throw invalid(`${field}.${key}: no ${what} is named ${key}; the ${what}s are ${[...known].join(", ") || "(none)"}`, {
+          field: `${field}.${key}`,
+          input: key,
+        });
+      }
+    }
+    return names.map((n) => {
+      const v = values[n.name];
+      const at = `${field}.${n.name}`;
+      if (v === undefined) throw invalid(`${at} is missing`, { field: at, input: n.name });
+      const node = graph.nodes[n.node];
+      return checkValue(v, node.shape, node.dtype, at, allowNonFinite);
+    });
+  }
+
+  private prepare(key: string, precision: Precision, make: () => Omit<Prepared, "program">): Prepared {
     const full = `${key}|${precision}`;
     let p = this.prepared.get(full);
     if (!p) {
       const made = make();
-      p = { ...made, program: new ScalarProgram(made.graph, made.results, { precision }) };
+      p = { ...made, program: compileProgram(made.graph, made.results, { precision }) };
       this.prepared.set(full, p);
     }
     return p;
   }
 
-  private runValue(values: Float64Array, request: EvaluateRequest): Evaluation {
-    const precision = request.precision ?? "float64";
-    const p = this.prepare(
-      "value",
-      () => ({ graph: this.graph, results: this.graph.outputs.map((o) => o.node), pass: "reverse" }),
-      precision,
-    );
-    run(p.program, values);
-    const outputs = this.readOutputs(p, 0);
-    const evaluation: { outputs: Record<string, number>; trace?: Trace; nonFinite?: NonFiniteReport } = { outputs };
-    if (request.trace || !allFinite(p.program)) this.diagnose(p, values, precision, request.trace ? "value" : undefined, evaluation);
-    return evaluation;
+  private outputNodes(): number[] {
+    return this.graph.outputs.map((o) => o.node);
   }
 
-  private runGradient(values: Float64Array, request: EvaluateRequest): Evaluation {
-    const precision = request.precision ?? "float64";
+  private runValue(inputs: InputData[], request: EvaluateRequest): Evaluation {
+    const p = this.prepare("value", request.precision ?? "float64", () => ({
+      graph: this.graph,
+      results: this.outputNodes(),
+      extraInputs: [],
+      pass: "reverse",
+    }));
+    run(p.program, inputs);
+    return this.finish(p, inputs, request, "value", {});
+  }
+
+  private runGradient(inputs: InputData[], request: EvaluateRequest): Evaluation {
     const wrt = selectInputs(this.graph, request.wrt);
     const single = this.singleOutput();
-    const p = this.prepare(
-      `grad|${single.name}|${wrt.map((w) => w.name).join(",")}`,
-      () => {
-        const r = reverse(this.graph, { outputs: [single.name], wrt: wrt.map((w) => w.name), cotangent: "seed" });
-        return {
-          graph: r.graph,
-          results: [...this.graph.outputs.map((o) => o.node), ...r.gradients],
-          derivatives: r.adjoints,
-          origin: r.origin,
-          pass: "reverse",
-        };
-      },
-      precision,
-    );
-    run(p.program, values);
-    const evaluation: Record<string, unknown> = {
-      outputs: this.readOutputs(p, 0),
-      gradient: readNamed(p.program, wrt, this.graph.outputs.length),
-    };
-    if (request.trace || !allFinite(p.program)) this.diagnose(p, values, precision, request.trace ? "reverse" : undefined, evaluation);
-    return evaluation as unknown as Evaluation;
+    const p = this.prepare(`grad|${single.name}|${names(wrt)}`, request.precision ?? "float64", () => {
+      const r = reverse(this.graph, { outputs: [single.name], wrt: wrt.map((w) => w.name), cotangent: "seed" });
+      return {
+        graph: r.graph,
+        results: [...this.outputNodes(), ...r.gradients],
+        extraInputs: [],
+        derivatives: r.adjoints,
+        origin: r.origin,
+        pass: "reverse",
+      };
+    });
+    run(p.program, inputs);
+    return this.finish(p, inputs, request, "reverse", { gradient: this.readNamed(p, wrt) });
   }
 
-  private runVjp(values: Float64Array, request: EvaluateRequest): Evaluation {
-    const precision = request.precision ?? "float64";
+  private runVjp(inputs: InputData[], request: EvaluateRequest): Evaluation {
     const wrt = selectInputs(this.graph, request.wrt);
-    const p = this.prepare(
-      `vjp|${wrt.map((w) => w.name).join(",")}`,
-      () => {
-        const r = reverse(this.graph, { wrt: wrt.map((w) => w.name), cotangent: "input" });
-        return {
-          graph: r.graph,
-          results: [...this.graph.outputs.map((o) => o.node), ...r.gradients],
-          derivatives: r.adjoints,
-          origin: r.origin,
-          pass: "reverse",
-        };
-      },
-      precision,
+    const p = this.prepare(`vjp|${names(wrt)}`, request.precision ?? "float64", () => {
+      const r = reverse(this.graph, { wrt: wrt.map((w) => w.name), cotangent: "input" });
+      return {
+        graph: r.graph,
+        results: [...this.outputNodes(), ...r.gradients],
+        extraInputs: r.cotangents,
+        derivatives: r.adjoints,
+        origin: r.origin,
+        pass: "reverse",
+      };
+    });
+    const cot = this.decode(
+      request.cotangent as NamedValues,
+      this.graph.outputs.map((o, k) => ({ name: o.name, node: p.extraInputs[k].node })),
+      "cotangent",
+      "output",
+      request.allowNonFinite ?? false,
+      p.graph,
     );
-    const cot = namedToArray(request.cotangent as NamedNumbers, this.graph.outputs, request.allowNonFinite ?? false, "cotangent", "output");
-    const all = concat(values, cot);
+    const all = [...inputs, ...cot];
     run(p.program, all);
-    const evaluation: Record<string, unknown> = {
-      outputs: this.readOutputs(p, 0),
-      vjp: readNamed(p.program, wrt, this.graph.outputs.length),
-    };
-    if (request.trace || !allFinite(p.program)) this.diagnose(p, all, precision, request.trace ? "reverse" : undefined, evaluation);
-    return evaluation as unknown as Evaluation;
+    return this.finish(p, all, request, "reverse", { vjp: this.readNamed(p, wrt) });
   }
 
   private prepareJvp(wrt: readonly NamedNode[], precision: Precision): Prepared {
-    return this.prepare(
-      `jvp|${wrt.map((w) => w.name).join(",")}`,
-      () => {
-        const f = forward(this.graph, { wrt: wrt.map((w) => w.name) });
-        return {
-          graph: f.graph,
-          results: [...this.graph.outputs.map((o) => o.node), ...f.outputTangents],
-          derivatives: f.tangents,
-          origin: f.origin,
-          pass: "tangent",
-        };
-      },
-      precision,
-    );
+    return this.prepare(`jvp|${names(wrt)}`, precision, () => {
+      const f = forward(this.graph, { wrt: wrt.map((w) => w.name) });
+      return {
+        graph: f.graph,
+        results: [...this.outputNodes(), ...f.outputTangents],
+        extraInputs: f.tangentInputs,
+        derivatives: f.tangents,
+        origin: f.origin,
+        pass: "tangent",
+      };
+    });
   }
 
-  private runJvp(values: Float64Array, request: EvaluateRequest): Evaluation {
-    const precision = request.precision ?? "float64";
+  private runJvp(inputs: InputData[], request: EvaluateRequest): Evaluation {
     const wrt = selectInputs(this.graph, request.wrt);
-    const p = this.prepareJvp(wrt, precision);
-    const tan = namedToArray(request.tangent as NamedNumbers, wrt, request.allowNonFinite ?? false, "tangent", "input");
-    const all = concat(values, tan);
+    const p = this.prepareJvp(wrt, request.precision ?? "float64");
+    const tangentNames = wrt.map((w, k) => ({ name: w.name, node: p.extraInputs[k].node }));
+    const tan = this.decode(request.tangent as NamedValues, tangentNames, "tangent", "input", request.allowNonFinite ?? false, p.graph);
+    const all = [...inputs, ...tan];
     run(p.program, all);
     const outs = this.graph.outputs;
-    const evaluation: Record<string, unknown> = {
-      outputs: this.readOutputs(p, 0),
-      jvp: Object.fromEntries(outs.map((o, k) => [o.name, p.program.output(outs.length + k)])),
-    };
-    if (request.trace || !allFinite(p.program)) this.diagnose(p, all, precision, request.trace ? "forward" : undefined, evaluation);
-    return evaluation as unknown as Evaluation;
+    const jvp = Object.fromEntries(outs.map((o, k) => [o.name, this.readResult(p, outs.length + k)]));
+    return this.finish(p, all, request, "forward", { jvp });
   }
 
   /**
-   * The gradient by forward mode: one sweep per input, the tangent a unit vector each time. A sweep
-   * that yields a non-finite derivative is redone on a program that differentiates with respect to
-   * that input alone: there the other tangents are symbolic zeros, so an infinite partial elsewhere
-   * (√x at 0, say) cannot turn 0·∞ into NaN, and the answer agrees with reverse mode.
+   * The gradient by forward mode: one sweep per input element, the tangent a unit vector each time.
+   * A sweep that yields a non-finite derivative is redone on a program that differentiates with
+   * respect to that input alone: there the other tangents are symbolic zeros, so an infinite partial
+   * elsewhere (√x at 0, say) cannot turn 0·∞ into NaN, and the answer agrees with reverse mode.
    */
-  private runForwardGradient(values: Float64Array, request: EvaluateRequest): Evaluation {
+  private runForwardGradient(inputs: InputData[], request: EvaluateRequest): Evaluation {
     const precision = request.precision ?? "float64";
     const wrt = selectInputs(this.graph, request.wrt);
     const single = this.singleOutput();
-    const tangentResult = this.graph.outputs.length + this.graph.outputs.indexOf(single);
+    const resultIndex = this.graph.outputs.length + this.graph.outputs.indexOf(single);
     const p = this.prepareJvp(wrt, precision);
-    const nIn = values.length;
-    const all = concat(values, new Float64Array(wrt.length));
-    const sweep = (k: number) => {
-      all.fill(0, nIn);
-      all[nIn + k] = 1;
-      run(p.program, all);
-    };
-    const gradient: Record<string, number> = {};
-    let failed: number | undefined;
-    wrt.forEach((w, k) => {
-      sweep(k);
-      let d = p.program.output(tangentResult);
-      if (!Number.isFinite(d)) {
-        const alone = this.prepareJvp([w], precision);
-        run(alone.program, concat(values, Float64Array.of(1)));
-        d = alone.program.output(tangentResult);
-        if (!Number.isFinite(d)) failed ??= k;
-      }
-      gradient[w.name] = d;
-    });
-    if (wrt.length === 0) run(p.program, all);
-    const evaluation: Record<string, unknown> = { outputs: this.readOutputs(p, 0), gradient };
-    if (!request.trace && failed === undefined && allFinite(p.program)) return evaluation as unknown as Evaluation;
+    const shapes = wrt.map((w) => this.graph.nodes[w.node].shape);
+    const scratch = shapes.map((shape) => new Float64Array(sizeOf(shape)));
+    /** Tangents for the sweep along element e of input k (all zero when k < 0). */
+    const unit = (k: number, e: number, only?: number): InputData[] =>
+      shapes
+        .map((shape, j) => {
+          if (shape.length === 0) return j === k ? 1 : 0;
+          scratch[j].fill(0);
+          if (j === k) scratch[j][e] = 1;
+          return scratch[j];
+        })
+        .filter((_, j) => only === undefined || j === only);
 
-    const keep = this.keepAll(p, precision);
-    const valuesOf: Record<string, number>[] = [];
+    const sweeps: { input: number; element: number }[] = [];
+    const gradient: Record<string, Value> = {};
+    let failed: { program: Prepared; inputs: InputData[] } | undefined;
     wrt.forEach((w, k) => {
-      if (failed === k) {
-        const alone = this.prepareJvp([w], precision);
-        this.diagnose(alone, concat(values, Float64Array.of(1)), precision, undefined, evaluation);
+      const g = new Float64Array(scratch[k].length);
+      for (let e = 0; e < g.length; e++) {
+        run(p.program, [...inputs, ...unit(k, e)]);
+        let d = scalarOf(p.program.read(p.results[resultIndex]));
+        if (!Number.isFinite(d)) {
+          const alone = this.prepareJvp([w], precision);
+          const args = [...inputs, ...unit(k, e, k)];
+          run(alone.program, args);
+          d = scalarOf(alone.program.read(alone.results[resultIndex]));
+          if (!Number.isFinite(d)) failed ??= { program: alone, inputs: args };
+        }
+        g[e] = d;
+        sweeps.push({ input: k, element: e });
       }
-      sweep(k);
-      keep.setInputs(all);
-      keep.interpret();
-      valuesOf.push(Object.fromEntries(p.derivatives?.map((d, id) => [id, d === null ? 0 : keep.slots[keep.slotOf[d]]]) ?? []));
+      gradient[w.name] = shapes[k].length ? { shape: [...shapes[k]], data: g } : g[0];
     });
+    if (wrt.length === 0) run(p.program, inputs);
+    const evaluation: { -readonly [K in keyof Evaluation]: Evaluation[K] } = { outputs: this.readOutputs(p), gradient };
+    if (failed) evaluation.nonFinite = this.diagnose(failed.program, failed.inputs).report;
+    else if (firstNonFiniteResult(p) !== undefined) evaluation.nonFinite = this.diagnose(p, [...inputs, ...unit(-1, 0)]).report;
     if (request.trace) {
-      const read = (id: number) => keep.slots[keep.slotOf[id]];
-      const tangentsOf = (id: number) => Object.fromEntries(wrt.map((w, k) => [w.name, valuesOf[k][id]]));
-      evaluation.trace = buildTrace(this.graph, "forward", read, tangentsOf);
+      // The trace's tangent column holds one entry per sweep, keyed by the input (and element) swept.
+      const columns = sweeps.map(({ input, element }) => {
+        const { read } = this.diagnose(p, [...inputs, ...unit(input, element)]);
+        const key = shapes[input].length ? `${wrt[input].name}[${element}]` : wrt[input].name;
+        const values = new Map<number, Value>();
+        p.graph.nodes.forEach((_, id) => {
+          if (id < this.graph.nodes.length) values.set(id, p.derivatives?.[id] == null ? 0 : read(p.derivatives[id] as number));
+        });
+        return { key, values };
+      });
+      const { read } = this.diagnose(p, [...inputs, ...unit(-1, 0)]);
+      evaluation.trace = buildTrace(this.graph, "forward", read, (id) => Object.fromEntries(columns.map((c) => [c.key, c.values.get(id)])));
     }
-    return evaluation as unknown as Evaluation;
+    return evaluation;
   }
 
   private singleOutput(): NamedNode {
@@ -267,112 +295,75 @@ export class CompiledFunction {
         { field: "mode" },
       );
     }
+    if (this.graph.nodes[outs[0].node].shape.length !== 0) {
+      throw invalid(
+        `output ${outs[0].name} is not a scalar: a gradient needs a scalar output; give a cotangent for a vector-Jacobian product`,
+        { field: "mode" },
+      );
+    }
     return outs[0];
   }
 
-  private readOutputs(p: Prepared, offset: number): Record<string, number> {
-    const out: Record<string, number> = {};
-    this.graph.outputs.forEach((o, k) => {
-      out[o.name] = p.program.output(offset + k);
-    });
-    return out;
+  private readResult(p: Prepared, k: number): Value {
+    const node = p.results[k];
+    return resultValue(p.graph.nodes[node].shape, p.program.read(node));
+  }
+
+  private readOutputs(p: Prepared): Record<string, Value> {
+    return Object.fromEntries(this.graph.outputs.map((o, k) => [o.name, this.readResult(p, k)]));
+  }
+
+  private readNamed(p: Prepared, wrt: readonly NamedNode[]): Record<string, Value> {
+    const offset = this.graph.outputs.length;
+    return Object.fromEntries(wrt.map((w, k) => [w.name, this.readResult(p, offset + k)]));
+  }
+
+  /** Shapes the answer; traces and non-finite results cost a second, diagnostic run. */
+  private finish(p: Prepared, inputs: InputData[], request: EvaluateRequest, mode: Trace["mode"], extra: Partial<Evaluation>): Evaluation {
+    const evaluation: { -readonly [K in keyof Evaluation]: Evaluation[K] } = { outputs: this.readOutputs(p), ...extra };
+    const bad = firstNonFiniteResult(p) !== undefined;
+    if (!request.trace && !bad) return evaluation;
+    const { read, report } = this.diagnose(p, inputs);
+    if (report) evaluation.nonFinite = report;
+    if (request.trace) {
+      const derivative = p.derivatives && ((id: number) => (p.derivatives?.[id] === null ? 0 : read(p.derivatives?.[id] as number)));
+      evaluation.trace = buildTrace(this.graph, mode, read, mode === "value" ? undefined : derivative);
+    }
+    return evaluation;
   }
 
   /**
-   * Re-runs the request on a program that keeps every node (the interpreter, nothing pruned) to build
-   * the trace and to find where a non-finite value first appeared. Only traces and failures pay for it.
+   * Re-runs on a program that keeps every node, to read any node (for the trace) and to find where a
+   * non-finite value first appeared. Only traces and failures pay for it.
    */
-  private diagnose(
-    p: Prepared,
-    inputs: Float64Array,
-    precision: Precision,
-    traceMode: Trace["mode"] | undefined,
-    into: Record<string, unknown>,
-  ): void {
-    const program = this.keepAll(p, precision);
-    program.setInputs(inputs);
-    program.interpret();
-    const read = (id: number) => program.slots[program.slotOf[id]];
-    if (traceMode) into.trace = buildTrace(this.graph, traceMode, read, p.derivatives && derivativeReader(p.derivatives, read));
-    const report = findNonFinite(p.graph, this.graph, p.origin, p.pass, read, p.results);
-    if (report) into.nonFinite = report;
-  }
-
-  /** The prepared graph compiled with every node kept, for traces and diagnosis (built on first use). */
-  private keepAll(p: Prepared, precision: Precision): ScalarProgram {
-    const key = `keep|${p.graph.nodes.length}|${p.results.join(",")}|${precision}`;
-    let program = this.diagnostic.get(key);
+  private diagnose(p: Prepared, inputs: InputData[]): { read: (node: number) => Value; report: NonFiniteReport | undefined } {
+    let program = this.diagnostic.get(p);
     if (!program) {
-      program = new ScalarProgram(
-        p.graph,
-        p.graph.nodes.map((_, id) => id),
-        { precision, tier: "interpreter" },
-      );
-      this.diagnostic.set(key, program);
+      program = compileProgram(p.graph, p.results, { precision: p.program.precision, keepAll: true });
+      this.diagnostic.set(p, program);
     }
-    return program;
+    run(program, inputs);
+    const keep = program;
+    const read = (node: number) => resultValue(p.graph.nodes[node].shape, keep.read(node));
+    const report = findNonFinite(p.graph, this.graph, p.origin, p.pass, (node) => keep.read(node), p.results);
+    return { read, report };
   }
 }
 
-function run(program: ScalarProgram, inputs: Float64Array): void {
-  program.setInputs(inputs);
+function names(list: readonly NamedNode[]): string {
+  return list.map((w) => w.name).join(",");
+}
+
+function run(program: Program, inputs: readonly InputData[]): void {
+  for (let k = 0; k < inputs.length; k++) program.setInput(k, inputs[k]);
   program.run();
 }
 
-function allFinite(program: ScalarProgram): boolean {
-  const s = program.slots;
-  const outs = program.outputSlots;
-  for (let i = 0; i < outs.length; i++) if (!Number.isFinite(s[outs[i]])) return false;
-  return true;
+function scalarOf(v: number | ArrayLike<number>): number {
+  return typeof v === "number" ? v : v[0];
 }
 
-function readNamed(program: ScalarProgram, names: readonly NamedNode[], offset: number): Record<string, number> {
-  const out: Record<string, number> = {};
-  names.forEach((n, k) => {
-    out[n.name] = program.output(offset + k);
-  });
-  return out;
-}
-
-function concat(a: Float64Array, b: Float64Array): Float64Array {
-  const out = new Float64Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-/** Named numbers to an array in the order of `names`, with errors that say which name is wrong. */
-export function namedToArray(
-  values: NamedNumbers,
-  names: readonly { readonly name: string }[],
-  allowNonFinite: boolean,
-  field: string,
-  what: "input" | "output",
-): Float64Array {
-  if (typeof values !== "object" || values === null || Array.isArray(values)) {
-    throw invalid(`${field} must be an object mapping each ${what} name to a number`, { field });
-  }
-  const out = new Float64Array(names.length);
-  const known = new Set(names.map((n) => n.name));
-  for (const key of Object.keys(values)) {
-    if (!known.has(key)) {
-      throw invalid(`${field}.${key}: no ${what} is named ${key}; the ${what}s are ${[...known].join(", ") || "(none)"}`, {
-        field: `${field}.${key}`,
-        input: key,
-      });
-    }
-  }
-  names.forEach((n, k) => {
-    const v = values[n.name];
-    if (v === undefined) throw invalid(`${field}.${n.name} is missing`, { field: `${field}.${n.name}`, input: n.name });
-    if (typeof v !== "number") throw invalid(`${field}.${n.name} must be a number`, { field: `${field}.${n.name}`, input: n.name });
-    if (!allowNonFinite && !Number.isFinite(v)) {
-      throw invalid(`${field}.${n.name} is ${v}; non-finite values are rejected unless the request allows them`, {
-        field: `${field}.${n.name}`,
-        input: n.name,
-      });
-    }
-    out[k] = v;
-  });
-  return out;
+function firstNonFiniteResult(p: Prepared): number | undefined {
+  for (const node of p.results) if (firstNonFinite(p.program.read(node)) >= 0) return node;
+  return undefined;
 }

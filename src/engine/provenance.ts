@@ -1,5 +1,6 @@
 import type { Graph } from "../ir/graph.js";
 import { traceLabels } from "./trace.js";
+import { firstNonFinite } from "./values.js";
 
 /** Where a NaN or ±Infinity first appeared. */
 export interface NonFiniteReport {
@@ -27,10 +28,17 @@ export function findNonFinite(
   primal: Graph,
   origin: Int32Array | undefined,
   derivativePass: "reverse" | "tangent",
-  value: (node: number) => number,
+  read: (node: number) => number | ArrayLike<number>,
   results: readonly number[],
 ): NonFiniteReport | undefined {
-  const bad = results.filter((r) => !Number.isFinite(value(r)));
+  const badAt = (node: number) => firstNonFinite(read(node));
+  const value = (node: number): number => {
+    const v = read(node);
+    if (typeof v === "number") return v;
+    const i = firstNonFinite(v);
+    return i >= 0 ? v[i] : v[0];
+  };
+  const bad = results.filter((r) => badAt(r) >= 0);
   if (bad.length === 0) return undefined;
   const ancestor = new Uint8Array(derived.nodes.length);
   for (const r of bad) ancestor[r] = 1;
@@ -41,13 +49,17 @@ export function findNonFinite(
   const describe = (id: number) => {
     const node = primal.nodes[id];
     if (node.op === "input") return `input ${node.name}`;
-    const operands = node.args.map((a) => `${labels[a] ?? primal.nodes[a].value} = ${value(a)}`).join(", ");
+    const operands = node.args
+      .filter((a) => primal.nodes[a].shape.length === 0 && primal.nodes[a].op !== "const")
+      .map((a) => `${labels[a]} = ${value(a)}`)
+      .join(", ");
     return `node ${labels[id]} = ${node.op}(${node.args.map((a) => labels[a] ?? primal.nodes[a].value).join(", ")})${operands ? ` with ${operands}` : ""}`;
   };
   for (let id = 0; id < derived.nodes.length; id++) {
     if (!ancestor[id]) continue;
+    const at = badAt(id);
+    if (at < 0) continue;
     const v = value(id);
-    if (Number.isFinite(v)) continue;
     const name = nonFiniteName(v);
     if (id < primal.nodes.length) {
       const node = primal.nodes[id];

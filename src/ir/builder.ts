@@ -75,6 +75,11 @@ export class GraphBuilder implements RuleBuilder {
     return this.intern({ op: "const", args: [], attrs: undefined, shape: [...shape], dtype, data, label });
   }
 
+  /** An integer tensor constant (indices, labels). */
+  tensorConstantInt(shape: Shape, values: readonly number[], label?: string): number {
+    return this.tensorConstant(shape, Float64Array.from(values), "int", label);
+  }
+
   add(a: number, b: number): number {
     return this.op("add", [a, b]);
   }

@@ -5,9 +5,26 @@ import * as hyperbolic from "./elementwise/hyperbolic.js";
 import * as piecewise from "./elementwise/piecewise.js";
 import * as special from "./elementwise/special.js";
 import * as trig from "./elementwise/trig.js";
+import * as indexing from "./tensor/indexing.js";
+import * as matmul from "./tensor/matmul.js";
+import * as nn from "./tensor/nn.js";
+import * as reduce from "./tensor/reduce.js";
+import * as shapeOps from "./tensor/shape-ops.js";
 import type { OpDef } from "./types.js";
 
-const families: readonly Record<string, OpDef>[] = [arith, explog, trig, hyperbolic, piecewise, special];
+const families: readonly Record<string, OpDef>[] = [
+  arith,
+  explog,
+  trig,
+  hyperbolic,
+  piecewise,
+  special,
+  shapeOps,
+  reduce,
+  matmul,
+  indexing,
+  nn,
+];
 
 const byName = new Map<string, OpDef>();
 const canonical: OpDef[] = [];

@@ -28,6 +28,31 @@ export interface RuleBuilder {
   neg(a: number): number;
 }
 
+/** Typed arrays tensors live in: floats at the program's precision, int32 for indices. */
+export type TensorData = Float64Array | Float32Array | Int32Array;
+
+/** What a tensor kernel is built for: fixed when the program is compiled. */
+export interface KernelSpec {
+  readonly argShapes: readonly Shape[];
+  readonly shape: Shape;
+  readonly attrs: Attrs | undefined;
+  readonly float32: boolean;
+}
+
+/** Runs the op on contiguous row-major operands into `out` (preallocated, exactly the output's size). */
+export type TensorKernel = (args: readonly TensorData[], out: TensorData) => void;
+
+/**
+ * An op that only re-indexes its operand (reshape, broadcast, slice, transpose): the compiler reads
+ * through it without a copy. Maps the operand's strides and offset to the result's, or returns
+ * undefined when the result cannot be expressed as a strided view (it is then copied).
+ */
+export type ViewRule = (
+  argShape: Shape,
+  attrs: Attrs | undefined,
+  view: { readonly offset: number; readonly strides: readonly number[] },
+) => { offset: number; strides: number[] } | undefined;
+
 /** `args[i]` is null where no derivative flows through operand i (comparisons, integer indices). */
 export type MaybeNode = number | null;
 
@@ -78,6 +103,18 @@ export interface OpDef {
     needs: readonly boolean[],
     attrs: Attrs | undefined,
   ): MaybeNode[];
+
+  /** Structural ops: the kernel that computes the op on tensors (scratch space allocated once here). */
+  kernel?(spec: KernelSpec): TensorKernel;
+  /** View ops: how the op re-indexes its operand (see ViewRule). */
+  readonly view?: ViewRule;
+  /**
+   * Reductions: the identity and the combining template; the compiler fuses the reduction with the
+   * elementwise ops that feed it into one loop.
+   */
+  readonly reduce?: { readonly identity: number; js(acc: string, x: string): string };
+  /** Orders of derivative the op's rules support (default: any, since rules are built from ops). */
+  readonly maxOrder?: number;
 
   /** Composite ops: build the op from others. */
   expand?(b: RuleBuilder, args: readonly number[], attrs: Attrs | undefined): number;

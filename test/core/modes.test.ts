@@ -135,7 +135,7 @@ describe("modes of the engine", () => {
 
   it("float32 precision rounds every step", () => {
     const r = fn.evaluate({ x1: 2, x2: 0.5 }, { mode: "reverse", precision: "float32" });
-    expect(r.outputs.f).toBe(Math.fround(r.outputs.f));
+    expect(r.outputs.f).toBe(Math.fround(r.outputs.f as number));
     expect(r.outputs.f).toBeCloseTo(2 * E, 6);
     expect(r.gradient?.x1).toBeCloseTo(-3 * E, 6);
   });

@@ -1,5 +1,5 @@
-import type { RuleBuilder, Shape } from "../ops/types.js";
 import { broadcastAxes, sameShape } from "../tensor/shape.js";
+import type { RuleBuilder, Shape } from "./types.js";
 
 /** Sums a cotangent over the axes along which an operand of `shape` was broadcast. */
 export function unbroadcast(b: RuleBuilder, g: number, shape: Shape): number {

@@ -1,0 +1,66 @@
+import type { Graph } from "../ir/graph.js";
+import type { TensorData } from "../ops/types.js";
+import { type Precision, ScalarProgram } from "./scalar-program.js";
+import { TensorProgram } from "./tensor-program.js";
+
+/**
+ * A compiled graph, whichever kind: all-scalar graphs get the scalar fast path (value slots,
+ * straight-line code), anything with a tensor gets the tensor program (arena, fused loops, kernels).
+ */
+export interface Program {
+  readonly precision: Precision;
+  /** Writes input k (in the graph's input order): a number, or row-major elements. */
+  setInput(k: number, value: number | ArrayLike<number>): void;
+  run(): void;
+  /** A node's value after `run`: a number for scalars, row-major elements for tensors. */
+  read(node: number): number | TensorData;
+}
+
+export interface CompileOptions {
+  readonly precision?: Precision;
+  /** Keep every node readable (traces, diagnosis); slower, and never the hot path. */
+  readonly keepAll?: boolean;
+}
+
+class ScalarAdapter implements Program {
+  constructor(readonly program: ScalarProgram) {}
+  get precision(): Precision {
+    return this.program.precision;
+  }
+  setInput(k: number, value: number | ArrayLike<number>): void {
+    this.program.slots[this.program.inputSlots[k]] = typeof value === "number" ? value : value[0];
+  }
+  run(): void {
+    this.program.run();
+  }
+  read(node: number): number {
+    return this.program.slots[this.program.slotOf[node]];
+  }
+}
+
+class TensorAdapter implements Program {
+  constructor(readonly program: TensorProgram) {}
+  get precision(): Precision {
+    return this.program.precision;
+  }
+  setInput(k: number, value: number | ArrayLike<number>): void {
+    const buf = this.program.inputBuffers[k];
+    if (typeof value === "number") buf[0] = value;
+    else buf.set(value);
+  }
+  run(): void {
+    this.program.run();
+  }
+  read(node: number): number | TensorData {
+    return this.program.read(node);
+  }
+}
+
+export function compileProgram(graph: Graph, results: readonly number[], options: CompileOptions = {}): Program {
+  const precision = options.precision ?? "float64";
+  const keep = options.keepAll ? graph.nodes.map((_, id) => id) : results;
+  if (graph.isScalar) {
+    return new ScalarAdapter(new ScalarProgram(graph, keep, { precision, tier: options.keepAll ? "interpreter" : undefined }));
+  }
+  return new TensorAdapter(new TensorProgram(graph, results, { precision, keep }));
+}

@@ -1,0 +1,69 @@
+import { invalid } from "../errors.js";
+import type { DType, TensorData } from "../ops/types.js";
+import { formatShape, type Shape, sameShape, sizeOf } from "../tensor/shape.js";
+
+/** A tensor as the engine takes and gives it: a shape and row-major elements. */
+export interface Tensor {
+  readonly shape: readonly number[];
+  readonly data: ArrayLike<number>;
+}
+
+/** An input or result: a plain number for a scalar, else a tensor. */
+export type Value = number | Tensor;
+
+export type NamedValues = Readonly<Record<string, Value>>;
+
+export function isTensor(v: unknown): v is Tensor {
+  return typeof v === "object" && v !== null && Array.isArray((v as Tensor).shape) && (v as Tensor).data !== undefined;
+}
+
+/** Index of the first non-finite element, or −1. */
+export function firstNonFinite(data: number | ArrayLike<number>): number {
+  if (typeof data === "number") return Number.isFinite(data) ? -1 : 0;
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
+  return -1;
+}
+
+/**
+ * Checks one value against the shape and type the function declares for it, and returns what a
+ * program's setInput takes. Errors name the field and both shapes.
+ */
+export function checkValue(value: unknown, shape: Shape, dtype: DType, field: string, allowNonFinite: boolean): number | ArrayLike<number> {
+  let data: number | ArrayLike<number>;
+  let given: Shape;
+  if (typeof value === "number") {
+    data = value;
+    given = [];
+  } else if (isTensor(value)) {
+    data = value.data;
+    given = value.shape;
+    if (data.length !== sizeOf(given))
+      throw invalid(`${field}: ${data.length} elements do not fill shape ${formatShape(given)}`, { field });
+  } else {
+    throw invalid(`${field} must be a number or a tensor`, { field });
+  }
+  // A single number may stand for a one-element tensor.
+  if (!sameShape(given, shape) && !(sizeOf(given) === 1 && sizeOf(shape) === 1)) {
+    throw invalid(`${field} has shape ${formatShape(given)}, but the function declares ${formatShape(shape)}`, { field });
+  }
+  if (dtype === "int") {
+    const ints = typeof data === "number" ? [data] : data;
+    for (let i = 0; i < ints.length; i++) {
+      if (!Number.isInteger(ints[i])) throw invalid(`${field}: element ${i} is ${ints[i]}, but this input holds integers`, { field });
+    }
+  } else if (!allowNonFinite) {
+    const bad = firstNonFinite(data);
+    if (bad >= 0) {
+      const v = typeof data === "number" ? data : data[bad];
+      const where = typeof data === "number" ? "" : ` at element ${bad}`;
+      throw invalid(`${field} is ${v}${where}; non-finite values are rejected unless the request allows them`, { field });
+    }
+  }
+  return data;
+}
+
+/** A program's result as the engine returns it: scalars as numbers, tensors copied out of the arena. */
+export function resultValue(shape: Shape, data: number | TensorData): Value {
+  if (shape.length === 0) return typeof data === "number" ? data : data[0];
+  return { shape: [...shape], data: typeof data === "number" ? Float64Array.of(data) : Float64Array.from(data) };
+}

@@ -1,0 +1,71 @@
+import { OpRuleError } from "../../errors.js";
+import { matmulKernel } from "../../tensor/matmul-ref.js";
+import { broadcastShapes, formatShape } from "../../tensor/shape.js";
+import { unbroadcast } from "../rule-helpers.js";
+import type { MaybeNode, OpDef } from "../types.js";
+import { boolAttr, onlyAttrs } from "./attrs.js";
+
+interface MatmulAttrs {
+  transpose_a: boolean;
+  transpose_b: boolean;
+}
+
+/** Rows × columns of an operand as the product sees it (after its optional transpose). */
+function matrixDims(shape: readonly number[], transposed: boolean): [number, number] {
+  const r = shape[shape.length - 2];
+  const c = shape[shape.length - 1];
+  return transposed ? [c, r] : [r, c];
+}
+
+/**
+ * op(A)·op(B) over the last two axes, op = optional transpose; leading axes are batch axes and
+ * broadcast. The transposes are attributes rather than separate nodes so that the backward pass
+ * (which needs Aᵀ and Bᵀ) reads the operands in place instead of copying them.
+ */
+export const matmul: OpDef = {
+  name: "matmul",
+  kind: "structural",
+  arity: 2,
+  summary: "matrix product over the last two axes, batched over the leading axes (broadcast)",
+  attrNames: ["transpose_a", "transpose_b"],
+  normalizeAttrs: (attrs, [a, b]) => {
+    const x = onlyAttrs(attrs, ["transpose_a", "transpose_b"]);
+    if (a.length < 2 || b.length < 2) {
+      throw new OpRuleError(
+        `matmul needs operands of rank ≥ 2, got ${formatShape(a)} and ${formatShape(b)}; reshape a vector to [n, 1] or [1, n]`,
+      );
+    }
+    const t = { transpose_a: boolAttr(x.transpose_a, "transpose_a", false), transpose_b: boolAttr(x.transpose_b, "transpose_b", false) };
+    const [, k1] = matrixDims(a, t.transpose_a);
+    const [k2] = matrixDims(b, t.transpose_b);
+    if (k1 !== k2) throw new OpRuleError(`inner dimensions differ: ${formatShape(a)} · ${formatShape(b)} (${k1} ≠ ${k2})`);
+    return t;
+  },
+  shape: ([a, b], attrs) => {
+    const { transpose_a, transpose_b } = attrs as unknown as MatmulAttrs;
+    const batch = broadcastShapes([a.slice(0, -2), b.slice(0, -2)]);
+    return [...batch, matrixDims(a, transpose_a)[0], matrixDims(b, transpose_b)[1]];
+  },
+  kernel: (spec) => matmulKernel(spec.argShapes[0], spec.argShapes[1], spec.shape, spec.attrs as unknown as MatmulAttrs),
+  jvp: (b, [x, y], _out, [tx, ty], attrs) => {
+    const terms = [tx === null ? null : b.op("matmul", [tx, y], attrs), ty === null ? null : b.op("matmul", [x, ty], attrs)].filter(
+      (t): t is number => t !== null,
+    );
+    return terms.length === 0 ? null : terms.length === 1 ? terms[0] : b.add(terms[0], terms[1]);
+  },
+  // C = op(A)·op(B): Ā = C̄·op(B)ᵀ, read back through op(A)'s transpose; likewise B̄ = op(A)ᵀ·C̄.
+  vjp: (b, [x, y], _out, ct, needs, attrs) => {
+    const { transpose_a: ta, transpose_b: tb } = attrs as unknown as MatmulAttrs;
+    const ga: MaybeNode = !needs[0]
+      ? null
+      : ta
+        ? b.op("matmul", [y, ct], { transpose_a: tb, transpose_b: true })
+        : b.op("matmul", [ct, y], { transpose_a: false, transpose_b: !tb });
+    const gb: MaybeNode = !needs[1]
+      ? null
+      : tb
+        ? b.op("matmul", [ct, x], { transpose_a: true, transpose_b: ta })
+        : b.op("matmul", [x, ct], { transpose_a: !ta, transpose_b: false });
+    return [ga === null ? null : unbroadcast(b, ga, b.shape(x)), gb === null ? null : unbroadcast(b, gb, b.shape(y))];
+  },
+};

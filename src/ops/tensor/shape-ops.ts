@@ -1,0 +1,359 @@
+import { OpRuleError } from "../../errors.js";
+import { broadcastShapes, formatShape, type Shape, sameShape, sizeOf, stridesOf } from "../../tensor/shape.js";
+import { unbroadcast } from "../rule-helpers.js";
+import type { Attrs, MaybeNode, OpDef, RuleBuilder, ViewRule } from "../types.js";
+import { axisAttr, intAttr, intListAttr, onlyAttrs } from "./attrs.js";
+
+const shapeList = (attrs: Attrs | undefined) => attrs?.shape as number[];
+
+function isContiguous(shape: Shape, strides: readonly number[]): boolean {
+  const want = stridesOf(shape);
+  for (let i = 0; i < shape.length; i++) if (shape[i] !== 1 && strides[i] !== want[i]) return false;
+  return true;
+}
+
+/** Reshape re-strides a contiguous operand; on a strided one it can only add or drop axes of extent 1. */
+const reshapeView: ViewRule = (argShape, attrs, view) => {
+  const target = shapeList(attrs);
+  if (isContiguous(argShape, view.strides)) return { offset: view.offset, strides: stridesOf(target) };
+  const kept = argShape.map((d, i) => [d, view.strides[i]] as const).filter(([d]) => d !== 1);
+  const targetKept = target.filter((d) => d !== 1);
+  if (kept.length !== targetKept.length || kept.some(([d], i) => d !== targetKept[i])) return undefined;
+  let k = 0;
+  return { offset: view.offset, strides: target.map((d) => (d === 1 ? 0 : kept[k++][1])) };
+};
+
+export const reshape: OpDef = {
+  name: "reshape",
+  kind: "structural",
+  arity: 1,
+  summary: "the same elements in a new shape (row-major); one extent may be −1",
+  attrNames: ["shape"],
+  normalizeAttrs: (attrs, [shape]) => {
+    const a = onlyAttrs(attrs, ["shape"]);
+    const target = intListAttr(a.shape, "shape", undefined, -1);
+    const unknown = target.filter((d) => d === -1).length;
+    if (unknown > 1) throw new OpRuleError("at most one extent may be −1", "attrs.shape");
+    const known = target.reduce((p, d) => (d === -1 ? p : p * d), 1);
+    const total = sizeOf(shape);
+    const resolved = target.map((d) => (d === -1 ? (known === 0 ? 0 : total / known) : d));
+    if (sizeOf(resolved) !== total || resolved.some((d) => !Number.isInteger(d))) {
+      throw new OpRuleError(`cannot reshape ${formatShape(shape)} (${total} elements) to ${formatShape(target)}`, "attrs.shape");
+    }
+    return { shape: resolved };
+  },
+  shape: (_args, attrs) => shapeList(attrs),
+  view: reshapeView,
+  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("reshape", [t], attrs)),
+  vjp: (b, [x], _out, ct) => [b.op("reshape", [ct], { shape: [...b.shape(x)] })],
+};
+
+export const broadcastTo: OpDef = {
+  name: "broadcast_to",
+  kind: "structural",
+  arity: 1,
+  summary: "repeats the operand along new leading axes and axes of extent 1 (NumPy broadcasting)",
+  attrNames: ["shape"],
+  normalizeAttrs: (attrs, [shape]) => {
+    const a = onlyAttrs(attrs, ["shape"]);
+    const target = intListAttr(a.shape, "shape", undefined, 0);
+    if (target.length < shape.length || !sameShape(broadcastShapes([shape, target]), target)) {
+      throw new OpRuleError(`cannot broadcast ${formatShape(shape)} to ${formatShape(target)}`, "attrs.shape");
+    }
+    return { shape: target };
+  },
+  shape: (_args, attrs) => shapeList(attrs),
+  view: (argShape, attrs, view) => {
+    const target = shapeList(attrs);
+    const lead = target.length - argShape.length;
+    return {
+      offset: view.offset,
+      strides: target.map((d, i) => (i < lead || (argShape[i - lead] === 1 && d !== 1) ? 0 : view.strides[i - lead])),
+    };
+  },
+  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("broadcast_to", [t], attrs)),
+  vjp: (b, [x], _out, ct) => [unbroadcast(b, ct, b.shape(x))],
+};
+
+export const transpose: OpDef = {
+  name: "transpose",
+  kind: "structural",
+  arity: 1,
+  summary: "permutes the axes (default: reverses them)",
+  attrNames: ["perm"],
+  normalizeAttrs: (attrs, [shape]) => {
+    const a = onlyAttrs(attrs, ["perm"]);
+    const perm = a.perm === undefined ? shape.map((_, i) => shape.length - 1 - i) : intListAttr(a.perm, "perm", shape.length, 0);
+    if ([...perm].sort((x, y) => x - y).some((p, i) => p !== i)) {
+      throw new OpRuleError(`perm ${formatShape(perm)} is not a permutation of the ${shape.length} axes`, "attrs.perm");
+    }
+    return { perm };
+  },
+  shape: ([shape], attrs) => (attrs as { perm: number[] }).perm.map((p) => shape[p]),
+  view: (_argShape, attrs, view) => ({ offset: view.offset, strides: (attrs as { perm: number[] }).perm.map((p) => view.strides[p]) }),
+  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("transpose", [t], attrs)),
+  vjp: (b, _args, _out, ct, _needs, attrs) => {
+    const perm = attrs?.perm as number[];
+    const inverse = new Array<number>(perm.length);
+    perm.forEach((p, i) => {
+      inverse[p] = i;
+    });
+    return [b.op("transpose", [ct], { perm: inverse })];
+  },
+};
+
+/** Python slice semantics on one axis: negative indices count from the end; bounds clamp. */
+function resolveSlice(begin: number | null, end: number | null, dim: number): [number, number] {
+  const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + dim : v, 0), dim);
+  const b = begin === null ? 0 : clamp(begin);
+  const e = end === null ? dim : clamp(end);
+  return [b, Math.max(e, b)];
+}
+
+export const slice: OpDef = {
+  name: "slice",
+  kind: "structural",
+  arity: 1,
+  summary: "x[begin:end:step] per axis (Python semantics, step ≥ 1); axes not given are kept whole",
+  attrNames: ["begin", "end", "step"],
+  normalizeAttrs: (attrs, [shape]) => {
+    const a = onlyAttrs(attrs, ["begin", "end", "step"]);
+    const list = (v: unknown, name: string) => {
+      if (v === undefined) return [];
+      if (!Array.isArray(v)) throw new OpRuleError(`${name} must be a list`, `attrs.${name}`);
+      if (v.length > shape.length)
+        throw new OpRuleError(`${name} has ${v.length} entries for ${shape.length} axes ${formatShape(shape)}`, `attrs.${name}`);
+      return v.map((x, i) => (x === null ? null : intAttr(x, `${name}[${i}]`)));
+    };
+    const begins = list(a.begin, "begin");
+    const ends = list(a.end, "end");
+    const steps = list(a.step, "step");
+    const begin: number[] = [];
+    const end: number[] = [];
+    const step: number[] = [];
+    shape.forEach((dim, i) => {
+      const s = steps[i] ?? 1;
+      if (s < 1) throw new OpRuleError(`step[${i}] must be ≥ 1, got ${s}`, "attrs.step");
+      const [bb, ee] = resolveSlice(begins[i] ?? null, ends[i] ?? null, dim);
+      begin.push(bb);
+      end.push(ee);
+      step.push(s);
+    });
+    return { begin, end, step };
+  },
+  shape: ([shape], attrs) => {
+    const { begin, end, step } = attrs as { begin: number[]; end: number[]; step: number[] };
+    return shape.map((_, i) => Math.ceil((end[i] - begin[i]) / step[i]));
+  },
+  view: (argShape, attrs, view) => {
+    const { begin, step } = attrs as { begin: number[]; step: number[] };
+    let offset = view.offset;
+    argShape.forEach((_, i) => {
+      offset += begin[i] * view.strides[i];
+    });
+    return { offset, strides: view.strides.map((s, i) => s * step[i]) };
+  },
+  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("slice", [t], attrs)),
+  vjp: (b, [x], out, ct, _needs, attrs) => {
+    const { begin, step } = attrs as { begin: number[]; step: number[] };
+    const shape = b.shape(x);
+    const outShape = b.shape(out);
+    const after = shape.map((d, i) => (outShape[i] === 0 ? d - begin[i] : d - (begin[i] + (outShape[i] - 1) * step[i] + 1)));
+    return [b.op("pad", [ct], { before: begin, after, interior: step.map((s) => s - 1) })];
+  },
+};
+
+export const pad: OpDef = {
+  name: "pad",
+  kind: "structural",
+  arity: 1,
+  summary: "surrounds the operand with `value` (before/after each axis) and spreads it by `interior` (between elements)",
+  attrNames: ["before", "after", "interior", "value"],
+  normalizeAttrs: (attrs, [shape]) => {
+    const a = onlyAttrs(attrs, ["before", "after", "interior", "value"]);
+    const zeros = shape.map(() => 0);
+    const before = a.before === undefined ? zeros : intListAttr(a.before, "before", shape.length, 0);
+    const after = a.after === undefined ? zeros : intListAttr(a.after, "after", shape.length, 0);
+    const interior = a.interior === undefined ? zeros : intListAttr(a.interior, "interior", shape.length, 0);
+    const value = a.value ?? 0;
+    if (typeof value !== "number" || !Number.isFinite(value)) throw new OpRuleError("value must be a finite number", "attrs.value");
+    return { before, after, interior, value };
+  },
+  shape: ([shape], attrs) => {
+    const { before, after, interior } = attrs as { before: number[]; after: number[]; interior: number[] };
+    return shape.map((d, i) => before[i] + after[i] + (d === 0 ? 0 : d + (d - 1) * interior[i]));
+  },
+  kernel: ({ argShapes: [shape], shape: outShape, attrs }) => {
+    const { before, interior, value } = attrs as { before: number[]; interior: number[]; value: number };
+    const outStrides = stridesOf(outShape);
+    const rank = shape.length;
+    const n = sizeOf(shape);
+    // Where element 0 of the operand lands, and how far each operand axis steps in the output.
+    const base = before.reduce((acc, b, i) => acc + b * outStrides[i], 0);
+    const step = outStrides.map((s, i) => s * (interior[i] + 1));
+    const index = new Int32Array(rank);
+    return ([x], out) => {
+      out.fill(value);
+      index.fill(0);
+      let o = base;
+      for (let i = 0; i < n; i++) {
+        out[o] = x[i];
+        for (let ax = rank - 1; ax >= 0; ax--) {
+          index[ax]++;
+          o += step[ax];
+          if (index[ax] < shape[ax]) break;
+          o -= step[ax] * shape[ax];
+          index[ax] = 0;
+        }
+      }
+    };
+  },
+  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("pad", [t], { ...attrs, value: 0 })),
+  vjp: (b, [x], _out, ct, _needs, attrs) => {
+    const { before, interior } = attrs as { before: number[]; interior: number[] };
+    const shape = b.shape(x);
+    const end = shape.map((d, i) => before[i] + (d === 0 ? 0 : (d - 1) * (interior[i] + 1) + 1));
+    return [b.op("slice", [ct], { begin: before, end, step: interior.map((s) => s + 1) })];
+  },
+};
+
+export const concat: OpDef = {
+  name: "concat",
+  kind: "structural",
+  arity: { min: 1 },
+  summary: "joins tensors along an existing axis (default 0)",
+  attrNames: ["axis"],
+  normalizeAttrs: (attrs, shapes) => {
+    const a = onlyAttrs(attrs, ["axis"]);
+    const rank = shapes[0].length;
+    if (rank === 0) throw new OpRuleError("cannot concatenate scalars; use stack");
+    const axis = axisAttr(a.axis, rank, 0);
+    shapes.forEach((s, k) => {
+      if (s.length !== rank || s.some((d, i) => i !== axis && d !== shapes[0][i])) {
+        throw new OpRuleError(`operand ${k} has shape ${formatShape(s)}, which does not match ${formatShape(shapes[0])} off axis ${axis}`);
+      }
+    });
+    return { axis };
+  },
+  shape: (shapes, attrs) => {
+    const axis = attrs?.axis as number;
+    return shapes[0].map((d, i) => (i === axis ? shapes.reduce((acc, s) => acc + s[axis], 0) : d));
+  },
+  kernel: ({ argShapes, shape, attrs }) => {
+    const axis = attrs?.axis as number;
+    const outer = sizeOf(shape.slice(0, axis));
+    const inner = sizeOf(shape.slice(axis + 1));
+    const widths = argShapes.map((s) => s[axis] * inner);
+    const rowWidth = shape[axis] * inner;
+    return (args, out) => {
+      let col = 0;
+      args.forEach((x, k) => {
+        const w = widths[k];
+        for (let r = 0; r < outer; r++) out.set(x.subarray(r * w, (r + 1) * w), r * rowWidth + col);
+        col += w;
+      });
+    };
+  },
+  jvp: (b, args, _out, tangents, attrs) => {
+    const parts = args.map((a, k) => tangents[k] ?? b.op("broadcast_to", [b.constant(0)], { shape: [...b.shape(a)] }));
+    return b.op("concat", parts, attrs);
+  },
+  vjp: (b, args, _out, ct, needs, attrs) => {
+    const axis = attrs?.axis as number;
+    const rank = b.shape(ct).length;
+    let at = 0;
+    return args.map((a, k): MaybeNode => {
+      const width = b.shape(a)[axis];
+      const begin = new Array<number>(rank).fill(0);
+      const end = [...b.shape(ct)];
+      begin[axis] = at;
+      end[axis] = at + width;
+      at += width;
+      return needs[k] ? b.op("slice", [ct], { begin, end, step: new Array(rank).fill(1) }) : null;
+    });
+  },
+};
+
+/** Composite shape ops: built from reshape and concat, so they need no rules. */
+function expandAxes(b: RuleBuilder, x: number, axes: readonly number[]): number {
+  const shape = [...b.shape(x)];
+  const rank = shape.length + axes.length;
+  const norm = axes.map((a) => (a < 0 ? a + rank : a)).sort((p, q) => p - q);
+  for (const a of norm) {
+    if (a < 0 || a > shape.length) throw new OpRuleError(`axis ${a} is out of range for the result's rank ${rank}`, "attrs.axis");
+    shape.splice(a, 0, 1);
+  }
+  return b.op("reshape", [x], { shape });
+}
+
+export const expandDims: OpDef = {
+  name: "expand_dims",
+  kind: "composite",
+  arity: 1,
+  summary: "inserts axes of extent 1",
+  attrNames: ["axis"],
+  normalizeAttrs: (attrs) => {
+    const a = onlyAttrs(attrs, ["axis"]);
+    return { axis: typeof a.axis === "number" ? [intAttr(a.axis, "axis")] : intListAttr(a.axis ?? [0], "axis") };
+  },
+  expand: (b, [x], attrs) => expandAxes(b, x, attrs?.axis as number[]),
+};
+
+export const squeeze: OpDef = {
+  name: "squeeze",
+  kind: "composite",
+  arity: 1,
+  summary: "removes axes of extent 1 (the given ones, or all)",
+  attrNames: ["axes"],
+  normalizeAttrs: (attrs, [shape]) => {
+    const a = onlyAttrs(attrs, ["axes"]);
+    const axes =
+      a.axes === undefined
+        ? shape.flatMap((d, i) => (d === 1 ? [i] : []))
+        : intListAttr(a.axes, "axes").map((x) => (x < 0 ? x + shape.length : x));
+    for (const ax of axes) {
+      if (shape[ax] !== 1) throw new OpRuleError(`cannot squeeze axis ${ax} of ${formatShape(shape)}: its extent is not 1`, "attrs.axes");
+    }
+    return { axes };
+  },
+  expand: (b, [x], attrs) => {
+    const axes = new Set(attrs?.axes as number[]);
+    return b.op("reshape", [x], { shape: b.shape(x).filter((_, i) => !axes.has(i)) });
+  },
+};
+
+export const flatten: OpDef = {
+  name: "flatten",
+  kind: "composite",
+  arity: 1,
+  summary: "keeps the first axis (the batch) and flattens the rest: [N, …] → [N, ∏…]",
+  expand: (b, [x]) => {
+    const shape = b.shape(x);
+    if (shape.length < 1) throw new OpRuleError("flatten needs at least one axis");
+    return b.op("reshape", [x], { shape: [shape[0], sizeOf(shape.slice(1))] });
+  },
+};
+
+export const stack: OpDef = {
+  name: "stack",
+  kind: "composite",
+  arity: { min: 1 },
+  summary: "joins tensors of one shape along a new axis (default 0)",
+  attrNames: ["axis"],
+  normalizeAttrs: (attrs, shapes) => {
+    const a = onlyAttrs(attrs, ["axis"]);
+    shapes.forEach((s, k) => {
+      if (!sameShape(s, shapes[0]))
+        throw new OpRuleError(`operand ${k} has shape ${formatShape(s)}, operand 0 ${formatShape(shapes[0])}: stack needs equal shapes`);
+    });
+    return { axis: axisAttr(a.axis, shapes[0].length + 1, 0) };
+  },
+  expand: (b, args, attrs) => {
+    const axis = attrs?.axis as number;
+    return b.op(
+      "concat",
+      args.map((x) => expandAxes(b, x, [axis])),
+      { axis },
+    );
+  },
+};
