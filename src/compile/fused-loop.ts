@@ -2,10 +2,16 @@ import { scalarKernels } from "../ops/scalar-kernels.js";
 import type { TensorData } from "../ops/types.js";
 import { formatLiteral } from "./kernels-js.js";
 
-/** How a fused loop reads (or writes) one buffer: element offset and a stride per iteration axis. */
+/**
+ * How a loop reads or writes one buffer: element offset and a stride per iteration axis. A read may
+ * carry bounds (per iteration axis, [lo, hi)) outside which it yields `fill` instead: that is how a
+ * zero-padded tensor is read without being built.
+ */
 export interface Access {
   readonly offset: number;
   readonly strides: readonly number[];
+  readonly bounds?: readonly (readonly [number, number])[];
+  readonly fill?: number;
 }
 
 /** One value the loop body computes: a JavaScript expression over operand and earlier value names. */
@@ -14,94 +20,130 @@ export interface BodyLine {
   readonly expression: string;
 }
 
+export interface LoopOutput {
+  /** A name from the body, `a${k}`, or a literal. */
+  readonly value: string;
+  /** Where it goes; for a reduction, the strides are 0 along the reduced axes. */
+  readonly access: Access;
+  readonly reduce?: { readonly identity: number; js(acc: string, x: string): string };
+}
+
 export interface LoopSpec {
   /** The index space the loop walks, row-major. */
   readonly shape: readonly number[];
   /** Operand reads; the body refers to operand k's element as `a${k}`. */
   readonly operands: readonly Access[];
   readonly body: readonly BodyLine[];
-  /** The body's result (a name from `body`, `a${k}`, or a literal). */
-  readonly result: string;
-  /** The output write; for a reduction its strides are 0 along the reduced axes. */
-  readonly output: Access;
-  readonly reduce?: { readonly identity: number; js(acc: string, x: string): string };
+  readonly outputs: readonly LoopOutput[];
   readonly float32: boolean;
 }
 
-export type FusedLoop = (out: TensorData, operands: readonly TensorData[]) => void;
+export type FusedLoop = (outs: readonly TensorData[], operands: readonly TensorData[]) => void;
+
+interface Dim {
+  extent: number;
+  /** Strides of every access: outputs first, then operands. */
+  strides: number[];
+  /** Bounds of every bounded operand along this axis, or undefined where the axis is unrestricted. */
+  bounds: (readonly [number, number] | undefined)[];
+}
 
 /**
- * Merges adjacent axes that every access walks contiguously (stride[d] = stride[d+1]·shape[d+1]),
- * so that an elementwise chain over same-shaped tensors becomes one flat loop.
+ * Merges adjacent axes that every access walks contiguously (stride[d] = stride[d+1]·extent[d+1]),
+ * so that an elementwise chain over same-shaped tensors becomes one flat loop. Axes along which a
+ * bounded read is restricted stay separate, since their index is tested.
  */
-function collapse(shape: readonly number[], accesses: readonly (readonly number[])[], reduced: readonly boolean[]) {
-  const dims: { extent: number; strides: number[]; reduced: boolean }[] = [];
-  shape.forEach((extent, d) => {
+function collapse(spec: LoopSpec): Dim[] {
+  const accesses = [...spec.outputs.map((o) => o.access), ...spec.operands];
+  const dims: Dim[] = [];
+  spec.shape.forEach((extent, d) => {
     if (extent === 1) return;
-    const strides = accesses.map((s) => s[d]);
+    const strides = accesses.map((a) => a.strides[d]);
+    const bounds = accesses.map((a) => {
+      const b = a.bounds?.[d];
+      return b && (b[0] > 0 || b[1] < extent) ? b : undefined;
+    });
     const last = dims[dims.length - 1];
-    if (last && last.reduced === reduced[d] && last.strides.every((s, k) => s === strides[k] * extent)) {
+    const free = (bs: Dim["bounds"]) => bs.every((b) => b === undefined);
+    if (last && free(last.bounds) && free(bounds) && last.strides.every((s, k) => s === strides[k] * extent)) {
       last.extent *= extent;
       last.strides = strides;
       return;
     }
-    dims.push({ extent, strides, reduced: reduced[d] });
+    dims.push({ extent, strides, bounds });
   });
   return dims;
 }
 
 /**
- * Generates the loop for a fused group. The code contains only names, offsets and strides computed
- * here, op templates from our table and literals formatted by formatLiteral: never client text.
+ * Generates one loop nest computing several fused groups at once. The code contains only names,
+ * offsets and strides computed here, op templates from our table and literals formatted by
+ * formatLiteral: never client text.
  */
 export function generateLoop(spec: LoopSpec): FusedLoop {
-  const accesses = [spec.output.strides, ...spec.operands.map((o) => o.strides)];
-  const reducedAxes = spec.output.strides.map((s, d) => spec.reduce !== undefined && s === 0 && spec.shape[d] !== 1);
-  const dims = collapse(spec.shape, accesses, reducedAxes);
+  const dims = collapse(spec);
   const depth = dims.length;
+  const nOut = spec.outputs.length;
   const round = (e: string) => (spec.float32 ? `Math.fround(${e})` : e);
-  const reduce = spec.reduce;
-  // Operands that move with no axis are read once, before the loops.
-  const invariant = spec.operands.map((_, k) => dims.every((d) => d.strides[k + 1] === 0));
+  const lit = (x: number) => formatLiteral(spec.float32 ? Math.fround(x) : x);
+  const invariant = spec.operands.map((_, k) => dims.every((d) => d.strides[nOut + k] === 0 && d.bounds[nOut + k] === undefined));
   const moving = spec.operands.map((_, k) => k).filter((k) => !invariant[k]);
+  const outOffset = (j: number, d: number) => `o${j}_${d}`;
+  const inOffset = (k: number, d: number) => `p${k}_${d}`;
 
+  // Per output: a scalar accumulator for full reductions, in-place accumulation for partial ones.
+  const fullReduce = spec.outputs.map((o) => o.reduce !== undefined && dims.every((d, _i) => d.strides[spec.outputs.indexOf(o)] === 0));
   const prologue: string[] = [];
+  prologue.push(`const [${spec.outputs.map((_, j) => `out${j}`).join(", ")}] = outs;`);
   if (spec.operands.length) prologue.push(`const [${spec.operands.map((_, k) => `in${k}`).join(", ")}] = operands;`);
   spec.operands.forEach((o, k) => {
     if (invariant[k]) prologue.push(`const a${k} = in${k}[${o.offset}];`);
   });
-  prologue.push(`const po_0 = ${spec.output.offset}${moving.map((k) => `, p${k}_0 = ${spec.operands[k].offset}`).join("")};`);
+  const starts = [
+    ...spec.outputs.map((o, j) => `${outOffset(j, 0)} = ${o.access.offset}`),
+    ...moving.map((k) => `${inOffset(k, 0)} = ${spec.operands[k].offset}`),
+  ];
+  prologue.push(`const ${starts.join(", ")};`);
+  spec.outputs.forEach((o, j) => {
+    if (!o.reduce) return;
+    if (fullReduce[j]) prologue.push(`let acc${j} = ${lit(o.reduce.identity)};`);
+    else prologue.push(`out${j}.fill(${lit(o.reduce.identity)});`);
+  });
 
-  // A reduction whose reduced axes are all innermost keeps its running value in a local; otherwise
-  // it accumulates in the output, which starts at the identity.
-  const firstReduced = dims.findIndex((d) => d.reduced);
-  const localAccumulator = reduce !== undefined && firstReduced !== -1 && dims.slice(firstReduced).every((d) => d.reduced);
-  if (reduce && firstReduced !== -1 && !localAccumulator) prologue.push(`out.fill(${formatLiteral(reduce.identity)});`);
-
+  const loads = moving
+    .map((k) => {
+      const o = spec.operands[k];
+      const tests = dims.flatMap((d, i) => {
+        const b = d.bounds[nOut + k];
+        return b ? [`i${i + 1} >= ${b[0]} && i${i + 1} < ${b[1]}`] : [];
+      });
+      const read = `in${k}[${inOffset(k, depth)}]`;
+      return `const a${k} = ${tests.length ? `(${tests.join(" && ")}) ? ${read} : ${lit(o.fill ?? 0)}` : read};`;
+    })
+    .join(" ");
   const body = spec.body.map((l) => `const ${l.name} = ${round(l.expression)};`).join(" ");
-  const loads = moving.map((k) => `const a${k} = in${k}[p${k}_${depth}];`).join(" ");
-  let store: string;
-  if (!reduce || firstReduced === -1) {
-    // No axis of extent > 1 is reduced: each output element combines one value with the identity.
-    const value = reduce ? reduce.js(formatLiteral(reduce.identity), spec.result) : spec.result;
-    store = `out[po_${depth}] = ${round(value)};`;
-  } else if (localAccumulator) store = `acc = ${reduce.js("acc", spec.result)};`;
-  else store = `out[po_${depth}] = ${round(reduce.js(`out[po_${depth}]`, spec.result))};`;
+  const stores = spec.outputs
+    .map((o, j) => {
+      if (!o.reduce) return `out${j}[${outOffset(j, depth)}] = ${round(o.value)};`;
+      if (fullReduce[j]) return `acc${j} = ${o.reduce.js(`acc${j}`, o.value)};`;
+      const at = `out${j}[${outOffset(j, depth)}]`;
+      return `${at} = ${round(o.reduce.js(at, o.value))};`;
+    })
+    .join(" ");
 
   const emit = (d: number): string => {
-    if (d === depth) return `${loads} ${body} ${store}`;
+    if (d === depth) return `${loads} ${body} ${stores}`;
     const dim = dims[d];
     const i = `i${d + 1}`;
     const offsets = [
-      `po_${d + 1} = po_${d} + ${i} * ${dim.strides[0]}`,
-      ...moving.map((k) => `p${k}_${d + 1} = p${k}_${d} + ${i} * ${dim.strides[k + 1]}`),
+      ...spec.outputs.map((_, j) => `${outOffset(j, d + 1)} = ${outOffset(j, d)} + ${i} * ${dim.strides[j]}`),
+      ...moving.map((k) => `${inOffset(k, d + 1)} = ${inOffset(k, d)} + ${i} * ${dim.strides[nOut + k]}`),
     ];
-    const loop = `for (let ${i} = 0; ${i} < ${dim.extent}; ${i}++) {\nconst ${offsets.join(", ")};\n${emit(d + 1)}\n}`;
-    if (localAccumulator && reduce && d === firstReduced) {
-      return `let acc = ${formatLiteral(reduce.identity)};\n${loop}\nout[po_${d}] = ${round("acc")};`;
-    }
-    return loop;
+    return `for (let ${i} = 0; ${i} < ${dim.extent}; ${i}++) {\nconst ${offsets.join(", ")};\n${emit(d + 1)}\n}`;
   };
-  const code = `${prologue.join("\n")}\n${emit(0)}`;
-  return new Function("H", `return function fused(out, operands) {\n${code}\n};`)(scalarKernels) as FusedLoop;
+  const epilogue = spec.outputs
+    .map((o, j) => (o.reduce && fullReduce[j] ? `out${j}[${o.access.offset}] = ${round(`acc${j}`)};` : ""))
+    .filter(Boolean);
+  const code = `${prologue.join("\n")}\n${emit(0)}\n${epilogue.join("\n")}`;
+  return new Function("H", `return function fused(outs, operands) {\n${code}\n};`)(scalarKernels) as FusedLoop;
 }

@@ -3,59 +3,92 @@ import type { Graph, IrNode } from "../ir/graph.js";
 import { findOp } from "../ops/registry.js";
 import type { OpDef, TensorData, TensorKernel } from "../ops/types.js";
 import { type Shape, sameShape, sizeOf, stridesOf } from "../tensor/shape.js";
-import { type Access, generateLoop } from "./fused-loop.js";
+import { type Access, type BodyLine, generateLoop, type LoopOutput } from "./fused-loop.js";
 import { formatLiteral, kernelExpression } from "./kernels-js.js";
 import type { Precision } from "./scalar-program.js";
 
-/** Where a node's elements are: a strided window on a buffer, or one number everywhere. */
-type Location = { kind: "buffer"; buffer: number; offset: number; strides: number[] } | { kind: "literal"; value: number };
+/**
+ * Where a node's elements are: a strided window on a buffer (optionally bounded, reading `fill`
+ * outside the bounds: a zero-padded tensor that was never built), or one number everywhere.
+ */
+type Location =
+  | {
+      readonly kind: "buffer";
+      readonly buffer: number;
+      readonly offset: number;
+      readonly strides: readonly number[];
+      readonly bounds?: readonly (readonly [number, number])[];
+      readonly fill?: number;
+    }
+  | { readonly kind: "literal"; readonly value: number };
+
+type BufferLocation = Extract<Location, { kind: "buffer" }>;
 
 interface BufferPlan {
   readonly size: number;
   readonly dtype: "float" | "int";
-  /** Inputs and kept nodes (and the buffers kept views alias) live for the whole run; others only from their first write to their last read. */
+  /** Inputs, kept nodes and the buffers kept views alias live for the whole run. */
   pinned: boolean;
+  /** Whether any step outside the writer's loop nest reads it (else it is never stored). */
+  used: boolean;
   first: number;
   last: number;
 }
 
-interface Step {
-  /** Node whose buffer the step writes. */
-  readonly node: number;
-  readonly label: string;
-  build(buffers: readonly TensorData[]): () => void;
-}
+/** A unit of work before loop nests are formed. */
+type Task =
+  | { readonly kind: "loop"; readonly node: number; readonly shape: Shape; readonly members: readonly number[] }
+  | { readonly kind: "copy"; readonly node: number; readonly shape: Shape; readonly from: Location }
+  | { readonly kind: "kernel"; readonly node: number; readonly args: readonly BufferLocation[]; readonly kernel: TensorKernel }
+  | { readonly kind: "const"; readonly node: number; readonly data: Float64Array };
 
 const rowMajor = (shape: Shape) => stridesOf(shape);
 
-function isContiguous(shape: Shape, strides: readonly number[]): boolean {
+function isContiguous(shape: Shape, loc: BufferLocation): boolean {
+  if (loc.bounds) return false;
   const want = rowMajor(shape);
-  return shape.every((d, i) => d === 1 || strides[i] === want[i]);
+  return shape.every((d, i) => d === 1 || loc.strides[i] === want[i]);
 }
 
-/** Strides of an operand of `shape` read across the iteration space `target` (NumPy broadcasting). */
-function broadcastStrides(shape: Shape, strides: readonly number[], target: Shape): number[] {
+/** An access over the iteration space `target`, broadcasting a location of `shape` (NumPy rules). */
+function accessOver(shape: Shape, loc: BufferLocation, target: Shape): Access {
   const lead = target.length - shape.length;
-  return target.map((d, i) => (i < lead || (shape[i - lead] === 1 && d !== 1) ? 0 : strides[i - lead]));
+  const broadcast = (i: number) => i < lead || (shape[i - lead] === 1 && target[i] !== 1);
+  const strides = target.map((_, i) => (broadcast(i) ? 0 : loc.strides[i - lead]));
+  if (!loc.bounds) return { offset: loc.offset, strides };
+  const bounds = target.map((d, i): [number, number] => (broadcast(i) ? [0, d] : (loc.bounds as [number, number][])[i - lead]));
+  return { offset: loc.offset, strides, bounds, fill: loc.fill };
+}
+
+/** Whether two accesses touch the same elements over `shape` (strides of extent-1 axes do not matter). */
+function sameAccess(a: Access, b: Access, shape: Shape): boolean {
+  return a.offset === b.offset && !a.bounds && !b.bounds && shape.every((d, i) => d === 1 || a.strides[i] === b.strides[i]);
+}
+
+/** Row-major access over a whole index space: what a loop writes, and what reads it back unchanged. */
+function identity(shape: Shape): Access {
+  return { offset: 0, strides: rowMajor(shape) };
 }
 
 /**
  * A compiled tensor graph. Planning decides, per node, whether it is a view of another buffer
- * (reshape, broadcast, slice, transpose), a value computed inside a fused loop (chains of elementwise
- * ops and the reductions they feed), a kernel call (matmul, convolution, gather…), or a literal.
- * Buffers live in one SharedArrayBuffer arena, allocated once; a buffer's space is reused once its
- * last reader has run. Running the program walks a fixed list of prepared steps: no allocation.
+ * (reshape, broadcast, slice, transpose, zero padding), a value computed inside a fused loop (chains
+ * of elementwise ops and the reductions they feed), a kernel call (matmul, convolution, gather…), or a
+ * literal. Consecutive loops over the same index space merge into one nest that reads its inputs once
+ * and stores only what later steps need. Buffers live in one SharedArrayBuffer arena, allocated once;
+ * space is reused once a buffer's last reader has run. Running walks a fixed list of prepared steps.
  */
 export class TensorProgram {
   readonly arena: SharedArrayBuffer;
   readonly precision: Precision;
-  private readonly locations: (Location | undefined)[];
-  private readonly buffers: TensorData[];
-  private readonly steps: (() => void)[];
-  private readonly stepLabels: string[];
-  private readonly graph: Graph;
   readonly inputBuffers: TensorData[];
   readonly outputs: readonly number[];
+  /** Step labels, for errors and profiles. */
+  readonly stepLabels: string[];
+  readonly steps: (() => void)[];
+  private readonly locations: (Location | undefined)[];
+  private readonly buffers: TensorData[];
+  private readonly graph: Graph;
 
   constructor(graph: Graph, outputs: readonly number[], options: { precision?: Precision; keep?: readonly number[] } = {}) {
     this.graph = graph;
@@ -72,18 +105,17 @@ export class TensorProgram {
     for (let id = 0; id < n; id++) if (kept[id]) needed[id] = 1;
     for (let id = n - 1; id >= 0; id--) if (needed[id]) for (const a of nodes[id].args) needed[a] = 1;
     for (const input of graph.inputs) needed[input.node] = 1;
-
     const consumers: number[][] = Array.from({ length: n }, () => []);
     for (let id = 0; id < n; id++) if (needed[id]) for (const a of new Set(nodes[id].args)) consumers[a].push(id);
     const defs = nodes.map((node) => (node.args.length ? (findOp(node.op) as OpDef) : undefined));
     const isElementwise = (id: number) => defs[id]?.kind === "elementwise";
     const isReduce = (id: number) => defs[id]?.reduce !== undefined;
 
-    // Fusion, consumers first: an elementwise node joins its consumers' loop when it is not kept, all
-    // its consumers are in one loop, and that loop walks exactly its shape (no recomputation).
+    // Vertical fusion, consumers first: an elementwise node joins its consumers' group when it is not
+    // kept, all its consumers are in one group, and that group walks exactly its shape.
     const group = new Int32Array(n).fill(-1);
-    const iterShape: Shape[] = [];
-    const roots: number[] = [];
+    const groupShape: Shape[] = [];
+    const groupRoot: number[] = [];
     for (let id = n - 1; id >= 0; id--) {
       if (!needed[id] || !(isElementwise(id) || isReduce(id))) continue;
       const cs = consumers[id];
@@ -93,135 +125,66 @@ export class TensorProgram {
         !isReduce(id) &&
         target >= 0 &&
         cs.every((c) => group[c] === target && (isElementwise(c) || isReduce(c))) &&
-        sameShape(iterShape[target], nodes[id].shape);
-      if (joinable) {
-        group[id] = target;
-      } else {
-        group[id] = roots.length;
-        roots.push(id);
-        iterShape.push(isReduce(id) ? nodes[nodes[id].args[0]].shape : nodes[id].shape);
+        sameShape(groupShape[target], nodes[id].shape);
+      if (joinable) group[id] = target;
+      else {
+        group[id] = groupRoot.length;
+        groupRoot.push(id);
+        groupShape.push(isReduce(id) ? nodes[nodes[id].args[0]].shape : nodes[id].shape);
       }
     }
 
-    // Storage, in evaluation order: every node that is not fused gets a location.
+    // Storage, in evaluation order: every node outside a group's interior gets a location.
     const plans: BufferPlan[] = [];
-    const bufferOf = new Int32Array(n).fill(-1);
     const locations: (Location | undefined)[] = new Array(n);
-    const newBuffer = (id: number, size: number, dtype: "float" | "int", pinned: boolean) => {
-      plans.push({ size, dtype, pinned, first: Number.POSITIVE_INFINITY, last: -1 });
-      bufferOf[id] = plans.length - 1;
-      locations[id] = { kind: "buffer", buffer: plans.length - 1, offset: 0, strides: rowMajor(nodes[id].shape) };
-      return plans.length - 1;
+    const tasks: Task[] = [];
+    const ownBuffer = (id: number, dtype: "float" | "int" = nodes[id].dtype) => {
+      plans.push({ size: sizeOf(nodes[id].shape), dtype, pinned: kept[id] === 1, used: false, first: Number.POSITIVE_INFINITY, last: -1 });
+      const loc: BufferLocation = { kind: "buffer", buffer: plans.length - 1, offset: 0, strides: rowMajor(nodes[id].shape) };
+      locations[id] = loc;
+      return loc;
     };
-    const pendingSteps: Step[] = [];
-    const label = (id: number) => nodes[id].label ?? `${nodes[id].op} node ${id}`;
-
-    /** Copies whatever `location` reads, over `shape`, into a fresh contiguous buffer owned by `owner`. */
-    const materialize = (owner: number, shape: Shape, from: Location, pinned: boolean): Location => {
-      const buffer = newBuffer(owner, sizeOf(shape), "float", pinned);
-      const operand = from.kind === "buffer" ? [from] : [];
-      const result = from.kind === "literal" ? formatLiteral(float32 ? Math.fround(from.value) : from.value) : "a0";
-      const loop = generateLoop({
-        shape,
-        operands: operand.map((o) => ({ offset: o.offset, strides: o.strides })),
-        body: [],
-        result,
-        output: { offset: 0, strides: rowMajor(shape) },
-        float32,
-      });
-      pendingSteps.push({
-        node: owner,
-        label: label(owner),
-        build: (bufs) => {
-          const out = bufs[buffer];
-          const ins = operand.map((o) => bufs[o.buffer]);
-          return () => loop(out, ins);
-        },
-      });
-      return locations[owner] as Location;
+    /** Copies what `id` reads into a fresh contiguous buffer of its own. */
+    const materialize = (id: number): BufferLocation => {
+      const from = locations[id] as Location;
+      const loc = ownBuffer(id, "float");
+      tasks.push({ kind: "copy", node: id, shape: nodes[id].shape, from });
+      return loc;
     };
-
-    /** A contiguous window of a location, for kernels (which take plain row-major arrays). */
-    const contiguous = (id: number): Location => {
+    const contiguous = (id: number): BufferLocation => {
       const loc = locations[id] as Location;
-      if (loc.kind === "buffer" && isContiguous(nodes[id].shape, loc.strides)) return loc;
-      return materialize(id, nodes[id].shape, loc, kept[id] === 1);
+      return loc.kind === "buffer" && isContiguous(nodes[id].shape, loc) ? loc : materialize(id);
     };
 
     for (let id = 0; id < n; id++) {
       if (!needed[id]) continue;
       const node = nodes[id];
       const def = defs[id];
-      if (node.op === "input") {
-        newBuffer(id, sizeOf(node.shape), node.dtype, true);
-        continue;
-      }
-      if (node.op === "const") {
+      if (node.op === "input") plans[ownBuffer(id).buffer].pinned = true;
+      else if (node.op === "const") {
         if (node.data === undefined) locations[id] = { kind: "literal", value: node.value as number };
         else {
-          const buffer = newBuffer(id, node.data.length, node.dtype, true);
-          const data = node.data;
-          pendingSteps.push({
-            node: id,
-            label: label(id),
-            build: (bufs) => {
-              bufs[buffer].set(data);
-              return () => {};
-            },
-          });
+          plans[ownBuffer(id).buffer].pinned = true;
+          tasks.push({ kind: "const", node: id, data: node.data });
         }
-        continue;
-      }
-      if (def?.view) {
-        const from = locations[node.args[0]] as Location;
-        let loc: Location | undefined;
-        if (from.kind === "literal") loc = from;
-        else {
-          const mapped = def.view(nodes[node.args[0]].shape, node.attrs, from);
-          if (mapped) loc = { kind: "buffer", buffer: from.buffer, ...mapped };
-          else {
-            // Not expressible as a strided view of that window: copy the operand, then view the copy.
-            const copy = materialize(node.args[0], nodes[node.args[0]].shape, from, kept[node.args[0]] === 1) as Location & {
-              kind: "buffer";
-            };
-            loc = {
-              kind: "buffer",
-              buffer: copy.buffer,
-              ...(def.view(nodes[node.args[0]].shape, node.attrs, copy) as { offset: number; strides: number[] }),
-            };
-          }
-        }
-        locations[id] = loc;
+      } else if (def?.view || (node.op === "pad" && (node.attrs?.interior as number[]).every((s) => s === 0))) {
+        locations[id] = this.viewOf(node, def as OpDef, locations[node.args[0]] as Location, nodes[node.args[0]].shape, () =>
+          materialize(node.args[0]),
+        );
         if (kept[id]) contiguous(id);
-        continue;
+      } else if (group[id] >= 0) {
+        if (groupRoot[group[id]] !== id) continue;
+        ownBuffer(id, "float");
+        const members: number[] = [];
+        for (let m = 0; m <= id; m++) if (group[m] === group[id]) members.push(m);
+        tasks.push({ kind: "loop", node: id, shape: groupShape[group[id]], members });
+      } else {
+        if (!def?.kernel) throw new Error(`op ${node.op} has no tensor kernel`);
+        const args = node.args.map((a) => contiguous(a));
+        ownBuffer(id);
+        const kernel = def.kernel({ argShapes: node.args.map((a) => nodes[a].shape), shape: node.shape, attrs: node.attrs, float32 });
+        tasks.push({ kind: "kernel", node: id, args, kernel });
       }
-      if (group[id] >= 0 && roots[group[id]] !== id) continue;
-      if (group[id] >= 0) {
-        this.planGroup(id, group, iterShape, nodes, defs, locations, newBuffer, pendingSteps, kept[id] === 1, float32);
-        continue;
-      }
-      if (!def?.kernel) throw new Error(`op ${node.op} has no tensor kernel`);
-      const args = node.args.map((a) => contiguous(a) as Location);
-      const buffer = newBuffer(id, sizeOf(node.shape), node.dtype, kept[id] === 1);
-      const kernel: TensorKernel = def.kernel({
-        argShapes: node.args.map((a) => nodes[a].shape),
-        shape: node.shape,
-        attrs: node.attrs,
-        float32,
-      });
-      pendingSteps.push({
-        node: id,
-        label: label(id),
-        build: (bufs) => {
-          const ins = args.map((loc, k) => {
-            if (loc.kind === "literal") return Float64Array.of(loc.value);
-            const size = sizeOf(nodes[node.args[k]].shape);
-            return bufs[loc.buffer].subarray(loc.offset, loc.offset + size);
-          });
-          const out = bufs[buffer];
-          return () => kernel(ins, out);
-        },
-      });
     }
     for (const o of outputs) contiguous(o);
     for (let id = 0; id < n; id++) {
@@ -229,80 +192,175 @@ export class TensorProgram {
       if (kept[id] && loc?.kind === "buffer") plans[loc.buffer].pinned = true;
     }
 
-    // Lifetimes: a buffer is live from the step that writes it to the last step that reads it.
-    pendingSteps.forEach((step, s) => {
-      const plan = plans[bufferOf[step.node]];
-      if (plan) plan.first = Math.min(plan.first, s);
+    // Horizontal fusion: consecutive loops over one index space become one nest, as long as each
+    // reads what an earlier loop of the nest writes only at the same index (then it is a register).
+    const nestOf = new Int32Array(tasks.length);
+    const nests: number[][] = [];
+    const writerNest = new Map<number, number>();
+    tasks.forEach((task, t) => {
+      const current = nests[nests.length - 1];
+      const head = current ? tasks[current[0]] : undefined;
+      const iterable = task.kind === "loop" || task.kind === "copy";
+      let join = false;
+      if (iterable && head && (head.kind === "loop" || head.kind === "copy") && sameShape(head.shape, task.shape)) {
+        join = this.readsOf(task, nodes, group, locations).every(({ node, access }) => {
+          const loc = locations[node];
+          if (loc?.kind !== "buffer" || writerNest.get(loc.buffer) !== nests.length - 1) return true;
+          // Written in this nest: only a read at the same index of a finished elementwise value will do.
+          const writer = current.map((k) => tasks[k]).find((w) => (locations[w.node] as BufferLocation | undefined)?.buffer === loc.buffer);
+          const elementwise = writer !== undefined && (writer.kind === "copy" || (writer.kind === "loop" && !isReduce(writer.node)));
+          return elementwise && sameAccess(access, identity(task.shape), task.shape);
+        });
+      }
+      if (join) current.push(t);
+      else nests.push([t]);
+      nestOf[t] = nests.length - 1;
+      const written = locations[task.node];
+      if (written?.kind === "buffer") writerNest.set(written.buffer, nests.length - 1);
     });
-    const readers = this.readSets(pendingSteps, nodes, group, roots, locations, bufferOf);
-    readers.forEach((bufs, s) => {
-      for (const b of bufs) plans[b].last = Math.max(plans[b].last, s);
+
+    // Lifetimes at nest granularity; a buffer read only inside its writer's nest is never stored.
+    nests.forEach((nest, s) => {
+      for (const t of nest) {
+        const w = locations[tasks[t].node];
+        if (w?.kind === "buffer") plans[w.buffer].first = Math.min(plans[w.buffer].first, s);
+        for (const { node } of this.readsOf(tasks[t], nodes, group, locations)) {
+          const loc = locations[node];
+          if (loc?.kind !== "buffer") continue;
+          const plan = plans[loc.buffer];
+          plan.last = Math.max(plan.last, s);
+          if (writerNest.get(loc.buffer) !== s) plan.used = true;
+        }
+      }
     });
+    for (const plan of plans) if (plan.pinned) plan.used = true;
 
     const { arena, views } = allocate(plans, float32);
     this.arena = arena;
     this.buffers = views;
     this.locations = locations;
-    this.steps = pendingSteps.map((s) => s.build(views));
-    this.stepLabels = pendingSteps.map((s) => s.label);
-    this.inputBuffers = graph.inputs.map((i) => views[bufferOf[i.node]]);
+    this.steps = [];
+    this.stepLabels = [];
+    for (const nest of nests) {
+      const head = tasks[nest[0]];
+      const label = nest.map((t) => this.label(tasks[t].node)).join(" + ");
+      if (head.kind === "kernel") {
+        const ins = head.args.map((loc, k) =>
+          views[loc.buffer].subarray(loc.offset, loc.offset + sizeOf(nodes[nodes[head.node].args[k]].shape)),
+        );
+        const out = views[(locations[head.node] as BufferLocation).buffer];
+        const kernel = head.kernel;
+        this.steps.push(() => kernel(ins, out));
+      } else if (head.kind === "const") {
+        views[(locations[head.node] as BufferLocation).buffer].set(head.data);
+        continue;
+      } else {
+        this.steps.push(
+          this.buildNest(
+            nest.map((t) => tasks[t]),
+            nodes,
+            defs,
+            group,
+            locations,
+            plans,
+            views,
+            float32,
+          ),
+        );
+      }
+      this.stepLabels.push(label);
+    }
+    this.inputBuffers = graph.inputs.map((i) => views[(locations[i.node] as BufferLocation).buffer]);
   }
 
-  /** Which buffers each step reads (for lifetimes). */
-  private readSets(
-    steps: readonly Step[],
+  private label(id: number): string {
+    const node = this.graph.nodes[id];
+    return node.label ?? `${node.op} node ${id}`;
+  }
+
+  /** The location of a view op's result, copying the operand first when no strided view expresses it. */
+  private viewOf(node: IrNode, def: OpDef, from: Location, argShape: Shape, copy: () => BufferLocation): Location {
+    if (from.kind === "literal") return from;
+    if (node.op === "pad") {
+      // Zero padding read in place: shift the window and bound it.
+      const { before, value } = node.attrs as { before: number[]; value: number };
+      const base = from.bounds ? copy() : from;
+      let offset = base.offset;
+      before.forEach((b, i) => {
+        offset -= b * base.strides[i];
+      });
+      return {
+        kind: "buffer",
+        buffer: base.buffer,
+        offset,
+        strides: base.strides,
+        bounds: argShape.map((d, i) => [before[i], before[i] + d]),
+        fill: value,
+      };
+    }
+    const view = def.view as NonNullable<OpDef["view"]>;
+    const mapped = from.bounds ? undefined : view(argShape, node.attrs, from);
+    if (mapped) return { kind: "buffer", buffer: from.buffer, ...mapped };
+    const fresh = copy();
+    return { kind: "buffer", buffer: fresh.buffer, ...(view(argShape, node.attrs, fresh) as { offset: number; strides: number[] }) };
+  }
+
+  /** The nodes a task reads from outside itself, and how (over the task's index space). */
+  private readsOf(
+    task: Task,
     nodes: readonly IrNode[],
     group: Int32Array,
-    roots: readonly number[],
     locations: readonly (Location | undefined)[],
-    bufferOf: Int32Array,
-  ): Set<number>[] {
-    const bufferRead = (id: number): number[] => {
-      const loc = locations[id];
-      return loc?.kind === "buffer" ? [loc.buffer] : [];
+  ): { node: number; access: Access }[] {
+    const reads: { node: number; access: Access }[] = [];
+    const add = (a: number, shape: Shape) => {
+      const loc = locations[a];
+      if (loc?.kind === "buffer") reads.push({ node: a, access: accessOver(nodes[a].shape, loc, shape) });
     };
-    return steps.map((step) => {
-      const reads = new Set<number>();
-      const id = step.node;
-      const g = group[id];
-      if (g >= 0 && roots[g] === id) {
-        for (let m = 0; m <= id; m++) {
-          if (group[m] !== g) continue;
-          for (const a of nodes[m].args) if (group[a] !== g) for (const b of bufferRead(a)) reads.add(b);
-        }
-      } else if (nodes[id].args.length) {
-        for (const a of nodes[id].args) for (const b of bufferRead(a)) reads.add(b);
-      }
-      // A copy step reads the window it copies: that is the node's own view before materialisation.
-      reads.delete(bufferOf[id]);
-      return reads;
-    });
+    if (task.kind === "loop") {
+      const g = group[task.node];
+      for (const m of task.members) for (const a of nodes[m].args) if (group[a] !== g) add(a, task.shape);
+    } else if (task.kind === "copy") {
+      if (task.from.kind === "buffer") reads.push({ node: -1, access: accessOver(task.shape, task.from, task.shape) });
+    } else if (task.kind === "kernel") {
+      for (const a of nodes[task.node].args) add(a, nodes[a].shape);
+    }
+    // A copy's source is a window, not a node: report it under any node stored in that buffer.
+    return reads.map((r) =>
+      r.node === -1 && task.kind === "copy" && task.from.kind === "buffer"
+        ? { node: this.nodeInBuffer(locations, task.from.buffer), access: r.access }
+        : r,
+    );
   }
 
-  private planGroup(
-    root: number,
-    group: Int32Array,
-    iterShapes: readonly Shape[],
+  private nodeInBuffer(locations: readonly (Location | undefined)[], buffer: number): number {
+    return locations.findIndex((l) => l?.kind === "buffer" && l.buffer === buffer);
+  }
+
+  /** One loop for a nest of tasks: every member computed once per index, stores only where needed. */
+  private buildNest(
+    tasks: readonly Task[],
     nodes: readonly IrNode[],
     defs: readonly (OpDef | undefined)[],
-    locations: (Location | undefined)[],
-    newBuffer: (id: number, size: number, dtype: "float" | "int", pinned: boolean) => number,
-    steps: Step[],
-    pinned: boolean,
+    group: Int32Array,
+    locations: readonly (Location | undefined)[],
+    plans: readonly BufferPlan[],
+    views: readonly TensorData[],
     float32: boolean,
-  ): void {
-    const g = group[root];
-    const shape = iterShapes[g];
-    const members: number[] = [];
-    for (let id = 0; id <= root; id++) if (group[id] === g) members.push(id);
+  ): () => void {
+    const shape = (tasks[0] as { shape: Shape }).shape;
     const operands: { buffer: number; access: Access }[] = [];
     const operandIndex = new Map<string, number>();
-    const nameOf = (a: number): string => {
-      if (group[a] === g) return `t${a}`;
-      const loc = locations[a] as Location;
+    const inRegister = new Map<number, string>();
+    const body: BodyLine[] = [];
+    const outputs: LoopOutput[] = [];
+    const outBuffers: number[] = [];
+    const read = (loc: Location, shapeOf: Shape): string => {
       if (loc.kind === "literal") return formatLiteral(float32 ? Math.fround(loc.value) : loc.value);
-      const access = { offset: loc.offset, strides: broadcastStrides(nodes[a].shape, loc.strides, shape) };
-      const key = `${loc.buffer}|${access.offset}|${access.strides.join(",")}`;
+      const access = accessOver(shapeOf, loc, shape);
+      const held = inRegister.get(loc.buffer);
+      if (held !== undefined && sameAccess(access, identity(shape), shape)) return held;
+      const key = `${loc.buffer}|${access.offset}|${access.strides.join(",")}|${JSON.stringify(access.bounds ?? "")}|${access.fill ?? ""}`;
       let k = operandIndex.get(key);
       if (k === undefined) {
         k = operands.length;
@@ -311,30 +369,40 @@ export class TensorProgram {
       }
       return `a${k}`;
     };
-    const rootDef = defs[root] as OpDef;
-    const body = members
-      .filter((m) => !(m === root && rootDef.reduce))
-      .map((m) => ({ name: `t${m}`, expression: kernelExpression(defs[m] as OpDef, nodes[m].args.map(nameOf), false) }));
-    const result = rootDef.reduce ? nameOf(nodes[root].args[0]) : `t${root}`;
-    const outShape = nodes[root].shape;
-    let output: Access;
-    if (rootDef.reduce) {
-      const axes = (nodes[root].attrs?.axes as number[]) ?? [];
-      const kept = shape.map((d, i) => (axes.includes(i) ? 1 : d));
-      const strides = rowMajor(kept).map((s, i) => (axes.includes(i) ? 0 : s));
-      output = { offset: 0, strides };
-    } else output = { offset: 0, strides: broadcastStrides(outShape, rowMajor(outShape), shape) };
-    const loop = generateLoop({ shape, operands: operands.map((o) => o.access), body, result, output, reduce: rootDef.reduce, float32 });
-    const buffer = newBuffer(root, sizeOf(outShape), "float", pinned);
-    steps.push({
-      node: root,
-      label: nodes[root].label ?? `${nodes[root].op} node ${root}`,
-      build: (bufs) => {
-        const out = bufs[buffer];
-        const ins = operands.map((o) => bufs[o.buffer]);
-        return () => loop(out, ins);
-      },
-    });
+    for (const task of tasks) {
+      const target = locations[task.node] as BufferLocation;
+      let value: string;
+      let reduce: LoopOutput["reduce"];
+      let access: Access = { offset: 0, strides: rowMajor(nodes[task.node].shape) };
+      if (task.kind === "copy") {
+        value = read(task.from, task.shape);
+      } else if (task.kind === "loop") {
+        const g = group[task.node];
+        const root = task.node;
+        const rootDef = defs[root] as OpDef;
+        const name = (a: number) => (group[a] === g ? `t${a}` : read(locations[a] as Location, nodes[a].shape));
+        for (const m of task.members) {
+          if (m === root && rootDef.reduce) continue;
+          body.push({ name: `t${m}`, expression: kernelExpression(defs[m] as OpDef, nodes[m].args.map(name), false) });
+        }
+        if (rootDef.reduce) {
+          value = name(nodes[root].args[0]);
+          reduce = rootDef.reduce;
+          const axes = (nodes[root].attrs?.axes as number[]) ?? [];
+          const keptShape = task.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+          access = { offset: 0, strides: rowMajor(keptShape).map((s, i) => (axes.includes(i) ? 0 : s)) };
+        } else value = `t${root}`;
+      } else continue;
+      if (!reduce) inRegister.set(target.buffer, value);
+      if (plans[target.buffer].used || reduce) {
+        outputs.push({ value, access, reduce });
+        outBuffers.push(target.buffer);
+      }
+    }
+    const loop = generateLoop({ shape, operands: operands.map((o) => o.access), body, outputs, float32 });
+    const outs = outBuffers.map((b) => views[b]);
+    const ins = operands.map((o) => views[o.buffer]);
+    return () => loop(outs, ins);
   }
 
   /** Runs every step; kernel errors (an index out of range) name the node they came from. */
@@ -357,13 +425,17 @@ export class TensorProgram {
     if (loc === undefined) throw new Error(`node ${node} is not kept by this program`);
     if (loc.kind === "literal") return new Float64Array(size).fill(loc.value);
     const buf = this.buffers[loc.buffer];
-    if (isContiguous(shape, loc.strides)) return buf.subarray(loc.offset, loc.offset + size);
+    if (isContiguous(shape, loc)) return buf.subarray(loc.offset, loc.offset + size);
     const out = new Float64Array(size);
     const index = new Array<number>(shape.length).fill(0);
     for (let i = 0; i < size; i++) {
       let o = loc.offset;
-      for (let d = 0; d < shape.length; d++) o += index[d] * loc.strides[d];
-      out[i] = buf[o];
+      let inside = true;
+      for (let d = 0; d < shape.length; d++) {
+        o += index[d] * loc.strides[d];
+        if (loc.bounds && (index[d] < loc.bounds[d][0] || index[d] >= loc.bounds[d][1])) inside = false;
+      }
+      out[i] = inside ? buf[o] : (loc.fill ?? 0);
       for (let d = shape.length - 1; d >= 0; d--) {
         if (++index[d] < shape[d]) break;
         index[d] = 0;
@@ -379,19 +451,21 @@ export class TensorProgram {
 }
 
 /**
- * Places buffers in one arena: pinned ones first, each at its own offset; the others first-fit among
- * those whose lifetimes overlap theirs, so that space is shared by buffers never live together.
+ * Places buffers in one arena: pinned ones each at their own offset; the others first-fit among those
+ * whose lifetimes overlap theirs, so that space is shared by buffers never live together. Buffers no
+ * step outside their writer's nest reads get no space at all.
  */
 function allocate(plans: readonly BufferPlan[], float32: boolean): { arena: SharedArrayBuffer; views: TensorData[] } {
   const bytesPer = (p: BufferPlan) => (p.dtype === "int" ? 4 : float32 ? 4 : 8);
   // Offsets in 16-byte units keep every view aligned for any element type (and for SIMD loads).
-  const units = plans.map((p) => Math.max(1, Math.ceil((p.size * bytesPer(p)) / 16)));
+  const units = plans.map((p) => (p.used ? Math.max(1, Math.ceil((p.size * bytesPer(p)) / 16)) : 0));
   const offset = new Array<number>(plans.length).fill(0);
   const placed: number[] = [];
   const overlaps = (a: BufferPlan, b: BufferPlan) => a.pinned || b.pinned || !(a.last < b.first || b.last < a.first);
   let top = 0;
   const order = plans
     .map((_, i) => i)
+    .filter((i) => plans[i].used)
     .sort((a, b) => (plans[a].pinned === plans[b].pinned ? plans[a].first - plans[b].first : plans[a].pinned ? -1 : 1));
   for (const i of order) {
     const busy = placed
@@ -410,8 +484,9 @@ function allocate(plans: readonly BufferPlan[], float32: boolean): { arena: Shar
   const arena = new SharedArrayBuffer(Math.max(16, top * 16));
   const views = plans.map((p, i) => {
     const byteOffset = offset[i] * 16;
-    if (p.dtype === "int") return new Int32Array(arena, byteOffset, p.size);
-    return float32 ? new Float32Array(arena, byteOffset, p.size) : new Float64Array(arena, byteOffset, p.size);
+    const size = p.used ? p.size : 0;
+    if (p.dtype === "int") return new Int32Array(arena, byteOffset, size);
+    return float32 ? new Float32Array(arena, byteOffset, size) : new Float64Array(arena, byteOffset, size);
   });
   return { arena, views };
 }

@@ -284,8 +284,9 @@ class Parser {
         const t = this.peek();
         const isKeyword = t.kind === "name" && this.tokens[this.pos + 1].kind === "op" && this.tokens[this.pos + 1].text === "=";
         if (isKeyword) {
-          if (!def.attrNames?.includes(t.text)) {
-            const known = def.attrNames?.length ? `; it takes ${def.attrNames.join(", ")}` : "; it takes none";
+          const allowed = [def, ...Object.values(def.byArity ?? {}).map((n) => findOp(n))].flatMap((d) => d?.attrNames ?? []);
+          if (!allowed.includes(t.text)) {
+            const known = allowed.length ? `; it takes ${allowed.join(", ")}` : "; it takes none";
             throw this.error(t, `${def.name} has no keyword argument ${t.text}${known}`);
           }
           this.pos += 2;
@@ -297,7 +298,8 @@ class Parser {
       } while (this.accept(","));
       this.expect(")", `to close the call to ${name.text}`);
     }
-    return this.build(name, def.name, args, Object.keys(attrs).length ? attrs : undefined);
+    const op = def.byArity?.[args.length] ?? def.name;
+    return this.build(name, op, args, Object.keys(attrs).length ? attrs : undefined);
   }
 
   /** Keyword argument values: numbers, true/false, or bracketed lists of them. */

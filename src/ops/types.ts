@@ -68,6 +68,8 @@ export interface OpDef {
    */
   readonly kind: "elementwise" | "composite" | "structural";
   readonly aliases?: readonly string[];
+  /** Other ops this name stands for when called with another operand count: max(x) is the reduction amax. */
+  readonly byArity?: Readonly<Record<number, string>>;
   /** Operand order does not matter (a ∘ b = b ∘ a exactly), so a + b and b + a are one node and one hash. */
   readonly commutative?: boolean;
   /** Names the parser accepts as keyword arguments, in positional order after the operands. */

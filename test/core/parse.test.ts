@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { CompiledFunction } from "../../src/engine/compiled-function.js";
 import { AdjointError } from "../../src/errors.js";
 import { parseExpression } from "../../src/ir/expression.js";
 import { contentHash } from "../../src/ir/hash.js";
@@ -192,5 +193,45 @@ describe("the content hash", () => {
     expect(hash("x2*exp(-0.5*(x1^2+x2^2))")).not.toBe(base);
     expect(hash("x1 - x2")).not.toBe(hash("x2 - x1"));
     expect(contentHash(readJsonGraph({ ...worked, outputs: [{ name: "g", node: "f" }] }))).not.toBe(base);
+  });
+});
+
+describe("tensor expressions", () => {
+  const run = (text: string, shape: number[], data: number[]) => {
+    const g = parseExpression(text, [{ name: "x", shape }]);
+    const r = new CompiledFunction(g).evaluate({ x: { shape, data } }, { mode: "value" });
+    const v = r.outputs.f;
+    return typeof v === "number" ? v : Array.from(v.data);
+  };
+  it("index and slice with Python semantics", () => {
+    expect(run("x[1:]", [4], [1, 2, 3, 4])).toEqual([2, 3, 4]);
+    expect(run("x[:-1]", [4], [1, 2, 3, 4])).toEqual([1, 2, 3]);
+    expect(run("x[::2]", [5], [1, 2, 3, 4, 5])).toEqual([1, 3, 5]);
+    expect(run("x[-1]", [3], [7, 8, 9])).toBe(9);
+    expect(run("x[1, :]", [2, 2], [1, 2, 3, 4])).toEqual([3, 4]);
+    expect(run("x[:, 0]", [2, 2], [1, 2, 3, 4])).toEqual([1, 3]);
+  });
+  it("take reductions with keyword axes, and max/min of one operand as reductions", () => {
+    expect(run("sum(x, axis=0)", [2, 2], [1, 2, 3, 4])).toEqual([4, 6]);
+    expect(run("sum(x, axes=[0, 1])", [2, 2], [1, 2, 3, 4])).toBe(10);
+    expect(run("max(x, axis=1)", [2, 2], [1, 5, 3, 4])).toEqual([5, 4]);
+    expect(run("min(x)", [3], [2, -1, 3])).toBe(-1);
+    expect(run("mean(x)", [4], [1, 2, 3, 4])).toBe(2.5);
+    expect(run("x @ transpose(x)", [1, 2], [1, 2])).toEqual([5]);
+  });
+  it("report shape errors with both shapes", () => {
+    expect(() =>
+      parseExpression("x + y", [
+        { name: "x", shape: [2, 3] },
+        { name: "y", shape: [4] },
+      ]),
+    ).toThrow(/shapes \[2, 3\] and \[4\] cannot be broadcast together/);
+    expect(() =>
+      parseExpression("x @ y", [
+        { name: "x", shape: [2, 3] },
+        { name: "y", shape: [2, 3] },
+      ]),
+    ).toThrow(/inner dimensions differ: \[2, 3\] · \[2, 3\]/);
+    expect(() => parseExpression("sum(x, axis=2)", [{ name: "x", shape: [2, 3] }])).toThrow(/axis 2 is out of range for rank 2/);
   });
 });

@@ -55,6 +55,7 @@ export const max = elementwise({
   commutative: true,
   summary: "larger of a and b",
   aliases: ["maximum"],
+  byArity: { 1: "amax" },
   js: ([a, b]) => `Math.max(${a}, ${b})`,
   partials: (b, [x, y], _out, needs) => extremumPartials(b, x, y, needs, "gt"),
   domain: [
@@ -72,6 +73,7 @@ export const min = elementwise({
   commutative: true,
   summary: "smaller of a and b",
   aliases: ["minimum"],
+  byArity: { 1: "amin" },
   js: ([a, b]) => `Math.min(${a}, ${b})`,
   partials: (b, [x, y], _out, needs) => extremumPartials(b, x, y, needs, "lt"),
   domain: [
