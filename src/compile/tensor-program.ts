@@ -167,7 +167,7 @@ export class TensorProgram {
           plans[ownBuffer(id).buffer].pinned = true;
           tasks.push({ kind: "const", node: id, data: node.data });
         }
-      } else if (def?.view || (node.op === "pad" && (node.attrs?.interior as number[]).every((s) => s === 0))) {
+      } else if (def?.view || (node.op === "pad" && (node.attrs as { interior: number[] }).interior.every((s) => s === 0))) {
         locations[id] = this.viewOf(node, def as OpDef, locations[node.args[0]] as Location, nodes[node.args[0]].shape, () =>
           materialize(node.args[0]),
         );

@@ -7,11 +7,13 @@ import type { Graph, NamedNode } from "../ir/graph.js";
 import { contentHash } from "../ir/hash.js";
 import type { MaybeNode } from "../ops/types.js";
 import { sizeOf } from "../tensor/shape.js";
+import { type CheckResult, check, derivative, divergence, hessian, hvp, jacobian, laplacian } from "./operators.js";
 import { findNonFinite, type NonFiniteReport } from "./provenance.js";
+import { type InputData, run } from "./run.js";
 import { buildTrace, type Trace } from "./trace.js";
 import { checkValue, firstNonFinite, type NamedValues, resultValue, type Value } from "./values.js";
 
-export type Mode = "value" | "reverse" | "forward";
+export type Mode = "value" | "reverse" | "forward" | "jacobian" | "hessian" | "hvp" | "derivative" | "divergence" | "laplacian" | "check";
 
 export interface EvaluateRequest {
   readonly mode: Mode;
@@ -25,6 +27,10 @@ export interface EvaluateRequest {
   readonly precision?: Precision;
   /** Accept NaN and ±Infinity among the inputs. */
   readonly allowNonFinite?: boolean;
+  /** jacobian: force forward or reverse sweeps (default: whichever needs fewer). */
+  readonly method?: "forward" | "reverse";
+  /** derivative: the order of the derivative along one input. */
+  readonly order?: number;
 }
 
 export interface Evaluation {
@@ -34,12 +40,35 @@ export interface Evaluation {
   readonly vjp?: Record<string, Value>;
   readonly trace?: Trace;
   readonly nonFinite?: NonFiniteReport;
+  readonly jacobian?: Record<string, Record<string, Value>>;
+  readonly method?: "forward" | "reverse";
+  readonly hessian?: Record<string, Record<string, Value>>;
+  readonly hvp?: Record<string, Value>;
+  readonly derivative?: number;
+  readonly partials?: string[];
+  readonly divergence?: number;
+  readonly laplacian?: number;
+  readonly check?: CheckResult["check"];
 }
 
-type InputData = number | ArrayLike<number>;
+export type { InputData } from "./run.js";
+
+/** Every mode, for messages and manifests. */
+export const MODES: readonly Mode[] = [
+  "value",
+  "reverse",
+  "forward",
+  "jacobian",
+  "hessian",
+  "hvp",
+  "derivative",
+  "divergence",
+  "laplacian",
+  "check",
+];
 
 /** A derived graph compiled for one kind of request, with what is needed to read its answers. */
-interface Prepared {
+export interface Prepared {
   readonly graph: Graph;
   readonly program: Program;
   /** Result nodes: the function's outputs, then the derivatives asked for. */
@@ -85,8 +114,22 @@ export class CompiledFunction {
         return request.cotangent ? this.runVjp(inputs, request) : this.runGradient(inputs, request);
       case "forward":
         return request.tangent ? this.runJvp(inputs, request) : this.runForwardGradient(inputs, request);
+      case "jacobian":
+        return jacobian(this, inputs, request);
+      case "hessian":
+        return hessian(this, inputs, request);
+      case "hvp":
+        return hvp(this, inputs, request);
+      case "derivative":
+        return derivative(this, inputs, request);
+      case "divergence":
+        return divergence(this, inputs, request);
+      case "laplacian":
+        return laplacian(this, inputs, request);
+      case "check":
+        return check(this, inputs, request);
       default:
-        throw invalid(`unknown mode ${String(request.mode)}; use value, reverse or forward`, { field: "mode" });
+        throw invalid(`unknown mode ${String(request.mode)}; use one of ${MODES.join(", ")}`, { field: "mode" });
     }
   }
 
@@ -125,7 +168,8 @@ export class CompiledFunction {
     });
   }
 
-  private prepare(key: string, precision: Precision, make: () => Omit<Prepared, "program">): Prepared {
+  /** The program for `key`, compiled on first use from the derived graph `make` builds. */
+  prepare(key: string, precision: Precision, make: () => Omit<Prepared, "program">): Prepared {
     const full = `${key}|${precision}`;
     let p = this.prepared.get(full);
     if (!p) {
@@ -140,21 +184,14 @@ export class CompiledFunction {
     return this.graph.outputs.map((o) => o.node);
   }
 
-  private runValue(inputs: InputData[], request: EvaluateRequest): Evaluation {
-    const p = this.prepare("value", request.precision ?? "float64", () => ({
-      graph: this.graph,
-      results: this.outputNodes(),
-      extraInputs: [],
-      pass: "reverse",
-    }));
-    run(p.program, inputs);
-    return this.finish(p, inputs, request, "value", {});
+  prepareValue(precision: Precision): Prepared {
+    return this.prepare("value", precision, () => ({ graph: this.graph, results: this.outputNodes(), extraInputs: [], pass: "reverse" }));
   }
 
-  private runGradient(inputs: InputData[], request: EvaluateRequest): Evaluation {
-    const wrt = selectInputs(this.graph, request.wrt);
+  /** Reverse mode seeded at the single scalar output: results are the outputs, then one gradient per wrt input. */
+  prepareGradient(wrt: readonly NamedNode[], precision: Precision): Prepared {
     const single = this.singleOutput();
-    const p = this.prepare(`grad|${single.name}|${names(wrt)}`, request.precision ?? "float64", () => {
+    return this.prepare(`grad|${single.name}|${names(wrt)}`, precision, () => {
       const r = reverse(this.graph, { outputs: [single.name], wrt: wrt.map((w) => w.name), cotangent: "seed" });
       return {
         graph: r.graph,
@@ -165,13 +202,11 @@ export class CompiledFunction {
         pass: "reverse",
       };
     });
-    run(p.program, inputs);
-    return this.finish(p, inputs, request, "reverse", { gradient: this.readNamed(p, wrt) });
   }
 
-  private runVjp(inputs: InputData[], request: EvaluateRequest): Evaluation {
-    const wrt = selectInputs(this.graph, request.wrt);
-    const p = this.prepare(`vjp|${names(wrt)}`, request.precision ?? "float64", () => {
+  /** Reverse mode with a cotangent input per output: results are the outputs, then vᵀJ per wrt input. */
+  prepareVjp(wrt: readonly NamedNode[], precision: Precision): Prepared {
+    return this.prepare(`vjp|${names(wrt)}`, precision, () => {
       const r = reverse(this.graph, { wrt: wrt.map((w) => w.name), cotangent: "input" });
       return {
         graph: r.graph,
@@ -182,6 +217,24 @@ export class CompiledFunction {
         pass: "reverse",
       };
     });
+  }
+
+  private runValue(inputs: InputData[], request: EvaluateRequest): Evaluation {
+    const p = this.prepareValue(request.precision ?? "float64");
+    run(p.program, inputs);
+    return this.finish(p, inputs, request, "value", {});
+  }
+
+  private runGradient(inputs: InputData[], request: EvaluateRequest): Evaluation {
+    const wrt = selectInputs(this.graph, request.wrt);
+    const p = this.prepareGradient(wrt, request.precision ?? "float64");
+    run(p.program, inputs);
+    return this.finish(p, inputs, request, "reverse", { gradient: this.readNamed(p, wrt) });
+  }
+
+  private runVjp(inputs: InputData[], request: EvaluateRequest): Evaluation {
+    const wrt = selectInputs(this.graph, request.wrt);
+    const p = this.prepareVjp(wrt, request.precision ?? "float64");
     const cot = this.decode(
       request.cotangent as NamedValues,
       this.graph.outputs.map((o, k) => ({ name: o.name, node: p.extraInputs[k].node })),
@@ -195,7 +248,7 @@ export class CompiledFunction {
     return this.finish(p, all, request, "reverse", { vjp: this.readNamed(p, wrt) });
   }
 
-  private prepareJvp(wrt: readonly NamedNode[], precision: Precision): Prepared {
+  prepareJvp(wrt: readonly NamedNode[], precision: Precision): Prepared {
     return this.prepare(`jvp|${names(wrt)}`, precision, () => {
       const f = forward(this.graph, { wrt: wrt.map((w) => w.name) });
       return {
@@ -287,7 +340,7 @@ export class CompiledFunction {
     return evaluation;
   }
 
-  private singleOutput(): NamedNode {
+  singleOutput(): NamedNode {
     const outs = selectOutputs(this.graph, undefined);
     if (outs.length !== 1) {
       throw invalid(
@@ -336,7 +389,7 @@ export class CompiledFunction {
    * Re-runs on a program that keeps every node, to read any node (for the trace) and to find where a
    * non-finite value first appeared. Only traces and failures pay for it.
    */
-  private diagnose(p: Prepared, inputs: InputData[]): { read: (node: number) => Value; report: NonFiniteReport | undefined } {
+  diagnose(p: Prepared, inputs: InputData[]): { read: (node: number) => Value; report: NonFiniteReport | undefined } {
     let program = this.diagnostic.get(p);
     if (!program) {
       program = compileProgram(p.graph, p.results, { precision: p.program.precision, keepAll: true });
@@ -352,11 +405,6 @@ export class CompiledFunction {
 
 function names(list: readonly NamedNode[]): string {
   return list.map((w) => w.name).join(",");
-}
-
-function run(program: Program, inputs: readonly InputData[]): void {
-  for (let k = 0; k < inputs.length; k++) program.setInput(k, inputs[k]);
-  program.run();
 }
 
 function scalarOf(v: number | ArrayLike<number>): number {

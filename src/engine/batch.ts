@@ -1,0 +1,154 @@
+import { selectInputs } from "../ad/reverse.js";
+import { compileProgram, type Program } from "../compile/program.js";
+import { invalid } from "../errors.js";
+import { vectorize } from "../ir/vectorize.js";
+import type { CompiledFunction, EvaluateRequest, Prepared } from "./compiled-function.js";
+import { firstNonFinite } from "./values.js";
+
+/** Points per pass of a vectorised program: long enough to amortise a call, short enough for cache. */
+export const LANES = 512;
+
+/** Which block of the answer a result fills: the same sections as a single point's answer. */
+export interface BatchField {
+  readonly section: "outputs" | "gradient" | "jvp" | "vjp";
+  readonly name: string;
+}
+
+export interface BatchPlan {
+  readonly prepared: Prepared;
+  /** Result k of the prepared program fills field k. */
+  readonly fields: readonly BatchField[];
+  /** Per program input: the name of the point's input, or of the tangent/cotangent it takes. */
+  readonly inputs: readonly { readonly name: string; readonly kind: "point" | "tangent" | "cotangent" }[];
+}
+
+/** The derived program a request needs, and how its inputs and results map to a batch's blocks. */
+export function planBatch(fn: CompiledFunction, request: EvaluateRequest): BatchPlan | undefined {
+  const precision = request.precision ?? "float64";
+  const wrt = () => selectInputs(fn.graph, request.wrt);
+  const point = fn.graph.inputs.map((i) => ({ name: i.name, kind: "point" as const }));
+  const outputs = fn.graph.outputs.map((o) => ({ section: "outputs" as const, name: o.name }));
+  switch (request.mode) {
+    case "value":
+      return { prepared: fn.prepareValue(precision), fields: outputs, inputs: point };
+    case "reverse": {
+      const w = wrt();
+      if (request.cotangent) {
+        const cot = fn.graph.outputs.map((o) => ({ name: o.name, kind: "cotangent" as const }));
+        return {
+          prepared: fn.prepareVjp(w, precision),
+          fields: [...outputs, ...w.map((x) => ({ section: "vjp" as const, name: x.name }))],
+          inputs: [...point, ...cot],
+        };
+      }
+      return {
+        prepared: fn.prepareGradient(w, precision),
+        fields: [...outputs, ...w.map((x) => ({ section: "gradient" as const, name: x.name }))],
+        inputs: point,
+      };
+    }
+    case "forward": {
+      if (!request.tangent) return undefined;
+      const w = wrt();
+      const tan = w.map((x) => ({ name: x.name, kind: "tangent" as const }));
+      return {
+        prepared: fn.prepareJvp(w, precision),
+        fields: [...outputs, ...fn.graph.outputs.map((o) => ({ section: "jvp" as const, name: o.name }))],
+        inputs: [...point, ...tan],
+      };
+    }
+    default:
+      return undefined;
+  }
+}
+
+const vectorized = new WeakMap<Prepared, Program | null>();
+
+/** The prepared program turned into one that evaluates LANES points per run, or null if it cannot be. */
+function lanesProgram(p: Prepared): Program | null {
+  let program = vectorized.get(p);
+  if (program === undefined) {
+    const v = vectorize(p.graph, LANES, () => true);
+    program = v
+      ? compileProgram(
+          v.graph,
+          Array.from(p.results, (r) => v.nodeOf[r]),
+          { precision: p.program.precision },
+        )
+      : null;
+    vectorized.set(p, program);
+    if (v) nodeMaps.set(p, v.nodeOf);
+  }
+  return program;
+}
+const nodeMaps = new WeakMap<Prepared, Int32Array>();
+
+/** Blocks of a batch: per name, every point's value one after another (scalars: one number each). */
+export type Blocks = Readonly<Record<string, Float64Array>>;
+
+/**
+ * Evaluates points [start, end) of a batch of an all-scalar function in one vectorised pass per
+ * LANES points: the points become vectors, and the compiled program runs every op once over all of
+ * them in a fused loop. Tangents and cotangents are per point (blocks) or shared (the request's).
+ * Writes field k of point i at `out[k][i]`. Returns false when the function or mode does not vectorise
+ * (tensor functions, traces, Jacobians…): the caller then evaluates point by point.
+ */
+export function evaluateVectorized(
+  fn: CompiledFunction,
+  request: EvaluateRequest,
+  blocks: { readonly point: Blocks; readonly tangent?: Blocks; readonly cotangent?: Blocks },
+  start: number,
+  end: number,
+  out: readonly Float64Array[],
+): boolean {
+  if (request.trace || !fn.graph.isScalar) return false;
+  const plan = planBatch(fn, request);
+  if (!plan) return false;
+  const program = lanesProgram(plan.prepared);
+  const nodeOf = nodeMaps.get(plan.prepared);
+  if (!program || !nodeOf) return false;
+  const lanes = new Float64Array(LANES);
+  const sources = plan.inputs.map((input) => {
+    const perPoint = input.kind === "point" ? blocks.point[input.name] : blocks[input.kind]?.[input.name];
+    if (perPoint) return perPoint;
+    const shared =
+      input.kind === "tangent" ? request.tangent?.[input.name] : input.kind === "cotangent" ? request.cotangent?.[input.name] : undefined;
+    if (typeof shared !== "number")
+      throw invalid(`${input.kind === "point" ? "points" : input.kind}: no value for ${input.name}`, {
+        field: input.kind,
+        input: input.name,
+      });
+    return shared;
+  });
+  const results = plan.prepared.results.map((r) => nodeOf[r]);
+  for (let from = start; from < end; from += LANES) {
+    const count = Math.min(LANES, end - from);
+    sources.forEach((src, k) => {
+      if (typeof src === "number") lanes.fill(src);
+      else {
+        lanes.set(src.subarray(from, from + count));
+        // Unused lanes repeat the last point, so they compute something finite and harmless.
+        if (count < LANES) lanes.fill(src[from + count - 1], count);
+      }
+      program.setInput(k, lanes);
+    });
+    program.run();
+    results.forEach((node, k) => {
+      const v = program.read(node);
+      const target = out[k];
+      if (typeof v === "number" || v.length === 1) target.fill(typeof v === "number" ? v : v[0], from, from + count);
+      else target.set(v.subarray(0, count), from);
+    });
+  }
+  return true;
+}
+
+/** Index of the first point whose results hold a non-finite value (it then deserves a diagnosis), or −1. */
+export function firstNonFinitePoint(out: readonly Float64Array[], start: number, end: number): number {
+  let worst = -1;
+  for (const block of out) {
+    const i = firstNonFinite(block.subarray(start, end));
+    if (i >= 0 && (worst < 0 || start + i < worst)) worst = start + i;
+  }
+  return worst;
+}
