@@ -140,10 +140,10 @@ function prepareHvp(fn: CompiledFunction, wrt: readonly NamedNode[], precision: 
 }
 
 function readOutputs(fn: CompiledFunction, p: Prepared): Record<string, Value> {
-  return Object.fromEntries(fn.graph.outputs.map((o, k) => [o.name, toValue(fn, p, k)]));
+  return Object.fromEntries(fn.graph.outputs.map((o, k) => [o.name, toValue(p, k)]));
 }
 
-function toValue(fn: CompiledFunction, p: Prepared, k: number): Value {
+function toValue(p: Prepared, k: number): Value {
   const node = p.results[k];
   const v = p.program.read(node);
   const shape = p.graph.nodes[node].shape;
@@ -172,14 +172,14 @@ export function hessian(fn: CompiledFunction, inputs: InputData[], request: Eval
     });
   }
   if (dirs.total === 0) run(p.program, [...inputs, ...dirs.unit(-1, 0)]);
-  const gradient = Object.fromEntries(wrt.map((w, k) => [w.name, toValue(fn, p, 1 + k)]));
+  const gradient = Object.fromEntries(wrt.map((w, k) => [w.name, toValue(p, 1 + k)]));
   const result = Object.fromEntries(
     wrt.map((a, i) => [
       a.name,
       Object.fromEntries(wrt.map((b, j) => [b.name, asValue([...dirs.shapes[i], ...dirs.shapes[j]], blocks[i][j])])),
     ]),
   );
-  return { outputs: { [fn.singleOutput().name]: toValue(fn, p, 0) }, gradient, hessian: result };
+  return { outputs: { [fn.singleOutput().name]: toValue(p, 0) }, gradient, hessian: result };
 }
 
 /** H·v along the request's tangent, by one forward-over-reverse sweep. */
@@ -201,9 +201,9 @@ export function hvp(
   );
   run(p.program, [...inputs, ...tangent]);
   return {
-    outputs: { [fn.singleOutput().name]: toValue(fn, p, 0) },
-    gradient: Object.fromEntries(wrt.map((w, k) => [w.name, toValue(fn, p, 1 + k)])),
-    hvp: Object.fromEntries(wrt.map((w, k) => [w.name, toValue(fn, p, 1 + wrt.length + k)])),
+    outputs: { [fn.singleOutput().name]: toValue(p, 0) },
+    gradient: Object.fromEntries(wrt.map((w, k) => [w.name, toValue(p, 1 + k)])),
+    hvp: Object.fromEntries(wrt.map((w, k) => [w.name, toValue(p, 1 + wrt.length + k)])),
   };
 }
 
@@ -249,7 +249,7 @@ export function derivative(
     return { graph, results: [single.node, node], extraInputs: [], pass: "reverse" };
   });
   run(p.program, inputs);
-  return { outputs: { [single.name]: toValue(fn, p, 0) }, derivative: element(p.program.read(p.results[1]), 0), partials: sequence };
+  return { outputs: { [single.name]: toValue(p, 0) }, derivative: element(p.program.read(p.results[1]), 0), partials: sequence };
 }
 
 /**
@@ -304,7 +304,7 @@ export function laplacian(
     sum += element(p.program.read(p.results[1 + wrt.length + k]), e);
   }
   if (dirs.total === 0) run(p.program, [...inputs, ...dirs.unit(-1, 0)]);
-  return { outputs: { [fn.singleOutput().name]: toValue(fn, p, 0) }, laplacian: sum };
+  return { outputs: { [fn.singleOutput().name]: toValue(p, 0) }, laplacian: sum };
 }
 
 /** What `check` reports for one input element (tensors: the worst element). */
@@ -341,11 +341,11 @@ export function check(fn: CompiledFunction, inputs: InputData[], request: Evalua
     precision: request.precision,
     allowNonFinite: request.allowNonFinite,
   });
-  const valueOf = fn.prepareValue(request.precision ?? "float64");
+  const valueProgram = fn.prepareValue(request.precision ?? "float64");
   const outIndex = fn.graph.outputs.indexOf(single);
   const f = (args: InputData[]) => {
-    run(valueOf.program, args);
-    return element(valueOf.program.read(valueOf.results[outIndex]), 0);
+    run(valueProgram.program, args);
+    return element(valueProgram.program.read(valueProgram.results[outIndex]), 0);
   };
   const f0 = element(grad.outputs[single.name] as number, 0);
   const wrt = selectInputs(fn.graph, request.wrt);
