@@ -26,6 +26,8 @@ export interface LoopOutput {
   /** Where it goes; for a reduction, the strides are 0 along the reduced axes. */
   readonly access: Access;
   readonly reduce?: { readonly identity: number; js(acc: string, x: string): string };
+  /** Outputs with the same id accumulate into the same array (a scattered sum): it is set up once. */
+  readonly buffer?: number;
 }
 
 export interface LoopSpec {
@@ -104,10 +106,35 @@ export function generateLoop(spec: LoopSpec): FusedLoop {
     ...moving.map((k) => `${inOffset(k, 0)} = ${spec.operands[k].offset}`),
   ];
   prologue.push(`const ${starts.join(", ")};`);
+  // In-place accumulation starts from the identity. In a flat loop whose outputs into one array all
+  // step by 1, the output with the largest offset (the first in order among equals) is the first to
+  // reach every element it writes: it stores instead of accumulating, and only the elements it never
+  // writes are set to the identity beforehand.
+  const firstWriter = new Set<number>();
+  const prepared = new Set<number>();
   spec.outputs.forEach((o, j) => {
     if (!o.reduce) return;
-    if (fullReduce[j]) prologue.push(`let acc${j} = ${lit(o.reduce.identity)};`);
-    else prologue.push(`out${j}.fill(${lit(o.reduce.identity)});`);
+    if (fullReduce[j]) {
+      prologue.push(`let acc${j} = ${lit(o.reduce.identity)};`);
+      return;
+    }
+    const key = o.buffer ?? -1 - j;
+    if (prepared.has(key)) return;
+    prepared.add(key);
+    const sharing = spec.outputs
+      .map((_p, i) => i)
+      .filter((i) => i === j || (o.buffer !== undefined && spec.outputs[i].buffer === o.buffer));
+    const flat = depth === 1 && sharing.every((i) => dims[0].strides[i] === 1 && !fullReduce[i]);
+    if (!flat) {
+      prologue.push(`out${j}.fill(${lit(o.reduce.identity)});`);
+      return;
+    }
+    const first = sharing.reduce((best, i) => (spec.outputs[i].access.offset > spec.outputs[best].access.offset ? i : best), sharing[0]);
+    const start = spec.outputs[first].access.offset;
+    firstWriter.add(first);
+    prologue.push(
+      `out${j}.fill(${lit(o.reduce.identity)}, 0, ${start}); out${j}.fill(${lit(o.reduce.identity)}, ${start + dims[0].extent});`,
+    );
   });
 
   const loads = moving
@@ -126,6 +153,7 @@ export function generateLoop(spec: LoopSpec): FusedLoop {
     .map((o, j) => {
       if (!o.reduce) return `out${j}[${outOffset(j, depth)}] = ${round(o.value)};`;
       if (fullReduce[j]) return `acc${j} = ${o.reduce.js(`acc${j}`, o.value)};`;
+      if (firstWriter.has(j)) return `out${j}[${outOffset(j, depth)}] = ${round(o.reduce.js(lit(o.reduce.identity), o.value))};`;
       const at = `out${j}[${outOffset(j, depth)}]`;
       return `${at} = ${round(o.reduce.js(at, o.value))};`;
     })

@@ -11,6 +11,11 @@ export interface Program {
   readonly precision: Precision;
   /** Writes input k (in the graph's input order): a number, or row-major elements. */
   setInput(k: number, value: number | ArrayLike<number>): void;
+  /**
+   * Like setInput, but a typed array of the program's element type and the input's length is read
+   * in place, without a copy; it must not change until the run that reads it is over.
+   */
+  useInput(k: number, value: number | ArrayLike<number>): void;
   run(): void;
   /** A node's value after `run`: a number for scalars, row-major elements for tensors. */
   read(node: number): number | TensorData;
@@ -30,6 +35,9 @@ class ScalarAdapter implements Program {
   setInput(k: number, value: number | ArrayLike<number>): void {
     this.program.slots[this.program.inputSlots[k]] = typeof value === "number" ? value : value[0];
   }
+  useInput(k: number, value: number | ArrayLike<number>): void {
+    this.setInput(k, value);
+  }
   run(): void {
     this.program.run();
   }
@@ -44,9 +52,13 @@ class TensorAdapter implements Program {
     return this.program.precision;
   }
   setInput(k: number, value: number | ArrayLike<number>): void {
-    const buf = this.program.inputBuffers[k];
-    if (typeof value === "number") buf[0] = value;
-    else buf.set(value);
+    this.program.setInput(k, value);
+  }
+  useInput(k: number, value: number | ArrayLike<number>): void {
+    const own = this.program.inputBuffers[k];
+    if (ArrayBuffer.isView(value) && value.constructor === own.constructor && (value as TensorData).length === own.length) {
+      this.program.bindInput(k, value as TensorData);
+    } else this.program.setInput(k, value);
   }
   run(): void {
     this.program.run();

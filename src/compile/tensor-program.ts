@@ -44,6 +44,15 @@ type Task =
 
 const rowMajor = (shape: Shape) => stridesOf(shape);
 
+/** An accumulating write of a value computed in a nest (buffer `source`) into `target` at `access`. */
+interface Scatter {
+  readonly source: number;
+  readonly target: number;
+  readonly access: Access;
+}
+
+const SUM = { identity: 0, js: (acc: string, x: string) => `${acc} + ${x}` };
+
 function isContiguous(shape: Shape, loc: BufferLocation): boolean {
   if (loc.bounds) return false;
   const want = rowMajor(shape);
@@ -81,6 +90,7 @@ function identity(shape: Shape): Access {
 export class TensorProgram {
   readonly arena: SharedArrayBuffer;
   readonly precision: Precision;
+  /** Where each input is read from: its own arena buffer, or the array bound to it. */
   readonly inputBuffers: TensorData[];
   readonly outputs: readonly number[];
   /** Step labels, for errors and profiles. */
@@ -88,6 +98,10 @@ export class TensorProgram {
   readonly steps: (() => void)[];
   private readonly locations: (Location | undefined)[];
   private readonly buffers: TensorData[];
+  /** Every array slot a step reads a buffer through, so that an input can be rebound in place. */
+  private readonly references: { holder: TensorData[]; index: number; buffer: number; offset: number; length: number | undefined }[] = [];
+  private readonly inputBufferIds: number[];
+  private readonly arenaInputs: TensorData[];
   private readonly graph: Graph;
 
   constructor(graph: Graph, outputs: readonly number[], options: { precision?: Precision; keep?: readonly number[] } = {}) {
@@ -219,8 +233,13 @@ export class TensorProgram {
       if (written?.kind === "buffer") writerNest.set(written.buffer, nests.length - 1);
     });
 
+    // A sum of shifted, zero-padded values (what the reverse of slicing produces) is written by
+    // accumulation from the nest that computes those values, instead of storing them for a later pass.
+    const scatters = this.planScatters(tasks, nests, writerNest, nodes, defs, group, locations);
+
     // Lifetimes at nest granularity; a buffer read only inside its writer's nest is never stored.
     nests.forEach((nest, s) => {
+      for (const scatter of scatters.get(s) ?? []) plans[scatter.target].first = Math.min(plans[scatter.target].first, s);
       for (const t of nest) {
         const w = locations[tasks[t].node];
         if (w?.kind === "buffer") plans[w.buffer].first = Math.min(plans[w.buffer].first, s);
@@ -241,19 +260,32 @@ export class TensorProgram {
     this.locations = locations;
     this.steps = [];
     this.stepLabels = [];
-    for (const nest of nests) {
+    nests.forEach((nest, s) => {
+      if (nest.length === 0) return;
       const head = tasks[nest[0]];
       const label = nest.map((t) => this.label(tasks[t].node)).join(" + ");
       if (head.kind === "kernel") {
-        const ins = head.args.map((loc, k) =>
-          views[loc.buffer].subarray(loc.offset, loc.offset + sizeOf(nodes[nodes[head.node].args[k]].shape)),
-        );
-        const out = views[(locations[head.node] as BufferLocation).buffer];
+        const ins = head.args.map((loc, k) => {
+          const length = sizeOf(nodes[nodes[head.node].args[k]].shape);
+          return views[loc.buffer].subarray(loc.offset, loc.offset + length);
+        });
+        head.args.forEach((loc, k) => {
+          this.references.push({
+            holder: ins,
+            index: k,
+            buffer: loc.buffer,
+            offset: loc.offset,
+            length: sizeOf(nodes[nodes[head.node].args[k]].shape),
+          });
+        });
+        const outBuffer = (locations[head.node] as BufferLocation).buffer;
+        const out = [views[outBuffer]];
+        this.references.push({ holder: out, index: 0, buffer: outBuffer, offset: 0, length: undefined });
         const kernel = head.kernel;
-        this.steps.push(() => kernel(ins, out));
+        this.steps.push(() => kernel(ins, out[0]));
       } else if (head.kind === "const") {
         views[(locations[head.node] as BufferLocation).buffer].set(head.data);
-        continue;
+        return;
       } else {
         this.steps.push(
           this.buildNest(
@@ -265,12 +297,72 @@ export class TensorProgram {
             plans,
             views,
             float32,
+            scatters.get(s) ?? [],
           ),
         );
       }
       this.stepLabels.push(label);
+    });
+    this.inputBufferIds = graph.inputs.map((i) => (locations[i.node] as BufferLocation).buffer);
+    this.arenaInputs = this.inputBufferIds.map((b) => views[b]);
+    this.inputBuffers = [...this.arenaInputs];
+  }
+
+  /**
+   * Makes the program read input k straight from `data` (no copy) until the next bind or setInput.
+   * `data` must have the input's element type and length: a decoded request tensor in shared memory,
+   * say. Steps keep their closures; only the array slots that point at the input's buffer change.
+   */
+  bindInput(k: number, data: TensorData): void {
+    const own = this.arenaInputs[k];
+    if (data.constructor !== own.constructor || data.length !== own.length) {
+      throw new Error(`input ${k} needs a ${own.constructor.name} of ${own.length} elements`);
     }
-    this.inputBuffers = graph.inputs.map((i) => views[(locations[i.node] as BufferLocation).buffer]);
+    this.rebind(k, data);
+  }
+
+  /** Copies into input k's own buffer (undoing any binding). */
+  setInput(k: number, value: number | ArrayLike<number>): void {
+    if (this.inputBuffers[k] !== this.arenaInputs[k]) this.rebind(k, this.arenaInputs[k]);
+    const buf = this.arenaInputs[k];
+    if (typeof value === "number") buf[0] = value;
+    else buf.set(value);
+  }
+
+  /**
+   * Makes the program write a result straight into `data` (no copy out): an answer's block in shared
+   * memory, say. The node must be a kept result stored on its own, and `data` of its type and size.
+   */
+  bindOutput(node: number, data: TensorData): void {
+    const loc = this.locations[node];
+    const shape = this.graph.nodes[node].shape;
+    const own = loc?.kind === "buffer" ? this.buffers[loc.buffer] : undefined;
+    if (
+      loc?.kind !== "buffer" ||
+      !own ||
+      loc.offset !== 0 ||
+      !isContiguous(shape, loc) ||
+      own.length !== sizeOf(shape) ||
+      this.inputBufferIds.includes(loc.buffer)
+    ) {
+      throw new Error(`node ${node} is not a result stored on its own`);
+    }
+    if (data.constructor !== own.constructor || data.length !== own.length)
+      throw new Error(`node ${node} needs a ${own.constructor.name} of ${own.length} elements`);
+    this.rebindBuffer(loc.buffer, data);
+  }
+
+  private rebind(k: number, data: TensorData): void {
+    this.rebindBuffer(this.inputBufferIds[k], data);
+    this.inputBuffers[k] = data;
+  }
+
+  private rebindBuffer(buffer: number, data: TensorData): void {
+    for (const ref of this.references) {
+      if (ref.buffer === buffer)
+        ref.holder[ref.index] = ref.length === undefined ? data : data.subarray(ref.offset, ref.offset + ref.length);
+    }
+    this.buffers[buffer] = data;
   }
 
   private label(id: number): string {
@@ -303,6 +395,69 @@ export class TensorProgram {
     if (mapped) return { kind: "buffer", buffer: from.buffer, ...mapped };
     const fresh = copy();
     return { kind: "buffer", buffer: fresh.buffer, ...(view(argShape, node.attrs, fresh) as { offset: number; strides: number[] }) };
+  }
+
+  /**
+   * Finds loop tasks that only add up values read through zero padding (or unshifted), all computed
+   * elementwise in one earlier nest over the unpadded shape. Each such sum becomes accumulating writes
+   * from that nest, at the padding's offset; its own nest is emptied.
+   */
+  private planScatters(
+    tasks: readonly Task[],
+    nests: number[][],
+    writerNest: ReadonlyMap<number, number>,
+    nodes: readonly IrNode[],
+    defs: readonly (OpDef | undefined)[],
+    group: Int32Array,
+    locations: readonly (Location | undefined)[],
+  ): Map<number, Scatter[]> {
+    const scatters = new Map<number, Scatter[]>();
+    nests.forEach((nest, s) => {
+      if (nest.length !== 1) return;
+      const task = tasks[nest[0]];
+      if (task.kind !== "loop" || !task.members.every((m) => defs[m]?.name === "add")) return;
+      const g = group[task.node];
+      const leaves: number[] = [];
+      const collect = (id: number): boolean => {
+        if (group[id] === g) return nodes[id].args.every(collect);
+        leaves.push(id);
+        return locations[id]?.kind === "buffer";
+      };
+      if (!collect(task.node)) return;
+      const outStrides = rowMajor(task.shape);
+      const planned: Scatter[] = [];
+      let source: number | undefined;
+      for (const leaf of leaves) {
+        const loc = locations[leaf] as BufferLocation;
+        const at = writerNest.get(loc.buffer);
+        if (at === undefined || at >= s || (source !== undefined && at !== source)) return;
+        source = at;
+        const writer = nests[at].map((t) => tasks[t]).find((w) => (locations[w.node] as BufferLocation | undefined)?.buffer === loc.buffer);
+        if (!writer || (writer.kind !== "loop" && writer.kind !== "copy") || (writer.kind === "loop" && defs[writer.node]?.reduce)) return;
+        const inner = (tasks[nests[at][0]] as { shape: Shape }).shape;
+        if (inner.length !== task.shape.length || (loc.fill ?? 0) !== 0) return;
+        const strides = rowMajor(inner);
+        const before = inner.map((_, d) => loc.bounds?.[d][0] ?? 0);
+        const fits = inner.every(
+          (extent, d) =>
+            (extent === 1 || loc.strides[d] === strides[d]) &&
+            (loc.bounds ? loc.bounds[d][1] - loc.bounds[d][0] === extent : extent === task.shape[d]) &&
+            before[d] + extent <= task.shape[d],
+        );
+        const offset = before.reduce((acc, b, d) => acc - b * strides[d], 0);
+        if (!fits || loc.offset !== offset) return;
+        const target = (locations[task.node] as BufferLocation).buffer;
+        planned.push({
+          source: loc.buffer,
+          target,
+          access: { offset: before.reduce((acc, b, d) => acc + b * outStrides[d], 0), strides: outStrides },
+        });
+      }
+      if (source === undefined) return;
+      scatters.set(source, [...(scatters.get(source) ?? []), ...planned]);
+      nests[s] = [];
+    });
+    return scatters;
   }
 
   /** The nodes a task reads from outside itself, and how (over the task's index space). */
@@ -347,6 +502,7 @@ export class TensorProgram {
     plans: readonly BufferPlan[],
     views: readonly TensorData[],
     float32: boolean,
+    scatters: readonly Scatter[],
   ): () => void {
     const shape = (tasks[0] as { shape: Shape }).shape;
     const operands: { buffer: number; access: Access }[] = [];
@@ -399,9 +555,21 @@ export class TensorProgram {
         outBuffers.push(target.buffer);
       }
     }
+    for (const scatter of scatters) {
+      const value = inRegister.get(scatter.source);
+      if (value === undefined) throw new Error("a scattered value is not computed in its nest");
+      outputs.push({ value, access: scatter.access, reduce: SUM, buffer: scatter.target });
+      outBuffers.push(scatter.target);
+    }
     const loop = generateLoop({ shape, operands: operands.map((o) => o.access), body, outputs, float32 });
     const outs = outBuffers.map((b) => views[b]);
+    outBuffers.forEach((b, k) => {
+      this.references.push({ holder: outs, index: k, buffer: b, offset: 0, length: undefined });
+    });
     const ins = operands.map((o) => views[o.buffer]);
+    operands.forEach((o, k) => {
+      this.references.push({ holder: ins, index: k, buffer: o.buffer, offset: 0, length: undefined });
+    });
     return () => loop(outs, ins);
   }
 

@@ -5,6 +5,7 @@ import * as hyperbolic from "./elementwise/hyperbolic.js";
 import * as piecewise from "./elementwise/piecewise.js";
 import * as special from "./elementwise/special.js";
 import * as trig from "./elementwise/trig.js";
+import * as conv from "./tensor/conv.js";
 import * as indexing from "./tensor/indexing.js";
 import * as matmul from "./tensor/matmul.js";
 import * as nn from "./tensor/nn.js";
@@ -24,6 +25,7 @@ const families: readonly Record<string, OpDef>[] = [
   matmul,
   indexing,
   nn,
+  conv,
 ];
 
 const byName = new Map<string, OpDef>();

@@ -127,3 +127,30 @@ describe("model errors", () => {
     );
   });
 });
+
+describe("a small convolutional network", () => {
+  it("has gradients that pass the finite-difference check, parameters included", async () => {
+    const { readFileSync } = await import("node:fs");
+    const model = JSON.parse(readFileSync(new URL("../../examples/cnn.model.json", import.meta.url), "utf8")) as ModelDefinition;
+    const compiled = compileModel(model, 2);
+    expect(compiled.parameters.map((p) => p.name)).toEqual([
+      "conv1.weight",
+      "conv1.bias",
+      "norm.gamma",
+      "norm.beta",
+      "head.weight",
+      "head.bias",
+    ]);
+    const fn = new CompiledFunction(compiled.graph);
+    const next = rng(5);
+    const params = initializeParameters(compiled.parameters, 7);
+    const point = {
+      x: { shape: [2, 1, 8, 8], data: Float64Array.from({ length: 128 }, () => next()) },
+      y: { shape: [2], data: [0, 2] },
+      ...params,
+    };
+    const r = fn.evaluate(point, { mode: "check", wrt: compiled.parameters.map((p) => p.name) });
+    expect(r.check?.passed, JSON.stringify(r.check?.inputs)).toBe(true);
+    expect(r.check?.inputs["conv1.weight"].elements).toBe(36);
+  });
+});

@@ -85,3 +85,61 @@ describe.each(cases)("tensor op: %s", (_name, c) => {
     expect(Math.abs(evaluate(graph, x, "float32") - f64)).toBeLessThanOrEqual(2e-5 * (1 + Math.abs(f64)));
   });
 });
+
+describe.each([
+  [
+    "conv2d",
+    { op: "conv2d", args: [m([2, 2, 5, 6]), m([3, 2, 3, 2])], attrs: { stride: [2, 1], padding: [1, 0, 2, 1], dilation: [1, 2] } },
+  ],
+  ["conv2d 1×1", { op: "conv2d", args: [m([1, 3, 4, 4]), m([2, 3, 1, 1])] }],
+  [
+    "conv2d_input_grad",
+    {
+      op: "conv2d_input_grad",
+      args: [m([2, 3, 3, 6]), m([3, 2, 3, 2])],
+      attrs: { stride: [2, 1], padding: 1, dilation: [1, 2], input_size: [5, 6] },
+    },
+  ],
+  [
+    "conv2d_filter_grad",
+    { op: "conv2d_filter_grad", args: [m([2, 2, 5, 6]), m([2, 3, 5, 6])], attrs: { padding: 1, kernel_size: [3, 3] } },
+  ],
+  ["max_pool2d", { op: "max_pool2d", args: [m([2, 2, 5, 5])], attrs: { kernel: 2, stride: [2, 1], padding: [1, 0, 0, 1] } }],
+  ["avg_pool2d", { op: "avg_pool2d", args: [m([1, 2, 5, 4])], attrs: { kernel: [3, 2], stride: 1, padding: 1 } }],
+  ["avg_pool2d_grad", { op: "avg_pool2d_grad", args: [m([1, 2, 2, 2])], attrs: { kernel: 2, input_size: [4, 4] } }],
+] as [string, OpCase][])("convolution and pooling: %s", (_name, c) => {
+  it("reverse mode matches central differences on every element", () => {
+    const { graph } = caseGraph(c);
+    const x = samplePoint(c, 11);
+    const ad = gradient(graph, x);
+    const fd = fdGradient(graph, x);
+    ad.forEach((g, k) => {
+      g.forEach((v, i) => {
+        expect(Math.abs(v - fd[k][i]), `∂/∂a${k}[${i}]: AD ${v}, FD ${fd[k][i]}`).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(fd[k][i])));
+      });
+    });
+  });
+  it("forward and reverse agree", () => {
+    const { graph } = caseGraph(c);
+    const x = samplePoint(c, 12);
+    const next = rng(13);
+    const u = x.map((xk) => Float64Array.from(xk, () => next() * 2 - 1));
+    const dot = gradient(graph, x).reduce((s, gk, k) => s + gk.reduce((t, v, i) => t + v * u[k][i], 0), 0);
+    expect(Math.abs(jvp(graph, x, u) - dot)).toBeLessThanOrEqual(1e-11 * (1 + Math.abs(dot)));
+  });
+});
+
+describe("matmul with partly broadcast batch axes", () => {
+  it("matches differences", () => {
+    const c: OpCase = { op: "matmul", args: [m([2, 1, 3, 4]), m([1, 3, 4, 2])] };
+    const { graph } = caseGraph(c);
+    const x = samplePoint(c, 21);
+    const ad = gradient(graph, x);
+    const fd = fdGradient(graph, x);
+    ad.forEach((g, k) => {
+      g.forEach((v, i) => {
+        expect(Math.abs(v - fd[k][i])).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(fd[k][i])));
+      });
+    });
+  });
+});

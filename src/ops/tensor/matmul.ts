@@ -1,8 +1,8 @@
 import { OpRuleError } from "../../errors.js";
-import { matmulKernel } from "../../tensor/matmul-ref.js";
-import { broadcastShapes, formatShape } from "../../tensor/shape.js";
+import { type FloatArray, matmul as gemm } from "../../tensor/kernels/index.js";
+import { broadcastShapes, formatShape, type Shape, sizeOf, stridesOf } from "../../tensor/shape.js";
 import { unbroadcast } from "../rule-helpers.js";
-import type { MaybeNode, OpDef } from "../types.js";
+import type { MaybeNode, OpDef, TensorData } from "../types.js";
 import { boolAttr, onlyAttrs } from "./attrs.js";
 
 interface MatmulAttrs {
@@ -46,7 +46,7 @@ export const matmul: OpDef = {
     const batch = broadcastShapes([a.slice(0, -2), b.slice(0, -2)]);
     return [...batch, matrixDims(a, transpose_a)[0], matrixDims(b, transpose_b)[1]];
   },
-  kernel: (spec) => matmulKernel(spec.argShapes[0], spec.argShapes[1], spec.shape, spec.attrs as unknown as MatmulAttrs),
+  kernel: ({ argShapes: [a, b], shape, attrs }) => batchedProduct(a, b, shape, attrs as unknown as MatmulAttrs),
   jvp: (b, [x, y], _out, [tx, ty], attrs) => {
     const terms = [tx === null ? null : b.op("matmul", [tx, y], attrs), ty === null ? null : b.op("matmul", [x, ty], attrs)].filter(
       (t): t is number => t !== null,
@@ -69,3 +69,53 @@ export const matmul: OpDef = {
     return [ga === null ? null : unbroadcast(b, ga, b.shape(x)), gb === null ? null : unbroadcast(b, gb, b.shape(y))];
   },
 };
+
+/**
+ * The product over the batch axes. When each operand's batch is either the whole output batch or a
+ * single matrix, one strided call covers it (stride 0 broadcasts); otherwise each output matrix is a
+ * call of its own, its operands found through the broadcast batch index.
+ */
+function batchedProduct(a: Shape, b: Shape, out: Shape, t: MatmulAttrs) {
+  const m = out[out.length - 2];
+  const n = out[out.length - 1];
+  const k = t.transpose_a ? a[a.length - 2] : a[a.length - 1];
+  const batchShape = out.slice(0, -2);
+  const batches = sizeOf(batchShape);
+  const aBatch = sizeOf(a.slice(0, -2));
+  const bBatch = sizeOf(b.slice(0, -2));
+  const base = { m, n, k, transA: t.transpose_a, transB: t.transpose_b };
+  if ((aBatch === batches || aBatch === 1) && (bBatch === batches || bBatch === 1)) {
+    const strides = { batch: batches, strideA: aBatch === 1 ? 0 : m * k, strideB: bBatch === 1 ? 0 : k * n, strideC: m * n };
+    return ([x, y]: readonly TensorData[], c: TensorData) =>
+      gemm({ ...base, ...strides, a: x as FloatArray, b: y as FloatArray, c: c as FloatArray });
+  }
+  const offsets = (shape: Shape, matrix: number) => {
+    const own = shape.slice(0, -2);
+    const lead = batchShape.length - own.length;
+    const ownStrides = stridesOf(own);
+    const outStrides = stridesOf(batchShape);
+    return Int32Array.from({ length: batches }, (_, p) => {
+      let offset = 0;
+      batchShape.forEach((_, i) => {
+        const index = Math.floor(p / outStrides[i]) % batchShape[i];
+        if (i >= lead && own[i - lead] !== 1) offset += index * ownStrides[i - lead];
+      });
+      return offset * matrix;
+    });
+  };
+  const aOffsets = offsets(a, m * k);
+  const bOffsets = offsets(b, k * n);
+  return ([x, y]: readonly TensorData[], c: TensorData) => {
+    for (let p = 0; p < batches; p++) {
+      gemm({
+        ...base,
+        a: x as FloatArray,
+        aOffset: aOffsets[p],
+        b: y as FloatArray,
+        bOffset: bOffsets[p],
+        c: c as FloatArray,
+        cOffset: p * m * n,
+      });
+    }
+  };
+}

@@ -1,0 +1,395 @@
+import { OpRuleError } from "../../errors.js";
+import {
+  avgPool2d,
+  avgPool2dBackward,
+  type Conv2dGeometry,
+  conv2dFilterGrad as conv2dFilterGradKernel,
+  conv2dInputGrad as conv2dInputGradKernel,
+  conv2d as conv2dKernel,
+  conv2dWorkspaceSize,
+  type FloatArray,
+  maxPool2d,
+  maxPool2dBackwardFromArgmax,
+  type Pool2dGeometry,
+} from "../../tensor/kernels/index.js";
+import { formatShape, type Shape, sizeOf } from "../../tensor/shape.js";
+import type { Attrs, OpDef, RuleBuilder } from "../types.js";
+import { onlyAttrs, pairAttr } from "./attrs.js";
+
+/**
+ * Convolution and pooling, NCHW. Each derivative is itself an op with its own rules (convolution is
+ * bilinear, pooling routes), so the family is closed under differentiation: second derivatives of a
+ * CNN's loss work like any other.
+ */
+
+interface ConvAttrs {
+  stride: [number, number];
+  /** Zero padding: top, bottom, left, right. */
+  padding: [number, number, number, number];
+  dilation: [number, number];
+}
+
+/** padding: one integer, [vertical, horizontal], or [top, bottom, left, right]. */
+function paddingAttr(value: unknown): [number, number, number, number] {
+  if (Array.isArray(value) && value.length === 4) {
+    if (!value.every((v) => Number.isInteger(v) && v >= 0))
+      throw new OpRuleError("padding entries must be non-negative integers", "attrs.padding");
+    return value as [number, number, number, number];
+  }
+  const [v, h] = pairAttr(value, "padding", 0, 0);
+  return [v, v, h, h];
+}
+
+function convAttrs(attrs: Attrs | undefined, extra: readonly string[]): ConvAttrs & Record<string, unknown> {
+  const a = onlyAttrs(attrs, ["stride", "padding", "dilation", ...extra]);
+  return {
+    ...a,
+    stride: pairAttr(a.stride, "stride", 1, 1),
+    padding: paddingAttr(a.padding),
+    dilation: pairAttr(a.dilation, "dilation", 1, 1),
+  };
+}
+
+/** Output extent along one axis: ⌊(in + pads − dilation·(kernel − 1) − 1) / stride⌋ + 1. */
+function outExtent(input: number, kernel: number, stride: number, padA: number, padB: number, dilation: number): number {
+  return Math.floor((input + padA + padB - dilation * (kernel - 1) - 1) / stride) + 1;
+}
+
+function convOutput(x: Shape, w: Shape, a: ConvAttrs): [number, number] {
+  const oh = outExtent(x[2], w[2], a.stride[0], a.padding[0], a.padding[1], a.dilation[0]);
+  const ow = outExtent(x[3], w[3], a.stride[1], a.padding[2], a.padding[3], a.dilation[1]);
+  if (oh < 1 || ow < 1)
+    throw new OpRuleError(`the kernel ${formatShape(w.slice(2))} (dilated) does not fit the padded input ${formatShape(x.slice(2))}`);
+  return [oh, ow];
+}
+
+function geometry(x: Shape, w: Shape, a: ConvAttrs): Conv2dGeometry {
+  return {
+    batch: x[0],
+    inChannels: x[1],
+    inHeight: x[2],
+    inWidth: x[3],
+    outChannels: w[0],
+    kernelHeight: w[2],
+    kernelWidth: w[3],
+    strideH: a.stride[0],
+    strideW: a.stride[1],
+    padTop: a.padding[0],
+    padBottom: a.padding[1],
+    padLeft: a.padding[2],
+    padRight: a.padding[3],
+    dilationH: a.dilation[0],
+    dilationW: a.dilation[1],
+  };
+}
+
+/** Scratch for im2col, allocated once per compiled kernel. */
+function workspaceFor(g: Conv2dGeometry, float32: boolean): FloatArray {
+  const n = conv2dWorkspaceSize(g);
+  return float32 ? new Float32Array(n) : new Float64Array(n);
+}
+
+const conv = (b: RuleBuilder, x: number, w: number, a: ConvAttrs) =>
+  b.op("conv2d", [x, w], { stride: a.stride, padding: a.padding, dilation: a.dilation });
+const inputGrad = (b: RuleBuilder, dy: number, w: number, a: ConvAttrs, size: readonly number[]) =>
+  b.op("conv2d_input_grad", [dy, w], { stride: a.stride, padding: a.padding, dilation: a.dilation, input_size: [size[0], size[1]] });
+const filterGrad = (b: RuleBuilder, x: number, dy: number, a: ConvAttrs, size: readonly number[]) =>
+  b.op("conv2d_filter_grad", [x, dy], { stride: a.stride, padding: a.padding, dilation: a.dilation, kernel_size: [size[0], size[1]] });
+
+function sumTerms(b: RuleBuilder, terms: (number | null)[]): number | null {
+  const present = terms.filter((t): t is number => t !== null);
+  return present.length === 0 ? null : present.reduce((s, t) => b.add(s, t));
+}
+
+export const conv2d: OpDef = {
+  name: "conv2d",
+  kind: "structural",
+  arity: 2,
+  summary: "2-D convolution (cross-correlation), NCHW: x [N, C, H, W] ⋆ w [O, C, KH, KW] with stride, padding, dilation",
+  attrNames: ["stride", "padding", "dilation"],
+  normalizeAttrs: (attrs, [x, w]) => {
+    const a = convAttrs(attrs, []);
+    if (x.length !== 4 || w.length !== 4)
+      throw new OpRuleError(`conv2d needs x [N, C, H, W] and w [O, C, KH, KW], got ${formatShape(x)} and ${formatShape(w)}`);
+    if (x[1] !== w[1]) throw new OpRuleError(`x has ${x[1]} channels but w expects ${w[1]} (x ${formatShape(x)}, w ${formatShape(w)})`);
+    convOutput(x, w, a);
+    return a;
+  },
+  shape: ([x, w], attrs) => [x[0], w[0], ...convOutput(x, w, attrs as unknown as ConvAttrs)],
+  kernel: ({ argShapes: [x, w], attrs, float32 }) => {
+    const g = geometry(x, w, attrs as unknown as ConvAttrs);
+    const workspace = workspaceFor(g, float32);
+    return ([input, filter], out) => conv2dKernel(g, input as FloatArray, filter as FloatArray, out as FloatArray, { workspace });
+  },
+  jvp: (b, [x, w], _out, [tx, tw], attrs) => {
+    const a = attrs as unknown as ConvAttrs;
+    return sumTerms(b, [tx === null ? null : conv(b, tx, w, a), tw === null ? null : conv(b, x, tw, a)]);
+  },
+  vjp: (b, [x, w], _out, ct, needs, attrs) => {
+    const a = attrs as unknown as ConvAttrs;
+    return [needs[0] ? inputGrad(b, ct, w, a, b.shape(x).slice(2)) : null, needs[1] ? filterGrad(b, x, ct, a, b.shape(w).slice(2)) : null];
+  },
+};
+
+/** ∂⟨conv2d(x, w), dy⟩/∂x: the transposed convolution of dy by w, back to the input's size. */
+export const conv2dInputGrad: OpDef = {
+  name: "conv2d_input_grad",
+  kind: "structural",
+  arity: 2,
+  summary: "the derivative of conv2d with respect to its input: the transposed convolution of dy [N, O, OH, OW] by w",
+  attrNames: ["stride", "padding", "dilation", "input_size"],
+  normalizeAttrs: (attrs, [dy, w]) => {
+    const a = convAttrs(attrs, ["input_size"]);
+    const size = pairAttr(a.input_size, "input_size", 0, 1);
+    const [oh, ow] = convOutput([dy[0], w[1], ...size], w, a);
+    if (dy.length !== 4 || dy[1] !== w[0] || dy[2] !== oh || dy[3] !== ow) {
+      throw new OpRuleError(
+        `dy has shape ${formatShape(dy)}, expected [${dy[0]}, ${w[0]}, ${oh}, ${ow}] for w ${formatShape(w)} and input size ${formatShape(size)}`,
+      );
+    }
+    return { ...a, input_size: size };
+  },
+  shape: ([dy, w], attrs) => [dy[0], w[1], ...(attrs as { input_size: number[] }).input_size],
+  kernel: ({ argShapes: [dy, w], attrs, float32 }) => {
+    const size = attrs?.input_size as number[];
+    const g = geometry([dy[0], w[1], size[0], size[1]], w, attrs as unknown as ConvAttrs);
+    const workspace = workspaceFor(g, float32);
+    return ([grad, filter], out) => conv2dInputGradKernel(g, grad as FloatArray, filter as FloatArray, out as FloatArray, { workspace });
+  },
+  jvp: (b, [dy, w], _out, [tdy, tw], attrs) => {
+    const a = attrs as unknown as ConvAttrs;
+    const size = attrs?.input_size as number[];
+    return sumTerms(b, [tdy === null ? null : inputGrad(b, tdy, w, a, size), tw === null ? null : inputGrad(b, dy, tw, a, size)]);
+  },
+  // ⟨g, J(dy, w)⟩ = ⟨conv2d(g, w), dy⟩ = ⟨w, filter_grad(g, dy)⟩
+  vjp: (b, [dy, w], _out, ct, needs, attrs) => {
+    const a = attrs as unknown as ConvAttrs;
+    return [needs[0] ? conv(b, ct, w, a) : null, needs[1] ? filterGrad(b, ct, dy, a, b.shape(w).slice(2)) : null];
+  },
+};
+
+/** ∂⟨conv2d(x, w), dy⟩/∂w: the correlation of x with dy, summed over the batch. */
+export const conv2dFilterGrad: OpDef = {
+  name: "conv2d_filter_grad",
+  kind: "structural",
+  arity: 2,
+  summary: "the derivative of conv2d with respect to its filter: x [N, C, H, W] correlated with dy [N, O, OH, OW]",
+  attrNames: ["stride", "padding", "dilation", "kernel_size"],
+  normalizeAttrs: (attrs, [x, dy]) => {
+    const a = convAttrs(attrs, ["kernel_size"]);
+    const size = pairAttr(a.kernel_size, "kernel_size", 0, 1);
+    const [oh, ow] = convOutput(x, [dy[1], x[1], ...size], a);
+    if (dy.length !== 4 || dy[0] !== x[0] || dy[2] !== oh || dy[3] !== ow) {
+      throw new OpRuleError(
+        `dy has shape ${formatShape(dy)}, expected [${x[0]}, ${dy[1]}, ${oh}, ${ow}] for x ${formatShape(x)} and kernel ${formatShape(size)}`,
+      );
+    }
+    return { ...a, kernel_size: size };
+  },
+  shape: ([x, dy], attrs) => [dy[1], x[1], ...(attrs as { kernel_size: number[] }).kernel_size],
+  kernel: ({ argShapes: [x, dy], attrs, float32 }) => {
+    const size = attrs?.kernel_size as number[];
+    const g = geometry(x, [dy[1], x[1], size[0], size[1]], attrs as unknown as ConvAttrs);
+    const workspace = workspaceFor(g, float32);
+    return ([input, grad], out) => conv2dFilterGradKernel(g, input as FloatArray, grad as FloatArray, out as FloatArray, { workspace });
+  },
+  jvp: (b, [x, dy], _out, [tx, tdy], attrs) => {
+    const a = attrs as unknown as ConvAttrs;
+    const size = attrs?.kernel_size as number[];
+    return sumTerms(b, [tx === null ? null : filterGrad(b, tx, dy, a, size), tdy === null ? null : filterGrad(b, x, tdy, a, size)]);
+  },
+  // ⟨g, J(x, dy)⟩ = ⟨conv2d(x, g), dy⟩ = ⟨x, input_grad(dy, g)⟩
+  vjp: (b, [x, dy], _out, ct, needs, attrs) => {
+    const a = attrs as unknown as ConvAttrs;
+    return [needs[0] ? inputGrad(b, dy, ct, a, b.shape(x).slice(2)) : null, needs[1] ? conv(b, x, ct, a) : null];
+  },
+};
+
+interface PoolAttrs {
+  kernel: [number, number];
+  stride: [number, number];
+  padding: [number, number, number, number];
+}
+
+function poolAttrs(attrs: Attrs | undefined, x: Shape): PoolAttrs {
+  const a = onlyAttrs(attrs, ["kernel", "stride", "padding"]);
+  if (x.length !== 4) throw new OpRuleError(`pooling needs x [N, C, H, W], got ${formatShape(x)}`);
+  const kernel = pairAttr(a.kernel, "kernel", 0, 1);
+  if (a.kernel === undefined) throw new OpRuleError("kernel is required", "attrs.kernel");
+  const padding = paddingAttr(a.padding);
+  if (padding[0] >= kernel[0] || padding[1] >= kernel[0] || padding[2] >= kernel[1] || padding[3] >= kernel[1]) {
+    throw new OpRuleError("padding must be smaller than the kernel on every side", "attrs.padding");
+  }
+  const p = { kernel, stride: pairAttr(a.stride, "stride", 0, 1), padding };
+  if (a.stride === undefined) p.stride = [kernel[0], kernel[1]];
+  const [oh, ow] = poolOutput(x, p);
+  if (oh < 1 || ow < 1)
+    throw new OpRuleError(`the pooling window ${formatShape(kernel)} does not fit the input ${formatShape(x.slice(2))}`);
+  return p;
+}
+
+function poolOutput(x: Shape, a: PoolAttrs): [number, number] {
+  return [
+    outExtent(x[2], a.kernel[0], a.stride[0], a.padding[0], a.padding[1], 1),
+    outExtent(x[3], a.kernel[1], a.stride[1], a.padding[2], a.padding[3], 1),
+  ];
+}
+
+function poolGeometry(x: Shape, a: PoolAttrs): Pool2dGeometry {
+  return {
+    batch: x[0],
+    channels: x[1],
+    inHeight: x[2],
+    inWidth: x[3],
+    kernelHeight: a.kernel[0],
+    kernelWidth: a.kernel[1],
+    strideH: a.stride[0],
+    strideW: a.stride[1],
+    padTop: a.padding[0],
+    padBottom: a.padding[1],
+    padLeft: a.padding[2],
+    padRight: a.padding[3],
+  };
+}
+
+const poolShape = (x: Shape, attrs: Attrs | undefined) => [x[0], x[1], ...poolOutput(x, attrs as unknown as PoolAttrs)];
+const samePool = (attrs: Attrs | undefined) => {
+  const a = attrs as unknown as PoolAttrs;
+  return { kernel: a.kernel, stride: a.stride, padding: a.padding };
+};
+
+/** Recomputes the argmax of every window of x (the first maximum in row-major window order). */
+function argmaxOf(g: Pool2dGeometry, x: Shape, float32: boolean) {
+  const outputs =
+    sizeOf(
+      poolOutput(x, {
+        kernel: [g.kernelHeight, g.kernelWidth],
+        stride: [g.strideH ?? 1, g.strideW ?? 1],
+        padding: [g.padTop ?? 0, g.padBottom ?? 0, g.padLeft ?? 0, g.padRight ?? 0],
+      }),
+    ) *
+    x[0] *
+    x[1];
+  const values = float32 ? new Float32Array(outputs) : new Float64Array(outputs);
+  const argmax = new Int32Array(outputs);
+  return (input: FloatArray) => {
+    maxPool2d(g, input, values, argmax);
+    return argmax;
+  };
+}
+
+export const maxPool2dOp: OpDef = {
+  name: "max_pool2d",
+  kind: "structural",
+  arity: 1,
+  summary: "maximum over each window, NCHW (kernel, stride = kernel by default, padding never read)",
+  attrNames: ["kernel", "stride", "padding"],
+  normalizeAttrs: (attrs, [x]) => ({ ...poolAttrs(attrs, x) }),
+  shape: ([x], attrs) => poolShape(x, attrs),
+  kernel: ({ argShapes: [x], attrs }) => {
+    const g = poolGeometry(x, attrs as unknown as PoolAttrs);
+    return ([input], out) => maxPool2d(g, input as FloatArray, out as FloatArray);
+  },
+  jvp: (b, [x], _out, [t], attrs) => (t === null ? null : b.op("max_pool2d_pick", [x, t], samePool(attrs))),
+  vjp: (b, [x], _out, ct, _needs, attrs) => [b.op("max_pool2d_grad", [x, ct], samePool(attrs))],
+  kinks: { doc: "Each window's derivative goes to its first maximum in row-major window order; ties give it all to that element." },
+  secondOrder: "The routing is piecewise constant: derivatives through the choice of maximum are 0.",
+};
+
+/** Routes dy to each window's argmax of x: the derivative of max pooling. */
+export const maxPool2dGrad: OpDef = {
+  name: "max_pool2d_grad",
+  kind: "structural",
+  arity: 2,
+  summary: "the derivative of max_pool2d: each dy [N, C, OH, OW] added at its window's argmax in x",
+  attrNames: ["kernel", "stride", "padding"],
+  differentiable: [false, true],
+  normalizeAttrs: (attrs, [x, dy]) => {
+    const a = poolAttrs(attrs, x);
+    const expected = poolShape(x, a as unknown as Attrs);
+    if (dy.length !== 4 || dy.some((d, i) => d !== expected[i]))
+      throw new OpRuleError(`dy has shape ${formatShape(dy)}, expected ${formatShape(expected)}`);
+    return { ...a };
+  },
+  shape: ([x]) => x,
+  kernel: ({ argShapes: [x], attrs, float32 }) => {
+    const g = poolGeometry(x, attrs as unknown as PoolAttrs);
+    const argmax = argmaxOf(g, x, float32);
+    return ([input, dy], out) => maxPool2dBackwardFromArgmax(g, argmax(input as FloatArray), dy as FloatArray, out as FloatArray);
+  },
+  jvp: (b, [x], _out, [, t], attrs) => (t === null ? null : b.op("max_pool2d_grad", [x, t], attrs)),
+  vjp: (b, [x], _out, ct, _needs, attrs) => [null, b.op("max_pool2d_pick", [x, ct], attrs)],
+};
+
+/** t at each window's argmax of x: the tangent of max pooling (and the transpose of its gradient). */
+export const maxPool2dPick: OpDef = {
+  name: "max_pool2d_pick",
+  kind: "structural",
+  arity: 2,
+  summary: "for each window of x, the element of t at x's argmax (the tangent of max_pool2d)",
+  attrNames: ["kernel", "stride", "padding"],
+  differentiable: [false, true],
+  normalizeAttrs: (attrs, [x, t]) => {
+    if (x.length !== t.length || x.some((d, i) => d !== t[i]))
+      throw new OpRuleError(`t has shape ${formatShape(t)}, expected x's ${formatShape(x)}`);
+    return { ...poolAttrs(attrs, x) };
+  },
+  shape: ([x], attrs) => poolShape(x, attrs),
+  kernel: ({ argShapes: [x], attrs, float32 }) => {
+    const g = poolGeometry(x, attrs as unknown as PoolAttrs);
+    const argmax = argmaxOf(g, x, float32);
+    const plane = x[2] * x[3];
+    const perPlane = sizeOf(poolShape(x, attrs).slice(2));
+    return ([input, t], out) => {
+      const at = argmax(input as FloatArray);
+      for (let o = 0; o < at.length; o++) {
+        const base = Math.floor(o / perPlane) * plane;
+        out[o] = at[o] < 0 ? 0 : t[base + at[o]];
+      }
+    };
+  },
+  jvp: (b, [x], _out, [, t], attrs) => (t === null ? null : b.op("max_pool2d_pick", [x, t], attrs)),
+  vjp: (b, [x], _out, ct, _needs, attrs) => [null, b.op("max_pool2d_grad", [x, ct], attrs)],
+};
+
+export const avgPool2dOp: OpDef = {
+  name: "avg_pool2d",
+  kind: "structural",
+  arity: 1,
+  summary: "mean over each window, NCHW; padding is not counted (the divisor is the number of elements inside the input)",
+  attrNames: ["kernel", "stride", "padding"],
+  normalizeAttrs: (attrs, [x]) => ({ ...poolAttrs(attrs, x) }),
+  shape: ([x], attrs) => poolShape(x, attrs),
+  kernel: ({ argShapes: [x], attrs }) => {
+    const g = poolGeometry(x, attrs as unknown as PoolAttrs);
+    return ([input], out) => avgPool2d(g, input as FloatArray, out as FloatArray);
+  },
+  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("avg_pool2d", [t], attrs)),
+  vjp: (b, [x], _out, ct, _needs, attrs) => [b.op("avg_pool2d_grad", [ct], { ...samePool(attrs), input_size: b.shape(x).slice(2) })],
+};
+
+/** Spreads each dy evenly over its window: the derivative (and transpose) of average pooling. */
+export const avgPool2dGrad: OpDef = {
+  name: "avg_pool2d_grad",
+  kind: "structural",
+  arity: 1,
+  summary: "the derivative of avg_pool2d: each dy spread evenly over its window, back to the input size",
+  attrNames: ["kernel", "stride", "padding", "input_size"],
+  normalizeAttrs: (attrs, [dy]) => {
+    const a = onlyAttrs(attrs, ["kernel", "stride", "padding", "input_size"]);
+    const size = pairAttr(a.input_size, "input_size", 0, 1);
+    const x = [dy[0], dy[1], size[0], size[1]];
+    const p = poolAttrs({ kernel: a.kernel, stride: a.stride, padding: a.padding }, x);
+    const expected = poolShape(x, p as unknown as Attrs);
+    if (dy.some((d, i) => d !== expected[i])) throw new OpRuleError(`dy has shape ${formatShape(dy)}, expected ${formatShape(expected)}`);
+    return { ...p, input_size: size };
+  },
+  shape: ([dy], attrs) => [dy[0], dy[1], ...(attrs as { input_size: number[] }).input_size],
+  kernel: ({ argShapes: [dy], attrs }) => {
+    const size = attrs?.input_size as number[];
+    const g = poolGeometry([dy[0], dy[1], size[0], size[1]], attrs as unknown as PoolAttrs);
+    return ([grad], out) => avgPool2dBackward(g, grad as FloatArray, out as FloatArray);
+  },
+  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("avg_pool2d_grad", [t], attrs)),
+  vjp: (b, _args, _out, ct, _needs, attrs) => [b.op("avg_pool2d", [ct], samePool(attrs))],
+};
