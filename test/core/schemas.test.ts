@@ -27,6 +27,8 @@ describe("the documented JSON schemas", () => {
     expect(graphSchema(bad)).toBe(false);
     expect(() => readJsonGraph(bad)).toThrow(/node p: unknown field colour/);
     expect(modelSchema({ input: [3], layers: [{ type: "dense" }], loss: "mse" })).toBe(false);
-    expect(() => compileModel({ input: [3], layers: [{ type: "dense" } as never], loss: "mse" }, 2)).toThrow(/units must be a positive integer/);
+    expect(() => compileModel({ input: [3], layers: [{ type: "dense" } as never], loss: "mse" }, 2)).toThrow(
+      /units must be a positive integer/,
+    );
   });
 });
