@@ -1,7 +1,113 @@
-import { CompiledFunction } from "./engine/compiled-function.js";
-import { parseExpression } from "./ir/expression.js";
-import { toJson } from "./json.js";
+import { realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import type { FastifyInstance } from "fastify";
+import { type Logger, pino } from "pino";
+import { bindGrpc, buildGrpcServer, setServing } from "./grpc/server.js";
+import { buildHttpServer } from "./http/server.js";
+import { WorkerPool } from "./runtime/pool.js";
+import { ConfigError, configHelp, loadConfig, type ServiceConfig } from "./service/config.js";
+import { Metrics } from "./service/metrics.js";
+import { AdjointService } from "./service/service.js";
 
-// Until the service lands, the main job shows the worked example end to end.
-const fn = new CompiledFunction(parseExpression("x1*exp(-0.5*(x1^2+x2^2))"));
-process.stdout.write(`${toJson(fn.evaluate({ x1: 2, x2: 0.5 }, { mode: "reverse", trace: true }), 2)}\n`);
+/** A running adjoint: the service, its two servers and the pool, with a graceful shutdown. */
+export interface RunningAdjoint {
+  readonly config: ServiceConfig;
+  readonly service: AdjointService;
+  readonly http: FastifyInstance;
+  readonly httpPort: number;
+  readonly grpcPort: number;
+  readonly logger: Logger;
+  /**
+   * Graceful shutdown: readiness and gRPC health go to not-serving at once (synchronously), requests
+   * are still answered for `drainMs`, then both servers stop taking requests and finish the ones in
+   * flight, and finally the pool closes.
+   */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Logs to stdout through a buffer (a write per line would cost more than the worked example itself),
+ * flushed every 250 ms and at exit.
+ */
+function stdoutLogger(level: string): { logger: Logger; flush: () => void } {
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 8192 });
+  const timer = setInterval(() => destination.flush(), 250);
+  timer.unref();
+  return { logger: pino({ level, base: { service: "adjoint" } }, destination), flush: () => destination.flushSync() };
+}
+
+/** Starts the service: the pool, then HTTP and gRPC, then readiness. */
+export async function startAdjoint(config: ServiceConfig, logger?: Logger): Promise<RunningAdjoint> {
+  const log = logger ?? pino({ level: config.logLevel, base: { service: "adjoint" } });
+  const pool = new WorkerPool({ workers: config.workers, queueSize: config.queueSize, cacheSize: config.cacheSize });
+  const metrics = new Metrics(() => pool);
+  const service = new AdjointService(config, pool, metrics);
+  await service.start();
+
+  const http = await buildHttpServer({ service, metrics, logger: log, bodyLimit: config.bodyLimit });
+  await http.listen({ host: config.host, port: config.httpPort });
+  const httpPort = (http.server.address() as { port: number }).port;
+
+  const { server: grpcServer, health } = buildGrpcServer({ service, metrics, logger: log, maxMessage: config.grpcMaxMessage });
+  const grpcPort = await bindGrpc(grpcServer, config.host, config.grpcPort);
+  setServing(health, service.ready);
+  log.info({ httpPort, grpcPort, workers: config.workers }, "adjoint is serving");
+
+  let closing: Promise<void> | undefined;
+  const shutdown = () => {
+    if (closing) return closing;
+    service.beginShutdown();
+    setServing(health, false);
+    log.info({ drainMs: config.drainMs }, "shutting down: not ready; finishing requests in flight");
+    closing = (async () => {
+      if (config.drainMs > 0) await new Promise((r) => setTimeout(r, config.drainMs));
+      await Promise.all([http.close(), new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()))]);
+      await service.close();
+      log.info("adjoint stopped");
+    })();
+    return closing;
+  };
+  return { config, service, http, httpPort, grpcPort, logger: log, shutdown };
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${configHelp()}\n`);
+    return;
+  }
+  let config: ServiceConfig;
+  try {
+    config = loadConfig(argv);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`adjoint: ${e.message}\n\n${configHelp()}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const { logger, flush } = stdoutLogger(config.logLevel);
+  const app = await startAdjoint(config, logger);
+  const stop = (signal: string) => {
+    app.logger.info({ signal }, "signal received");
+    app.shutdown().then(
+      () => {
+        flush();
+        process.exit(0);
+      },
+      (e) => {
+        app.logger.error({ err: e }, "shutdown failed");
+        flush();
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+}
+
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(realpathSync(entry)).href) {
+  main(process.argv.slice(2)).catch((e) => {
+    process.stderr.write(`adjoint: failed to start: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  });
+}

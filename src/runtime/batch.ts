@@ -1,0 +1,157 @@
+import { evaluateVectorized, firstNonFinitePoint, planBatch } from "../engine/batch.js";
+import type { CompiledFunction, EvaluateRequest, Evaluation } from "../engine/compiled-function.js";
+import type { Value } from "../engine/values.js";
+import { AdjointError, type ErrorKind, type ErrorLocation } from "../errors.js";
+import { COST } from "./scheduler.js";
+
+/** A block of a batch's memory: one input, or one result field, for every point. */
+export interface Slot {
+  readonly name: string;
+  /** The shape of one point's value ([] for a scalar). */
+  readonly shape: readonly number[];
+  /** Elements per point. */
+  readonly size: number;
+  /** Where the block starts; point i's value is elements [offset + i·size, offset + (i+1)·size). */
+  readonly offset: number;
+}
+
+/** One result field: a section of the engine's answer and a name in it. */
+export interface Field extends Slot {
+  readonly section: "outputs" | "gradient" | "jvp" | "vjp";
+}
+
+/**
+ * A batch of points laid out block by block: each input's values for every point in one block (point
+ * after point, each value row-major), and likewise each result field. A block is exactly a "column" of
+ * the request's columnar form, a tensor whose first axis is the point. For pool tasks both arrays live
+ * in SharedArrayBuffer memory: the main thread decodes the request into `inputs` once, workers write
+ * `outputs` in place, and nothing but the small task description crosses a message.
+ */
+export interface BatchLayout {
+  readonly request: EvaluateRequest;
+  readonly count: number;
+  readonly inputs: readonly Slot[];
+  readonly fields: readonly Field[];
+  /** Elements of the inputs and outputs arrays. */
+  readonly inputLength: number;
+  readonly outputLength: number;
+}
+
+/** Lays out slots one after another for `count` points. */
+export function slots<T extends Omit<Slot, "offset">>(items: readonly T[], count: number): { slots: (T & Slot)[]; length: number } {
+  let offset = 0;
+  const out = items.map((item) => {
+    const slot = { ...item, offset };
+    offset += item.size * count;
+    return slot;
+  });
+  return { slots: out, length: offset };
+}
+
+/** A batch's layout and its memory (SharedArrayBuffer views for pool jobs). */
+export interface Batch {
+  readonly layout: BatchLayout;
+  readonly inputs: Float64Array;
+  readonly outputs: Float64Array;
+}
+
+/** Writes point i's value of a slot (a number, or a tensor's elements). */
+export function writeValue(memory: Float64Array, slot: Slot, i: number, value: number | ArrayLike<number>): void {
+  if (typeof value === "number") memory[slot.offset + i * slot.size] = value;
+  else memory.set(value, slot.offset + i * slot.size);
+}
+
+/** Point i's value of a slot: a number for a scalar, else a tensor viewing the memory (no copy). */
+export function readValue(memory: Float64Array, slot: Slot, i: number): Value {
+  const start = slot.offset + i * slot.size;
+  if (slot.shape.length === 0) return memory[start];
+  return { shape: slot.shape, data: memory.subarray(start, start + slot.size) };
+}
+
+/** What a point's answer has beyond its numbers: the trace, or where a non-finite value arose. */
+export interface PointExtra {
+  readonly index: number;
+  readonly trace?: Evaluation["trace"];
+  readonly nonFinite?: Evaluation["nonFinite"];
+}
+
+/** An AdjointError as data, to cross a worker boundary (structured clone keeps only message and name). */
+export interface ErrorData {
+  readonly kind: ErrorKind;
+  readonly message: string;
+  readonly location: ErrorLocation;
+}
+
+export function errorToData(e: unknown): ErrorData {
+  if (e instanceof AdjointError) return { kind: e.kind, message: e.message, location: e.location };
+  return { kind: "internal", message: (e as Error)?.stack ?? String(e), location: {} };
+}
+
+export function errorFromData(d: ErrorData): AdjointError {
+  return new AdjointError(d.kind, d.message, d.location);
+}
+
+/** Points of a batch with non-finite results that get a diagnosis (where the first NaN or ±∞ arose). */
+export const DIAGNOSED_POINTS = 16;
+
+/**
+ * Evaluates points [start, end) of a batch, writing each result into its block: all-scalar functions
+ * by the engine's vectorised pass (every op once over hundreds of points), anything else point by point.
+ */
+export function evaluateRange(fn: CompiledFunction, batch: Batch, start: number, end: number): PointExtra[] {
+  if (vectorized(fn, batch, start, end)) return diagnose(fn, batch, start, end);
+  const { layout, inputs, outputs } = batch;
+  const extras: PointExtra[] = [];
+  for (let i = start; i < end; i++) {
+    const evaluation = fn.evaluate(pointAt(layout, inputs, i), layout.request);
+    for (const field of layout.fields) {
+      const v = (evaluation[field.section] as Record<string, Value>)[field.name];
+      writeValue(outputs, field, i, typeof v === "number" ? v : v.data);
+    }
+    if (evaluation.trace !== undefined || evaluation.nonFinite !== undefined) {
+      extras.push({
+        index: i,
+        ...(evaluation.trace ? { trace: evaluation.trace } : {}),
+        ...(evaluation.nonFinite ? { nonFinite: evaluation.nonFinite } : {}),
+      });
+    }
+  }
+  return extras;
+}
+
+function pointAt(layout: BatchLayout, inputs: Float64Array, i: number): Record<string, Value> {
+  const point: Record<string, Value> = {};
+  for (const slot of layout.inputs) point[slot.name] = readValue(inputs, slot, i);
+  return point;
+}
+
+/** The engine's vectorised pass over the blocks, when the function and mode allow it. */
+function vectorized(fn: CompiledFunction, { layout, inputs, outputs }: Batch, start: number, end: number): boolean {
+  if (layout.request.trace || !fn.graph.isScalar || end - start < COST.vectoriseFrom) return false;
+  const plan = planBatch(fn, layout.request);
+  if (plan === undefined) return false;
+  const block = (memory: Float64Array, slot: Slot) => memory.subarray(slot.offset, slot.offset + layout.count);
+  const out: Float64Array[] = [];
+  for (const f of plan.fields) {
+    const field = layout.fields.find((x) => x.section === f.section && x.name === f.name);
+    if (field === undefined) return false;
+    out.push(block(outputs, field));
+  }
+  const point = Object.fromEntries(layout.inputs.map((slot) => [slot.name, block(inputs, slot)]));
+  return evaluateVectorized(fn, layout.request, { point }, start, end, out);
+}
+
+/** Re-evaluates the first few points with non-finite results one by one, for the report of where it arose. */
+function diagnose(fn: CompiledFunction, { layout, inputs, outputs }: Batch, start: number, end: number): PointExtra[] {
+  const extras: PointExtra[] = [];
+  const blocks = layout.fields.map((f) => outputs.subarray(f.offset, f.offset + layout.count));
+  let from = start;
+  while (from < end && extras.length < DIAGNOSED_POINTS) {
+    const i = firstNonFinitePoint(blocks, from, end);
+    if (i < 0) break;
+    const { nonFinite } = fn.evaluate(pointAt(layout, inputs, i), layout.request);
+    extras.push({ index: i, ...(nonFinite ? { nonFinite } : {}) });
+    from = i + 1;
+  }
+  return extras;
+}

@@ -1,0 +1,84 @@
+import type { EvaluateRequest } from "../engine/compiled-function.js";
+import type { Graph } from "../ir/graph.js";
+import { findOp } from "../ops/registry.js";
+import { sizeOf } from "../tensor/shape.js";
+
+/**
+ * Inline or pool, and how to split: decided by an estimate of the job's cost. A pool round trip costs
+ * tens to hundreds of microseconds (60–180 µs measured on the 2-core machine), while a small function
+ * evaluates in microseconds, so small jobs run on the event loop and only big ones pay for workers.
+ * The constants are fitted to bench/load/crossover.ts; docs/service.md has the measurements.
+ */
+export const COST = {
+  /** The engine's vectorised pass (all-scalar elementwise functions): per point, and per unit of work. */
+  vectorised: { nsPerPoint: 150, nsPerUnit: 5 },
+  /** Point-by-point evaluation (tensors, traces, modes that do not vectorise). */
+  perPoint: { nsPerPoint: 4000, nsPerUnit: 20 },
+  /**
+   * Batches smaller than this go point by point even when they could vectorise: the vectorised program
+   * always computes 512 lanes, which costs more than a few points one at a time.
+   */
+  vectoriseFrom: 32,
+  /**
+   * Functions with more work than this per sweep never run inline, however few the points: their first
+   * call compiles programs (reverse graph, code generation) and a call may take long, which must not
+   * block the event loop.
+   */
+  inlineMaxWork: 20_000,
+  /** Each pool task should carry at least this much work, so that the round trip is a small share of it. */
+  minTaskUs: 500,
+} as const;
+
+/**
+ * Units of work in one evaluation sweep of a graph: each op node counts its output elements, and a
+ * matrix product its multiply-adds. An estimate for scheduling only (see COST).
+ */
+export function graphWork(graph: Graph): number {
+  let work = 0;
+  for (const node of graph.nodes) {
+    if (node.op === "input" || node.op === "const") continue;
+    let units = Math.max(1, sizeOf(node.shape));
+    if (node.op === "matmul") {
+      const a = graph.nodes[node.args[0]].shape;
+      const transposed = (node.attrs as { transpose_a?: boolean } | undefined)?.transpose_a === true;
+      units *= Math.max(1, (transposed ? a[a.length - 2] : a[a.length - 1]) ?? 1);
+    }
+    work += units;
+  }
+  return work;
+}
+
+/** True when every op of an all-scalar graph is elementwise: the engine can vectorise it over points. */
+export function vectorisableGraph(graph: Graph): boolean {
+  return graph.isScalar && graph.nodes.every((n) => n.args.length === 0 || findOp(n.op)?.kind === "elementwise");
+}
+
+/**
+ * Whether a batch goes through the engine's vectorised pass (engine/batch.ts): the modes its planBatch
+ * accepts, no trace, and enough points. (The engine itself decides; this only predicts it, for the estimate.)
+ */
+export function vectorises(graphOk: boolean, request: EvaluateRequest, points: number): boolean {
+  if (!graphOk || request.trace || points < COST.vectoriseFrom) return false;
+  return request.mode === "value" || request.mode === "reverse" || (request.mode === "forward" && request.tangent !== undefined);
+}
+
+/** Estimated microseconds for `points` points of a function of `work` units per sweep, `sweeps` sweeps each. */
+export function estimateUs(work: number, sweeps: number, points: number, vectorised = false): number {
+  const c = vectorised ? COST.vectorised : COST.perPoint;
+  return (points * (c.nsPerPoint + work * sweeps * c.nsPerUnit)) / 1000;
+}
+
+export type Placement = "inline" | "pool";
+
+export function place(work: number, estimatedUs: number, inlineBudgetUs: number): Placement {
+  return work <= COST.inlineMaxWork && estimatedUs <= inlineBudgetUs ? "inline" : "pool";
+}
+
+/** Splits points [0, count) into at most `workers` contiguous ranges of at least COST.minTaskUs each. */
+export function splitRanges(count: number, estimatedUs: number, workers: number): [number, number][] {
+  const byCost = Math.max(1, Math.floor(estimatedUs / COST.minTaskUs));
+  const parts = Math.max(1, Math.min(workers, byCost, count));
+  const ranges: [number, number][] = [];
+  for (let p = 0; p < parts; p++) ranges.push([Math.floor((p * count) / parts), Math.floor(((p + 1) * count) / parts)]);
+  return ranges;
+}

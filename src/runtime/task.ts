@@ -1,0 +1,34 @@
+import type { Batch, ErrorData, PointExtra } from "./batch.js";
+
+/** A slice of a batch for one worker. The arrays are views of SharedArrayBuffer memory. */
+export interface BatchTask extends Batch {
+  readonly kind: "batch";
+  readonly hash: string;
+  /** The function's definition (see definition.ts), read only by a worker that lacks `hash`. */
+  readonly definition: SharedArrayBuffer;
+  readonly start: number;
+  readonly end: number;
+  /** When the task was posted, in ms since the epoch (performance.timeOrigin + now()), for the queue-wait metric. */
+  readonly postedAt: number;
+}
+
+/** Warms a worker up (module loading) and proves it answers. */
+export interface PingTask {
+  readonly kind: "ping";
+}
+
+export type PoolTask = BatchTask | PingTask;
+
+export interface TaskResult {
+  readonly extras?: PointExtra[];
+  readonly error?: ErrorData;
+  /** The worker had to compile the function (its cache lacked the hash). */
+  readonly compiled?: boolean;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+}
+
+/** Milliseconds since the epoch with sub-millisecond resolution, comparable across threads. */
+export function now(): number {
+  return performance.timeOrigin + performance.now();
+}

@@ -1,0 +1,189 @@
+import { availableParallelism } from "node:os";
+import { parseArgs } from "node:util";
+
+/**
+ * Every setting of the service: its default, its environment variable and its command-line flag, in
+ * one table. `loadConfig` reads flags over environment over defaults; docs/service.md lists the table
+ * and `adjoint-server --help` prints it.
+ */
+export interface ServiceConfig {
+  /** Address both servers bind. */
+  host: string;
+  httpPort: number;
+  grpcPort: number;
+  /** Largest HTTP request body, in bytes. */
+  bodyLimit: number;
+  /** Largest gRPC message received or sent, in bytes. */
+  grpcMaxMessage: number;
+  /** Most nodes in one function's graph (after parsing). */
+  maxNodes: number;
+  /** Most elements in one request's tensors (all inputs of all points together). */
+  maxTensorElements: number;
+  /** Most points in one batch. */
+  maxPoints: number;
+  /** Longest a request may compute, in milliseconds (a client deadline may shorten it). */
+  timeLimitMs: number;
+  /** Worker threads in the pool. */
+  workers: number;
+  /** Pool tasks waiting beyond the running ones; more are refused (HTTP 503, gRPC RESOURCE_EXHAUSTED). */
+  queueSize: number;
+  /** Compiled functions kept (least recently used are dropped), on the main thread and in each worker. */
+  cacheSize: number;
+  /** Registered functions kept by id. */
+  registrySize: number;
+  /** Jobs estimated to cost less than this (microseconds) run inline on the event loop; larger go to the pool. */
+  inlineBudgetUs: number;
+  /** On SIGTERM/SIGINT: how long to keep serving while not ready (for load balancers) before closing, ms. */
+  drainMs: number;
+  /** pino level: fatal, error, warn, info, debug, trace or silent. */
+  logLevel: string;
+}
+
+interface Setting {
+  readonly key: keyof ServiceConfig;
+  readonly env: string;
+  readonly flag: string;
+  readonly doc: string;
+  readonly fallback: () => string | number;
+  readonly kind: "int" | "string";
+}
+
+function defaultWorkers(): number {
+  return Math.max(1, availableParallelism());
+}
+
+export const SETTINGS: readonly Setting[] = [
+  { key: "host", env: "ADJOINT_HOST", flag: "host", kind: "string", fallback: () => "0.0.0.0", doc: "address both servers bind" },
+  { key: "httpPort", env: "ADJOINT_HTTP_PORT", flag: "http-port", kind: "int", fallback: () => 8080, doc: "HTTP port (0: any free port)" },
+  { key: "grpcPort", env: "ADJOINT_GRPC_PORT", flag: "grpc-port", kind: "int", fallback: () => 50051, doc: "gRPC port (0: any free port)" },
+  {
+    key: "bodyLimit",
+    env: "ADJOINT_BODY_LIMIT",
+    flag: "body-limit",
+    kind: "int",
+    fallback: () => 16 * 1024 * 1024,
+    doc: "largest HTTP request body, bytes",
+  },
+  {
+    key: "grpcMaxMessage",
+    env: "ADJOINT_GRPC_MAX_MESSAGE",
+    flag: "grpc-max-message",
+    kind: "int",
+    fallback: () => 16 * 1024 * 1024,
+    doc: "largest gRPC message received or sent, bytes",
+  },
+  { key: "maxNodes", env: "ADJOINT_MAX_NODES", flag: "max-nodes", kind: "int", fallback: () => 100_000, doc: "most nodes in one function" },
+  {
+    key: "maxTensorElements",
+    env: "ADJOINT_MAX_TENSOR_ELEMENTS",
+    flag: "max-tensor-elements",
+    kind: "int",
+    fallback: () => 10_000_000,
+    doc: "most input elements in one request (all inputs of all points)",
+  },
+  {
+    key: "maxPoints",
+    env: "ADJOINT_MAX_POINTS",
+    flag: "max-points",
+    kind: "int",
+    fallback: () => 100_000,
+    doc: "most points in one batch",
+  },
+  {
+    key: "timeLimitMs",
+    env: "ADJOINT_TIME_LIMIT_MS",
+    flag: "time-limit-ms",
+    kind: "int",
+    fallback: () => 30_000,
+    doc: "longest a request may compute, ms",
+  },
+  {
+    key: "workers",
+    env: "ADJOINT_WORKERS",
+    flag: "workers",
+    kind: "int",
+    fallback: defaultWorkers,
+    doc: "worker threads (default: CPU count)",
+  },
+  {
+    key: "queueSize",
+    env: "ADJOINT_QUEUE_SIZE",
+    flag: "queue-size",
+    kind: "int",
+    fallback: () => 256,
+    doc: "pool tasks allowed to wait; beyond it HTTP 503 / RESOURCE_EXHAUSTED",
+  },
+  {
+    key: "cacheSize",
+    env: "ADJOINT_CACHE_SIZE",
+    flag: "cache-size",
+    kind: "int",
+    fallback: () => 1000,
+    doc: "compiled functions kept (LRU)",
+  },
+  {
+    key: "registrySize",
+    env: "ADJOINT_REGISTRY_SIZE",
+    flag: "registry-size",
+    kind: "int",
+    fallback: () => 10_000,
+    doc: "registered functions kept by id (LRU)",
+  },
+  {
+    key: "inlineBudgetUs",
+    env: "ADJOINT_INLINE_BUDGET_US",
+    flag: "inline-budget-us",
+    kind: "int",
+    fallback: () => 1000,
+    doc: "jobs estimated below this many µs run inline; larger ones on the pool",
+  },
+  {
+    key: "drainMs",
+    env: "ADJOINT_DRAIN_MS",
+    flag: "drain-ms",
+    kind: "int",
+    fallback: () => 0,
+    doc: "on SIGTERM: serve this long while not ready, then close",
+  },
+  { key: "logLevel", env: "ADJOINT_LOG_LEVEL", flag: "log-level", kind: "string", fallback: () => "info", doc: "pino log level" },
+];
+
+export class ConfigError extends Error {}
+
+function parseSetting(s: Setting, raw: string, source: string): string | number {
+  if (s.kind === "string") return raw;
+  const n = Number(raw);
+  const min = s.key === "httpPort" || s.key === "grpcPort" || s.key === "drainMs" ? 0 : 1;
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${source}: expected an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** The defaults, overridden by environment variables, overridden by flags, overridden by `overrides`. */
+export function loadConfig(
+  argv: readonly string[] = [],
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<ServiceConfig> = {},
+): ServiceConfig {
+  const options = Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: "string" as const }]));
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  const config: Record<string, string | number> = {};
+  for (const s of SETTINGS) {
+    const flag = values[s.flag];
+    const fromEnv = env[s.env];
+    if (typeof flag === "string") config[s.key] = parseSetting(s, flag, `--${s.flag}`);
+    else if (fromEnv !== undefined && fromEnv !== "") config[s.key] = parseSetting(s, fromEnv, s.env);
+    else config[s.key] = s.fallback();
+  }
+  return { ...(config as unknown as ServiceConfig), ...overrides };
+}
+
+/** The settings as a help text (also the table in docs/service.md). */
+export function configHelp(): string {
+  const rows = SETTINGS.map((s) => `  --${s.flag.padEnd(22)} ${s.env.padEnd(30)} ${String(s.fallback()).padEnd(10)} ${s.doc}`);
+  return `usage: npm start -- [--flag value ...]   (or set the environment variables)\n\n  ${"flag".padEnd(24)} ${"environment".padEnd(30)} ${"default".padEnd(10)} meaning\n${rows.join("\n")}`;
+}

@@ -1,0 +1,241 @@
+import { createHash } from "node:crypto";
+import { CompiledFunction } from "../engine/compiled-function.js";
+import { AdjointError, exhausted, invalid } from "../errors.js";
+import { parseExpression, parseExpressions } from "../ir/expression.js";
+import type { Graph } from "../ir/graph.js";
+import { readJsonGraph } from "../ir/json-graph.js";
+import { compileModel, type ModelDefinition } from "../ir/model.js";
+import { encodeDefinition } from "../runtime/definition.js";
+import { LruMap } from "../runtime/lru.js";
+import { graphWork, vectorisableGraph } from "../runtime/scheduler.js";
+import { DecodeContext, decodeTensor } from "./tensor.js";
+import type { FunctionInfo, FunctionSpec, InputDecl, TensorValue } from "./types.js";
+
+/** A function the service knows: compiled (programs are built lazily, per mode, and kept) and shareable with workers. */
+export class FunctionEntry {
+  private shared: SharedArrayBuffer | undefined;
+  /** Mode plans by their settings (see modes.ts), so that a repeated request plans nothing. */
+  readonly plans = new LruMap<string, unknown>(64);
+  /** Units of work per sweep, for the scheduler. */
+  readonly work: number;
+  /** Whether batches of it can take the engine's vectorised pass. */
+  readonly vectorisable: boolean;
+
+  constructor(
+    readonly fn: CompiledFunction,
+    /** What `wrt` means when a request leaves it out: a model's parameters; else every float input. */
+    readonly defaultWrt?: readonly string[],
+  ) {
+    this.work = graphWork(fn.graph);
+    this.vectorisable = vectorisableGraph(fn.graph);
+  }
+
+  get hash(): string {
+    return this.fn.hash;
+  }
+
+  /** The definition in shared memory for pool tasks, serialised on first use. */
+  get definition(): SharedArrayBuffer {
+    this.shared ??= encodeDefinition(this.fn.graph);
+    return this.shared;
+  }
+
+  info(): FunctionInfo {
+    const g = this.fn.graph;
+    const spec = (n: { name: string; node: number }) => ({ name: n.name, shape: [...g.nodes[n.node].shape], dtype: g.nodes[n.node].dtype });
+    return { id: this.hash, inputs: g.inputs.map(spec), outputs: g.outputs.map(spec), nodeCount: g.size, opCount: g.opCount };
+  }
+}
+
+export interface StoreLimits {
+  readonly maxNodes: number;
+  readonly cacheSize: number;
+  readonly registrySize: number;
+}
+
+export interface CacheEvents {
+  hit(cache: "source" | "compiled" | "registry"): void;
+  miss(cache: "source" | "compiled" | "registry"): void;
+}
+
+const SOURCES = ["expression", "expressions", "graph", "model", "id"] as const;
+
+/**
+ * Functions by content hash. Parsing and hashing cost more than a small evaluation, so a second cache
+ * maps the text of a function spec straight to its hash; the compiled cache and the registry of
+ * functions clients registered are bounded LRUs. The hash does not depend on how the function was
+ * written, so every replica gives the same function the same id.
+ */
+export class FunctionStore {
+  private readonly bySource: LruMap<string, FunctionEntry>;
+  private readonly compiled: LruMap<string, FunctionEntry>;
+  private readonly registry: LruMap<string, FunctionEntry>;
+
+  constructor(
+    private readonly limits: StoreLimits,
+    private readonly events: CacheEvents,
+  ) {
+    this.bySource = new LruMap(limits.cacheSize);
+    this.compiled = new LruMap(limits.cacheSize);
+    this.registry = new LruMap(limits.registrySize);
+  }
+
+  /**
+   * The function a request names, compiled (from cache when seen before). A model's graph depends on
+   * the batch size: the spec's `batch`, else `batchHint` (the first axis of the request's `x`).
+   */
+  resolve(spec: FunctionSpec | undefined, field = "function", batchHint?: () => number | undefined): FunctionEntry {
+    if (spec === undefined || spec === null || typeof spec !== "object") {
+      throw invalid(`${field} is required: {expression}, {expressions}, {graph}, {model} or {id}`, { field });
+    }
+    let given = 0;
+    for (const k of SOURCES) if (spec[k] !== undefined) given++;
+    if (given !== 1) {
+      const names = SOURCES.filter((k) => spec[k] !== undefined);
+      throw invalid(`${field} must have exactly one of ${SOURCES.join(", ")}${names.length ? `, got ${names.join(" and ")}` : ""}`, {
+        field,
+      });
+    }
+    if (spec.id !== undefined) return this.byId(spec.id, `${field}.id`);
+    const batch = spec.model !== undefined ? modelBatch(spec, field, batchHint) : undefined;
+    const key = sourceKey(spec, batch);
+    const known = this.bySource.get(key);
+    if (known !== undefined) {
+      this.events.hit("source");
+      return known;
+    }
+    this.events.miss("source");
+    const entry = batch !== undefined ? this.model(spec, field, batch) : this.intern(new CompiledFunction(this.parse(spec, field)));
+    this.bySource.set(key, entry);
+    return entry;
+  }
+
+  /** Registers a function: resolves it and keeps it in the registry. `created` is false if it was there. */
+  register(spec: FunctionSpec | undefined): { entry: FunctionEntry; created: boolean } {
+    const entry = this.resolve(spec);
+    const created = !this.registry.has(entry.hash);
+    this.registry.set(entry.hash, entry);
+    return { entry, created };
+  }
+
+  byId(id: string, field = "id"): FunctionEntry {
+    const entry = this.registry.get(id) ?? this.compiled.get(id);
+    if (entry) {
+      this.events.hit("registry");
+      return entry;
+    }
+    this.events.miss("registry");
+    throw new AdjointError(
+      "not_found",
+      `${field}: no function has id ${id}; register it first (POST /v1/functions or RegisterFunction), or send its definition`,
+      { field },
+    );
+  }
+
+  private intern(fn: CompiledFunction, defaultWrt?: readonly string[]): FunctionEntry {
+    const known = this.compiled.get(fn.hash) ?? this.registry.get(fn.hash);
+    if (known) {
+      this.events.hit("compiled");
+      return known;
+    }
+    this.events.miss("compiled");
+    const entry = new FunctionEntry(fn, defaultWrt);
+    this.compiled.set(fn.hash, entry);
+    return entry;
+  }
+
+  /** A model's loss graph for a batch size; its parameters are what a request differentiates by default. */
+  private model(spec: FunctionSpec, field: string, batch: number): FunctionEntry {
+    const compiled = located(() => compileModel(spec.model as ModelDefinition, batch), field);
+    this.checkSize(compiled.graph.size, field);
+    return this.intern(
+      new CompiledFunction(compiled.graph),
+      compiled.parameters.map((p) => p.name),
+    );
+  }
+
+  private parse(spec: FunctionSpec, field: string): Graph {
+    let graph: Graph;
+    if (spec.graph !== undefined) {
+      const nodes = (spec.graph as { nodes?: unknown }).nodes;
+      if (Array.isArray(nodes)) this.checkSize(nodes.length, `${field}.graph.nodes`);
+      graph = located(() => readJsonGraph(withDecodedConstants(spec.graph)), `${field}.graph`);
+    } else {
+      const inputs = spec.inputs?.map((d): InputDecl => (typeof d === "string" ? { name: d } : d));
+      if (spec.expression !== undefined) {
+        if (typeof spec.expression !== "string") throw invalid(`${field}.expression must be a string`, { field: `${field}.expression` });
+        graph = located(() => parseExpression(spec.expression as string, inputs), `${field}.expression`, true);
+      } else {
+        const exprs = spec.expressions;
+        if (typeof exprs !== "object" || exprs === null || Array.isArray(exprs)) {
+          throw invalid(`${field}.expressions must map output names to expressions`, { field: `${field}.expressions` });
+        }
+        const outputs = Object.entries(exprs).map(([name, text]) => ({ name, text }));
+        graph = located(() => parseExpressions({ outputs, inputs }), `${field}.expressions`, true);
+      }
+    }
+    this.checkSize(graph.size, field);
+    return graph;
+  }
+
+  private checkSize(nodes: number, field: string): void {
+    if (nodes > this.limits.maxNodes) {
+      throw exhausted(`${field}: the function has ${nodes} nodes; the limit is ${this.limits.maxNodes} (ADJOINT_MAX_NODES)`, { field });
+    }
+  }
+}
+
+/** A model's batch size: given with it, or the first axis of the request's data. */
+function modelBatch(spec: FunctionSpec, field: string, hint?: () => number | undefined): number {
+  const batch = spec.batch ?? hint?.();
+  if (batch === undefined || !Number.isInteger(batch) || batch < 1) {
+    throw invalid(
+      `${field}.batch: a model's graph depends on the batch size; give ${field}.batch, or the data x (batch first) in the point`,
+      { field: `${field}.batch` },
+    );
+  }
+  return batch;
+}
+
+/** The cache key of a spec: its canonical text, or a digest of it when long. */
+function sourceKey(spec: FunctionSpec, batch?: number): string {
+  const text =
+    spec.expression !== undefined && spec.inputs === undefined && typeof spec.expression === "string"
+      ? `e:${spec.expression}`
+      : `j:${JSON.stringify(spec)}|${batch}`;
+  return text.length <= 512 ? text : `h:${createHash("sha256").update(text).digest("base64url")}`;
+}
+
+/** Runs a core reader, prefixing the field of its errors with where the function sits in the request. */
+function located<T>(read: () => T, field: string, whole = false): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof AdjointError && e.kind === "invalid_argument") {
+      const inner = e.location.field;
+      const at = whole || inner === undefined ? field : `${field}.${inner}`;
+      throw new AdjointError(e.kind, e.message, { ...e.location, field: at });
+    }
+    throw e;
+  }
+}
+
+/**
+ * Graph constants may use the request's tensor forms (base64, a gRPC tensor); the core's graph reader
+ * takes numbers, nested arrays and {shape, data}, so other forms are decoded first.
+ */
+function withDecodedConstants(raw: unknown): unknown {
+  const graph = raw as { nodes?: unknown };
+  if (!Array.isArray(graph?.nodes)) return raw;
+  const needs = (v: unknown) =>
+    typeof v === "object" && v !== null && !Array.isArray(v) && ("base64" in v || "bytes" in v || "binary" in v);
+  if (!graph.nodes.some((n) => needs((n as { value?: unknown })?.value))) return raw;
+  const ctx = new DecodeContext(false, Number.POSITIVE_INFINITY);
+  const nodes = graph.nodes.map((n, i) => {
+    const value = (n as { value?: unknown })?.value;
+    if (!needs(value)) return n;
+    const t = decodeTensor(value as TensorValue, `nodes[${i}].value`, ctx);
+    return { ...(n as object), value: { shape: t.shape, data: Array.from(t.data) } };
+  });
+  return { ...(raw as object), nodes };
+}

@@ -1,0 +1,76 @@
+import { toJson } from "../json.js";
+import type { ColumnMap, ColumnsResult, DifferentiateOutput, ResultRow, ValueMap } from "./types.js";
+
+/** How a tensor of the answer is written: as JSON {shape, data}, or as a reference into a binary part. */
+export type TensorWriter = (t: { readonly shape: readonly number[]; readonly data: Float64Array }) => unknown;
+
+/**
+ * The JSON answer (REST). A function with one output answers `value`; with several, `outputs` by name.
+ * Scalars are numbers, tensors {shape, data} with row-major data (or, in a framed binary answer,
+ * {shape, dtype, binary} references into its binary part). A batch of `points` answers `results`,
+ * one object per point in order; a batch of `columns` answers `columns`, each field a tensor whose
+ * first axis is the point. Non-finite numbers appear only when the request allowed them, as the
+ * strings "NaN", "Infinity" and "-Infinity".
+ */
+export function jsonBody(out: DifferentiateOutput, tensor: TensorWriter = tensorJson): Record<string, unknown> {
+  const row = (r: ResultRow) => rowBody(r, tensor);
+  const body: Record<string, unknown> =
+    out.result !== undefined ? row(out.result) : out.results !== undefined ? { results: out.results.map(row) } : {};
+  if (out.columns !== undefined) body.columns = columnsBody(out.columns, tensor);
+  body.id = out.id;
+  body.mode = out.mode;
+  return body;
+}
+
+/** A tensor as JSON: {shape, data} with the data as a plain array. */
+export function tensorJson(t: { readonly shape: readonly number[]; readonly data: ArrayLike<number> }): unknown {
+  return { shape: t.shape, data: Array.from(t.data) };
+}
+
+function valuesJson(m: ValueMap, tensor: TensorWriter): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k in m) {
+    const v = m[k];
+    out[k] =
+      typeof v === "number" ? v : tensor({ shape: v.shape, data: v.data instanceof Float64Array ? v.data : Float64Array.from(v.data) });
+  }
+  return out;
+}
+
+function rowBody(row: ResultRow, tensor: TensorWriter): Record<string, unknown> {
+  const names = Object.keys(row.outputs);
+  const outputs = valuesJson(row.outputs, tensor);
+  const body: Record<string, unknown> = names.length === 1 ? { value: outputs[names[0]] } : { outputs };
+  if (row.gradient) body.gradient = valuesJson(row.gradient, tensor);
+  if (row.jvp) body.jvp = valuesJson(row.jvp, tensor);
+  if (row.vjp) body.vjp = valuesJson(row.vjp, tensor);
+  if (row.trace) body.trace = plain(row.trace);
+  if (row.nonFinite) body.nonFinite = row.nonFinite;
+  return body;
+}
+
+function columnsBody(columns: ColumnsResult, tensor: TensorWriter): Record<string, unknown> {
+  const map = (m: ColumnMap) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, tensor(v)]));
+  const names = Object.keys(columns.outputs);
+  const body: Record<string, unknown> =
+    names.length === 1 ? { value: tensor(columns.outputs[names[0]]) } : { outputs: map(columns.outputs) };
+  for (const section of ["gradient", "jvp", "vjp"] as const) {
+    const m = columns[section];
+    if (m) body[section] = map(m);
+  }
+  if (columns.nonFinite) body.nonFinite = columns.nonFinite;
+  return body;
+}
+
+/** Typed arrays (tensor data in a trace) as plain arrays, everything else as it is. */
+function plain(v: unknown): unknown {
+  if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>);
+  if (Array.isArray(v)) return v.map(plain);
+  if (typeof v === "object" && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  return v;
+}
+
+/** Serialises an answer: plain JSON, or with non-finite numbers kept as strings when the request allowed them. */
+export function serializeJson(body: unknown, allowNonFinite: boolean): string {
+  return allowNonFinite ? toJson(body) : JSON.stringify(body);
+}

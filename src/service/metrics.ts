@@ -1,0 +1,139 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+/** What the pool reports for the utilisation gauges. */
+export interface PoolGauge {
+  readonly workers: number;
+  readonly queued: number;
+  readonly utilization: number;
+}
+
+const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/**
+ * The service's Prometheus metrics, on a registry of their own (so that several servers in one process,
+ * as in the tests, do not collide). Served as text at GET /metrics.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<"transport" | "route" | "status">;
+  readonly latency: Histogram<"transport" | "route" | "status">;
+  readonly queueWait: Histogram<string>;
+  readonly compute: Histogram<"where">;
+  readonly cache: Counter<"cache" | "result">;
+  readonly placements: Counter<"where">;
+  readonly cancelled: Counter<"reason">;
+
+  constructor(pool: () => PoolGauge | undefined, defaultMetrics = true) {
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: "adjoint_requests_total",
+      help: "Requests answered, by transport, route (HTTP route or gRPC method) and status",
+      labelNames: ["transport", "route", "status"],
+      registers,
+    });
+    this.latency = new Histogram({
+      name: "adjoint_request_duration_seconds",
+      help: "Time from request to answer, by transport, route and status",
+      labelNames: ["transport", "route", "status"],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.queueWait = new Histogram({
+      name: "adjoint_pool_queue_wait_seconds",
+      help: "Time a pool task waited for a worker",
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.compute = new Histogram({
+      name: "adjoint_compute_seconds",
+      help: "Time spent evaluating, inline on the event loop or in a worker (per pool task)",
+      labelNames: ["where"],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.cache = new Counter({
+      name: "adjoint_cache_lookups_total",
+      help: "Function cache lookups: source (spec text to hash), compiled (by hash), registry (by id), worker (per pool task)",
+      labelNames: ["cache", "result"],
+      registers,
+    });
+    this.placements = new Counter({
+      name: "adjoint_jobs_total",
+      help: "Evaluation jobs by where they ran (inline or pool)",
+      labelNames: ["where"],
+      registers,
+    });
+    this.cancelled = new Counter({
+      name: "adjoint_jobs_cancelled_total",
+      help: "Jobs stopped, or not started, because their deadline passed or the client went away (pool tasks are aborted)",
+      labelNames: ["reason"],
+      registers,
+    });
+    new Gauge({
+      name: "adjoint_pool_workers",
+      help: "Worker threads in the pool",
+      registers,
+      collect() {
+        this.set(pool()?.workers ?? 0);
+      },
+    });
+    new Gauge({
+      name: "adjoint_pool_queued_tasks",
+      help: "Pool tasks waiting for a worker",
+      registers,
+      collect() {
+        this.set(pool()?.queued ?? 0);
+      },
+    });
+    new Gauge({
+      name: "adjoint_pool_utilization",
+      help: "Share of the pool's capacity used since start (0–1)",
+      registers,
+      collect() {
+        this.set(pool()?.utilization ?? 0);
+      },
+    });
+    if (defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  private inlineCompute: { observe(v: number): void } | undefined;
+  private readonly children = new Map<string, { inc(): void }>();
+  private readonly requestChildren = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>();
+
+  /** An inline evaluation and its time (children with bound labels: no label hashing per request). */
+  ranInline(seconds: number): void {
+    this.inlineCompute ??= this.compute.labels("inline");
+    this.inlineCompute.observe(seconds);
+    this.count("jobs|inline", () => this.placements.labels("inline"));
+  }
+
+  ranOnPool(): void {
+    this.count("jobs|pool", () => this.placements.labels("pool"));
+  }
+
+  cacheLookup(cache: string, result: "hit" | "miss"): void {
+    this.count(`cache|${cache}|${result}`, () => this.cache.labels(cache, result));
+  }
+
+  private count(key: string, make: () => { inc(): void }): void {
+    let child = this.children.get(key);
+    if (child === undefined) {
+      child = make();
+      this.children.set(key, child);
+    }
+    child.inc();
+  }
+
+  /** Records one answered request. */
+  observe(transport: "http" | "grpc", route: string, status: string | number, seconds: number): void {
+    const key = `${transport}|${route}|${status}`;
+    let child = this.requestChildren.get(key);
+    if (child === undefined) {
+      const labels = { transport, route, status: String(status) };
+      child = { count: this.requests.labels(labels), time: this.latency.labels(labels) };
+      this.requestChildren.set(key, child);
+    }
+    child.count.inc();
+    child.time.observe(seconds);
+  }
+}

@@ -1,0 +1,466 @@
+import type { Evaluation } from "../engine/compiled-function.js";
+import { firstNonFinite, type Value } from "../engine/values.js";
+import { AdjointError, exhausted, invalid } from "../errors.js";
+import {
+  type Batch,
+  type BatchLayout,
+  errorFromData,
+  evaluateRange,
+  type PointExtra,
+  readValue,
+  slots,
+  writeValue,
+} from "../runtime/batch.js";
+import { PoolFullError, TaskAbortedError, type WorkerPool } from "../runtime/pool.js";
+import { estimateUs, place, splitRanges, vectorises } from "../runtime/scheduler.js";
+import { now, type TaskResult } from "../runtime/task.js";
+import { formatShape, sameShape, sizeOf } from "../tensor/shape.js";
+import type { ServiceConfig } from "./config.js";
+import { RetryableError } from "./errors.js";
+import { type FunctionEntry, FunctionStore } from "./functions.js";
+import { opsManifest } from "./manifest.js";
+import type { Metrics } from "./metrics.js";
+import { type ModePlan, planMode } from "./modes.js";
+import { DecodeContext, decodeTensor, decodeValues } from "./tensor.js";
+import type {
+  CallContext,
+  ColumnMap,
+  ColumnsResult,
+  DifferentiateInput,
+  DifferentiateOutput,
+  FunctionInfo,
+  FunctionSpec,
+  NamedValues,
+  ResultRow,
+  TensorObject,
+  ValueMap,
+} from "./types.js";
+
+/** Batches with a trace are limited: every point's trace lists every node. */
+const MAX_TRACED_POINTS = 100;
+
+type Limits = Pick<
+  ServiceConfig,
+  "maxNodes" | "maxTensorElements" | "maxPoints" | "timeLimitMs" | "cacheSize" | "registrySize" | "inlineBudgetUs"
+>;
+
+/**
+ * The transport-neutral service: decodes a request into a function and points, finds or compiles the
+ * function, runs it inline or on the pool, and shapes the answer. Both transports call only this.
+ */
+export class AdjointService {
+  readonly functions: FunctionStore;
+  private state: "starting" | "ready" | "draining" = "starting";
+
+  constructor(
+    private readonly limits: Limits,
+    private readonly pool: WorkerPool,
+    private readonly metrics: Metrics,
+  ) {
+    this.functions = new FunctionStore(limits, {
+      hit: (cache) => metrics.cacheLookup(cache, "hit"),
+      miss: (cache) => metrics.cacheLookup(cache, "miss"),
+    });
+  }
+
+  /** Starts the pool; the service is ready once every worker has answered. */
+  async start(): Promise<void> {
+    await this.pool.start();
+    if (this.state === "starting") this.state = "ready";
+  }
+
+  /** Ready to take traffic: the pool is up and the service is not shutting down. */
+  get ready(): boolean {
+    return this.state === "ready";
+  }
+
+  /** First step of a graceful shutdown: stop being ready (requests are still answered). */
+  beginShutdown(): void {
+    this.state = "draining";
+  }
+
+  /** Last step: waits for pool tasks, then stops the workers. */
+  async close(): Promise<void> {
+    this.state = "draining";
+    await this.pool.close();
+  }
+
+  differentiate(input: DifferentiateInput, ctx: CallContext = {}): Promise<DifferentiateOutput> {
+    return this.evaluate(
+      this.functions.resolve(input.function, "function", () => dataBatch(input)),
+      input,
+      ctx,
+    );
+  }
+
+  /** A stream of requests against one function, compiled once (see StreamSession). */
+  openStream(): StreamSession {
+    return new StreamSession(this);
+  }
+
+  registerFunction(spec: FunctionSpec | undefined): { info: FunctionInfo; created: boolean } {
+    const { entry, created } = this.functions.register(spec);
+    return { info: entry.info(), created };
+  }
+
+  getFunction(id: string): FunctionInfo {
+    return this.functions.byId(id).info();
+  }
+
+  listOps() {
+    return opsManifest();
+  }
+
+  /** Evaluates a request against a function already resolved. */
+  async evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext): Promise<DifferentiateOutput> {
+    if ((input.point !== undefined ? 1 : 0) + (input.points !== undefined ? 1 : 0) + (input.columns !== undefined ? 1 : 0) !== 1) {
+      const forms = (["point", "points", "columns"] as const).filter((k) => input[k] !== undefined);
+      throw invalid(`give exactly one of point, points and columns${forms.length ? `, got ${forms.join(" and ")}` : ""}`, {
+        field: forms[1] ?? "point",
+      });
+    }
+    const deadline = this.deadlineOf(ctx);
+    const { mode, plan } = planMode(entry.fn, input, entry.plans, entry.defaultWrt);
+    const allowNonFinite = input.allowNonFinite ?? false;
+    const decode = new DecodeContext(allowNonFinite, this.limits.maxTensorElements, ctx.binary);
+    const head = { id: entry.hash, mode, allowNonFinite };
+    if (input.point !== undefined) {
+      const point = decodeValues(input.point, "point", decode);
+      const cost = estimateUs(entry.work, plan.sweeps, 1);
+      if (place(entry.work, cost, this.limits.inlineBudgetUs) === "inline") {
+        this.checkTime(ctx, deadline);
+        const started = performance.now();
+        const evaluation = entry.fn.evaluate(point, plan.request);
+        this.metrics.ranInline((performance.now() - started) / 1000);
+        return { ...head, result: checkFinite(evaluation, allowNonFinite, "point") };
+      }
+      const batch = this.allocate(entry, plan, 1, true);
+      writePoint(batch.layout, batch.inputs, 0, entry.fn.pointValues(point, allowNonFinite));
+      const extras = await this.runOnPool(entry, batch, cost, ctx, deadline);
+      return { ...head, result: rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, () => "point")[0] };
+    }
+    const points = input.points;
+    const count = points !== undefined ? this.countPoints(points) : this.countColumns(entry, input.columns as NamedValues);
+    if (plan.request.trace && count > MAX_TRACED_POINTS) {
+      throw invalid(`trace: a batch with a trace may have at most ${MAX_TRACED_POINTS} points, this one has ${count}`, { field: "trace" });
+    }
+    const cost = estimateUs(entry.work, plan.sweeps, count, vectorises(entry.vectorisable, plan.request, count));
+    const where = place(entry.work, cost, this.limits.inlineBudgetUs);
+    const batch = this.allocate(entry, plan, count, where === "pool");
+    if (points !== undefined) this.fillFromPoints(entry, points, batch, decode);
+    else this.fillFromColumns(entry, input.columns as NamedValues, batch, decode);
+    let extras: PointExtra[];
+    if (where === "inline") {
+      this.checkTime(ctx, deadline);
+      const started = performance.now();
+      extras = evaluateRange(entry.fn, batch, 0, count);
+      this.metrics.ranInline((performance.now() - started) / 1000);
+    } else {
+      extras = await this.runOnPool(entry, batch, cost, ctx, deadline);
+    }
+    if (points !== undefined)
+      return { ...head, results: rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, (i) => `points[${i}]`) };
+    return { ...head, columns: columnsOf(batch.layout, batch.outputs, extras, allowNonFinite) };
+  }
+
+  private countPoints(points: readonly NamedValues[]): number {
+    if (!Array.isArray(points)) throw invalid("points must be an array of points", { field: "points" });
+    this.checkCount(points.length, "points");
+    return points.length;
+  }
+
+  /** A columnar batch's point count: the first axis of its first column. */
+  private countColumns(entry: FunctionEntry, columns: NamedValues): number {
+    if (typeof columns !== "object" || columns === null || Array.isArray(columns)) {
+      throw invalid("columns must be an object mapping each input name to a tensor of its values", { field: "columns" });
+    }
+    const first = entry.fn.inputNames.find((name) => columns[name] !== undefined);
+    const sample = first === undefined ? undefined : (columns[first] as unknown);
+    let count = 0;
+    if (Array.isArray(sample)) count = sample.length;
+    else if (typeof sample === "object" && sample !== null && Array.isArray((sample as { shape?: unknown }).shape)) {
+      count = Number((sample as { shape: number[] }).shape[0] ?? 0);
+    }
+    this.checkCount(count, "columns");
+    return count;
+  }
+
+  private checkCount(count: number, field: string): void {
+    if (count > this.limits.maxPoints) {
+      throw exhausted(`${field}: the batch has ${count} points; the limit is ${this.limits.maxPoints} (ADJOINT_MAX_POINTS)`, { field });
+    }
+  }
+
+  /** Memory for a batch: SharedArrayBuffer when workers will read and write it. */
+  private allocate(entry: FunctionEntry, plan: ModePlan, count: number, shared: boolean): Batch {
+    const g = entry.fn.graph;
+    const ins = slots(
+      g.inputs.map((i) => ({ name: i.name, shape: g.nodes[i.node].shape, size: sizeOf(g.nodes[i.node].shape) })),
+      count,
+    );
+    const outs = slots(plan.fields, count);
+    const layout: BatchLayout = {
+      request: plan.request,
+      count,
+      inputs: ins.slots,
+      fields: outs.slots,
+      inputLength: ins.length,
+      outputLength: outs.length,
+    };
+    this.limitElements(ins.length + outs.length, count);
+    const alloc = (n: number) => (shared ? new Float64Array(new SharedArrayBuffer(n * 8)) : new Float64Array(n));
+    return { layout, inputs: alloc(ins.length), outputs: alloc(outs.length) };
+  }
+
+  private limitElements(elements: number, count: number): void {
+    if (elements > 2 * this.limits.maxTensorElements) {
+      throw exhausted(
+        `the batch of ${count} points needs ${elements} elements of memory; the limit is ${2 * this.limits.maxTensorElements} (twice ADJOINT_MAX_TENSOR_ELEMENTS)`,
+      );
+    }
+  }
+
+  private fillFromPoints(entry: FunctionEntry, points: readonly NamedValues[], batch: Batch, decode: DecodeContext): void {
+    for (let i = 0; i < points.length; i++) {
+      const field = `points[${i}]`;
+      const values = entry.fn.pointValues(decodeValues(points[i], field, decode), decode.allowNonFinite, field);
+      writePoint(batch.layout, batch.inputs, i, values);
+    }
+  }
+
+  private fillFromColumns(entry: FunctionEntry, columns: NamedValues, batch: Batch, decode: DecodeContext): void {
+    const { count, inputs } = batch.layout;
+    for (const name of Object.keys(columns)) {
+      if (!inputs.some((s) => s.name === name)) {
+        throw invalid(`columns.${name}: no input is named ${name}; the inputs are ${entry.fn.inputNames.join(", ")}`, {
+          field: `columns.${name}`,
+          input: name,
+        });
+      }
+    }
+    for (const slot of inputs) {
+      const field = `columns.${slot.name}`;
+      const value = columns[slot.name];
+      if (value === undefined) throw invalid(`${field} is missing`, { field, input: slot.name });
+      const t = decodeTensor(value, field, decode, slot.name);
+      const expected = [count, ...slot.shape];
+      if (!sameShape(t.shape, expected)) {
+        throw invalid(
+          `${field} has shape ${formatShape(t.shape)}, but a column of ${count} points of this input needs ${formatShape(expected)}`,
+          {
+            field,
+            input: slot.name,
+          },
+        );
+      }
+      batch.inputs.set(t.data, slot.offset);
+    }
+  }
+
+  private deadlineOf(ctx: CallContext): number {
+    const limit = Date.now() + this.limits.timeLimitMs;
+    return ctx.deadline === undefined ? limit : Math.min(limit, ctx.deadline);
+  }
+
+  /**
+   * Before evaluating: a request whose deadline passed already is not started, nor (for pool jobs,
+   * `watchClient`) one whose client left. Inline jobs are too short to be worth the client's signal.
+   */
+  private checkTime(ctx: CallContext, deadline: number, watchClient = false): void {
+    if (watchClient && ctx.signal?.aborted) {
+      this.metrics.cancelled.inc({ reason: "cancelled" });
+      throw new AdjointError("cancelled", "the client cancelled the request");
+    }
+    if (Date.now() >= deadline) {
+      this.metrics.cancelled.inc({ reason: "deadline" });
+      throw this.deadlineError(ctx);
+    }
+  }
+
+  private deadlineError(ctx: CallContext): AdjointError {
+    const byClient = ctx.deadline !== undefined && ctx.deadline <= Date.now() + this.limits.timeLimitMs;
+    return new AdjointError(
+      "deadline_exceeded",
+      byClient
+        ? "the client's deadline passed before the computation finished; it was cancelled"
+        : `the computation took longer than the time limit of ${this.limits.timeLimitMs} ms (ADJOINT_TIME_LIMIT_MS); it was cancelled`,
+    );
+  }
+
+  /**
+   * Runs a batch on the pool, split across workers. The deadline and the client's signal abort every
+   * task of it: piscina drops queued ones and terminates a worker running one, and starts a fresh worker.
+   */
+  private async runOnPool(entry: FunctionEntry, batch: Batch, cost: number, ctx: CallContext, deadline: number): Promise<PointExtra[]> {
+    const { layout, inputs, outputs } = batch;
+    this.checkTime(ctx, deadline, true);
+    const failed = new AbortController();
+    const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+    const signal = AbortSignal.any(ctx.signal ? [failed.signal, timeout, ctx.signal] : [failed.signal, timeout]);
+    this.metrics.ranOnPool();
+    const definition = entry.definition;
+    const tasks = splitRanges(layout.count, cost, this.pool.options.workers).map(([start, end]) => {
+      const postedAt = now();
+      return this.pool
+        .run({ kind: "batch", hash: entry.hash, definition, layout, inputs, outputs, start, end, postedAt }, signal)
+        .then((r) => this.recordTask(r, postedAt));
+    });
+    let results: TaskResult[];
+    try {
+      results = await Promise.all(tasks);
+    } catch (e) {
+      failed.abort();
+      await Promise.allSettled(tasks);
+      if (e instanceof PoolFullError) {
+        throw new RetryableError("resource_exhausted", "the server is busy: its work queue is full (ADJOINT_QUEUE_SIZE); retry later", 1);
+      }
+      if (e instanceof TaskAbortedError) {
+        const reason = timeout.aborted ? "deadline" : "cancelled";
+        this.metrics.cancelled.inc({ reason });
+        if (reason === "deadline") throw this.deadlineError(ctx);
+        throw new AdjointError("cancelled", "the client cancelled the request");
+      }
+      throw e;
+    }
+    const extras: PointExtra[] = [];
+    for (const r of results) {
+      if (r.error) throw errorFromData(r.error);
+      if (r.extras) extras.push(...r.extras);
+    }
+    return extras;
+  }
+
+  private recordTask(r: TaskResult, postedAt: number): TaskResult {
+    this.metrics.queueWait.observe(Math.max(0, r.startedAt - postedAt) / 1000);
+    this.metrics.compute.observe({ where: "pool" }, (r.finishedAt - r.startedAt) / 1000);
+    this.metrics.cacheLookup("worker", r.compiled ? "miss" : "hit");
+    return r;
+  }
+}
+
+/**
+ * DifferentiateStream: the first message names the function and the settings (mode, wrt, tangent,
+ * cotangent, trace, allowNonFinite, precision); later messages may carry only points and reuse both. A
+ * message that names a function starts over with its own settings.
+ */
+export class StreamSession {
+  private entry: FunctionEntry | undefined;
+  private settings: DifferentiateInput = {};
+
+  constructor(private readonly service: AdjointService) {}
+
+  async next(input: DifferentiateInput, ctx: CallContext = {}): Promise<DifferentiateOutput> {
+    if (input.function !== undefined) {
+      this.entry = this.service.functions.resolve(input.function, "function", () => dataBatch(input));
+      const { point: _p, points: _ps, columns: _c, function: _f, ...settings } = input;
+      this.settings = settings;
+    } else if (this.entry === undefined) {
+      throw invalid("function: the first message of a stream must name the function", { field: "function" });
+    }
+    const entry = this.entry;
+    if (input.point === undefined && input.points === undefined && input.columns === undefined) {
+      return { id: entry.hash, mode: this.settings.mode ?? "reverse", allowNonFinite: this.settings.allowNonFinite ?? false };
+    }
+    return this.service.evaluate(entry, { ...this.settings, point: input.point, points: input.points, columns: input.columns }, ctx);
+  }
+}
+
+/** The first axis of the request's `x`: a model's batch size when its spec does not give one. */
+function dataBatch(input: DifferentiateInput): number | undefined {
+  const x = (input.point ?? input.points?.[0])?.x;
+  if (Array.isArray(x)) return x.length;
+  if (typeof x === "object" && x !== null && Array.isArray((x as TensorObject).shape)) return (x as TensorObject).shape[0];
+  return undefined;
+}
+
+/** Enforces the non-finite policy on a single answer. */
+function checkFinite(evaluation: Evaluation, allowNonFinite: boolean, field: string): ResultRow {
+  if (!allowNonFinite && (evaluation.nonFinite !== undefined || !finiteRow(evaluation))) throw nonFiniteError(evaluation.nonFinite, field);
+  return evaluation;
+}
+
+function finiteRow(row: ResultRow): boolean {
+  for (const section of [row.outputs, row.gradient, row.jvp, row.vjp]) {
+    if (section) for (const k in section) if (firstNonFinite(valueData(section[k])) >= 0) return false;
+  }
+  return true;
+}
+
+function valueData(v: Value): number | ArrayLike<number> {
+  return typeof v === "number" ? v : v.data;
+}
+
+function nonFiniteError(report: Evaluation["nonFinite"], field: string): AdjointError {
+  return invalid(
+    `${field}: the result is not finite${report ? ` (${report.message})` : ""}; set allowNonFinite to receive NaN and ±Infinity (as strings in JSON)`,
+    { field, ...(report ? { node: report.node } : {}) },
+  );
+}
+
+function rowsOf(
+  layout: BatchLayout,
+  outputs: Float64Array,
+  extras: readonly PointExtra[],
+  allowNonFinite: boolean,
+  fieldOf: (i: number) => string,
+): ResultRow[] {
+  const rows: Record<string, ValueMap>[] = [];
+  for (let i = 0; i < layout.count; i++) {
+    const row: Record<string, ValueMap> = {};
+    for (const f of layout.fields) {
+      const section = row[f.section] ?? {};
+      row[f.section] = section;
+      section[f.name] = copyValue(readValue(outputs, f, i));
+    }
+    rows.push(row);
+  }
+  const result = rows as unknown as ResultRow[];
+  for (const extra of extras) Object.assign(result[extra.index], extraOf(extra));
+  if (!allowNonFinite) {
+    result.forEach((row, i) => {
+      if (row.nonFinite !== undefined || !finiteRow(row)) throw nonFiniteError(row.nonFinite, fieldOf(i));
+    });
+  }
+  return result;
+}
+
+/** A value read from a batch's memory, copied out of it (shared memory must not leak into answers). */
+function copyValue(v: Value): Value {
+  return typeof v === "number" ? v : { shape: v.shape, data: Float64Array.from(v.data) };
+}
+
+function extraOf(extra: PointExtra): Partial<ResultRow> {
+  return { ...(extra.trace ? { trace: extra.trace } : {}), ...(extra.nonFinite ? { nonFinite: extra.nonFinite } : {}) };
+}
+
+function columnsOf(layout: BatchLayout, outputs: Float64Array, extras: readonly PointExtra[], allowNonFinite: boolean): ColumnsResult {
+  const { count } = layout;
+  const result: Record<string, ColumnMap> = {};
+  for (const f of layout.fields) {
+    const section = result[f.section] ?? {};
+    result[f.section] = section;
+    section[f.name] = { shape: [count, ...f.shape], data: outputs.subarray(f.offset, f.offset + count * f.size) };
+  }
+  const bad = extras.filter((e) => e.nonFinite !== undefined);
+  if (!allowNonFinite) {
+    const first = bad[0]?.index ?? firstNonFiniteIndex(layout, outputs);
+    if (first !== undefined) throw nonFiniteError(bad[0]?.nonFinite, `columns (point ${first})`);
+  }
+  const columns = result as unknown as ColumnsResult;
+  return bad.length ? { ...columns, nonFinite: bad.map((e) => ({ index: e.index, ...e.nonFinite! })) } : columns;
+}
+
+function firstNonFiniteIndex(layout: BatchLayout, outputs: Float64Array): number | undefined {
+  for (const f of layout.fields) {
+    const at = firstNonFinite(outputs.subarray(f.offset, f.offset + layout.count * f.size));
+    if (at >= 0) return Math.floor(at / f.size);
+  }
+  return undefined;
+}
+
+/** Writes a checked point (the engine's pointValues, in input order) into a batch's memory. */
+function writePoint(layout: BatchLayout, inputs: Float64Array, i: number, values: readonly (number | ArrayLike<number>)[]): void {
+  layout.inputs.forEach((slot, k) => {
+    writeValue(inputs, slot, i, values[k]);
+  });
+}

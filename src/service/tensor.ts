@@ -1,0 +1,210 @@
+import { endianness } from "node:os";
+import type { Value } from "../engine/values.js";
+import { exhausted, invalid } from "../errors.js";
+import { formatShape, sizeOf } from "../tensor/shape.js";
+import type { NamedValues, TensorObject, TensorValue } from "./types.js";
+
+/**
+ * Tensor values, decoded in one place for every transport: JSON numbers and nested arrays, the
+ * {shape, data} and {shape, dtype, base64} objects, references into the binary part of a framed HTTP
+ * body, and gRPC's repeated doubles and raw bytes (which its adapter hands over as {shape, data} and
+ * {shape, dtype, bytes}). Non-finite values are written "NaN", "Infinity", "-Infinity" in JSON and are
+ * rejected unless the request allows them.
+ */
+export interface DecodedTensor {
+  readonly shape: readonly number[];
+  readonly data: Float64Array;
+}
+
+/** What decoding needs besides the value: the request's permissions, its binary part and its element budget. */
+export class DecodeContext {
+  private elements = 0;
+
+  constructor(
+    readonly allowNonFinite: boolean,
+    readonly maxElements: number,
+    readonly binary?: Uint8Array,
+  ) {}
+
+  /** Counts elements against the per-request limit before anything is allocated for them. */
+  charge(n: number, field: string): void {
+    this.elements += n;
+    if (this.elements > this.maxElements) {
+      throw exhausted(`${field}: the request has more than ${this.maxElements} tensor elements (limit ADJOINT_MAX_TENSOR_ELEMENTS)`, {
+        field,
+      });
+    }
+  }
+
+  /** A number from JSON: finite, or a non-finite one spelled as a string where allowed. */
+  number(x: unknown, field: string, input?: string): number {
+    let v: number;
+    if (typeof x === "number") v = x;
+    else if (x === "NaN") v = Number.NaN;
+    else if (x === "Infinity") v = Number.POSITIVE_INFINITY;
+    else if (x === "-Infinity") v = Number.NEGATIVE_INFINITY;
+    else throw invalid(`${field} must be a number, got ${describe(x)}`, { field, input });
+    if (!this.allowNonFinite && !Number.isFinite(v)) {
+      throw invalid(`${field} is ${v}; non-finite values are rejected unless the request sets allowNonFinite`, { field, input });
+    }
+    return v;
+  }
+}
+
+function describe(x: unknown): string {
+  const text = JSON.stringify(x);
+  return text === undefined ? typeof x : text.length > 40 ? `${text.slice(0, 40)}…` : text;
+}
+
+const LITTLE_ENDIAN = endianness() === "LE";
+
+/** Decodes any tensor form. `input` names the function input, for the error's location. */
+export function decodeTensor(value: TensorValue, field: string, ctx: DecodeContext, input?: string): DecodedTensor {
+  if (typeof value === "number" || typeof value === "string") {
+    ctx.charge(1, field);
+    return { shape: [], data: Float64Array.of(ctx.number(value, field, input)) };
+  }
+  if (Array.isArray(value)) return decodeNested(value, field, ctx, input);
+  if (typeof value === "object" && value !== null) return decodeObject(value as TensorObject, field, ctx, input);
+  throw invalid(`${field} must be a number, nested arrays of numbers, or a tensor {shape, data | base64 | binary}`, { field, input });
+}
+
+/** A value as the engine takes it: a number for a scalar, else {shape, data}. */
+export function decodeValue(value: TensorValue, field: string, ctx: DecodeContext, input?: string): Value {
+  if (typeof value === "number") {
+    ctx.charge(1, field);
+    return ctx.number(value, field, input);
+  }
+  const t = decodeTensor(value, field, ctx, input);
+  return t.shape.length === 0 ? t.data[0] : t;
+}
+
+/**
+ * Values by name (a point, a tangent, a cotangent). Names, shapes and types are checked against the
+ * function by the engine, whose messages name the field and both shapes.
+ */
+export function decodeValues(values: NamedValues, field: string, ctx: DecodeContext): Record<string, Value> {
+  if (typeof values !== "object" || values === null || Array.isArray(values)) {
+    throw invalid(`${field} must be an object mapping names to values`, { field });
+  }
+  const out: Record<string, Value> = {};
+  for (const name in values) out[name] = decodeValue(values[name], `${field}.${name}`, ctx, name);
+  return out;
+}
+
+function decodeNested(value: readonly unknown[], field: string, ctx: DecodeContext, input?: string): DecodedTensor {
+  const shape: number[] = [];
+  for (let v: unknown = value; Array.isArray(v); v = v[0]) {
+    shape.push(v.length);
+    if (v.length === 0) break;
+  }
+  const size = sizeOf(shape);
+  ctx.charge(size, field);
+  const data = new Float64Array(size);
+  let next = 0;
+  const walk = (v: unknown, depth: number, path: string): void => {
+    if (depth === shape.length) {
+      data[next++] = ctx.number(v, `${field}${path}`, input);
+      return;
+    }
+    if (!Array.isArray(v) || v.length !== shape[depth]) {
+      throw invalid(`${field}${path}: ragged nested array (expected ${shape[depth]} elements at depth ${depth})`, { field, input });
+    }
+    for (let i = 0; i < v.length; i++) walk(v[i], depth + 1, `${path}[${i}]`);
+  };
+  walk(value, 0, "");
+  return { shape, data };
+}
+
+function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?: string): DecodedTensor {
+  const shape = t.shape;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw invalid(`${field}.shape must be an array of non-negative integers`, { field: `${field}.shape`, input });
+  }
+  const size = sizeOf(shape);
+  const forms = (["data", "base64", "binary", "bytes"] as const).filter((k) => t[k] !== undefined);
+  if (forms.length !== 1) {
+    throw invalid(`${field}: a tensor needs exactly one of data, base64 or binary${forms.length ? `, got ${forms.join(" and ")}` : ""}`, {
+      field,
+      input,
+    });
+  }
+  ctx.charge(size, field);
+  if (t.data !== undefined) {
+    if (!Array.isArray(t.data)) throw invalid(`${field}.data must be a flat array of numbers`, { field: `${field}.data`, input });
+    if (t.data.length !== size) {
+      throw invalid(`${field}: shape mismatch: data has ${t.data.length} elements but shape ${formatShape(shape)} needs ${size}`, {
+        field: `${field}.data`,
+        input,
+      });
+    }
+    const data = new Float64Array(size);
+    for (let i = 0; i < size; i++) data[i] = ctx.number(t.data[i], `${field}.data[${i}]`, input);
+    return { shape, data };
+  }
+  const dtype = t.dtype ?? "float64";
+  if (dtype !== "float64" && dtype !== "float32") {
+    throw invalid(`${field}.dtype must be float64 or float32, got ${describe(dtype)}`, { field: `${field}.dtype`, input });
+  }
+  let bytes: Uint8Array;
+  let where: string;
+  if (t.base64 !== undefined) {
+    where = `${field}.base64`;
+    if (typeof t.base64 !== "string") throw invalid(`${where} must be a string`, { field: where, input });
+    bytes = Buffer.from(t.base64, "base64");
+  } else if (t.binary !== undefined) {
+    where = `${field}.binary`;
+    const { offset, length } = t.binary;
+    const part = ctx.binary;
+    if (part === undefined) throw invalid(`${where}: binary tensor data needs a framed binary body`, { field: where, input });
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > part.byteLength) {
+      throw invalid(`${where}: bytes ${offset}…${offset + length} are outside the binary part (${part.byteLength} bytes)`, {
+        field: where,
+        input,
+      });
+    }
+    bytes = part.subarray(offset, offset + length);
+  } else {
+    where = `${field}.raw`;
+    bytes = t.bytes as Uint8Array;
+  }
+  const width = dtype === "float64" ? 8 : 4;
+  if (bytes.byteLength !== size * width) {
+    throw invalid(
+      `${where}: shape mismatch: ${bytes.byteLength} bytes, but shape ${formatShape(shape)} of ${dtype} needs ${size * width}`,
+      {
+        field: where,
+        input,
+      },
+    );
+  }
+  const data = readLittleEndian(bytes, dtype, size);
+  if (!ctx.allowNonFinite) {
+    for (let i = 0; i < size; i++) {
+      if (!Number.isFinite(data[i])) ctx.number(data[i], `${where}[${i}]`, input);
+    }
+  }
+  return { shape, data };
+}
+
+function readLittleEndian(bytes: Uint8Array, dtype: "float64" | "float32", size: number): Float64Array {
+  const width = dtype === "float64" ? 8 : 4;
+  if (LITTLE_ENDIAN && bytes.byteOffset % width === 0) {
+    // Aligned float64 data is used where it lies (the caller copies it once, into the batch's memory).
+    if (dtype === "float64") return new Float64Array(bytes.buffer, bytes.byteOffset, size);
+    return Float64Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, size));
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float64Array(size);
+  for (let i = 0; i < size; i++) out[i] = dtype === "float64" ? dv.getFloat64(i * 8, true) : dv.getFloat32(i * 4, true);
+  return out;
+}
+
+/** Float64 data as little-endian bytes (a view where the platform is little-endian). */
+export function toLittleEndianBytes(data: Float64Array): Uint8Array {
+  if (LITTLE_ENDIAN) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const out = new Uint8Array(data.length * 8);
+  const dv = new DataView(out.buffer);
+  for (let i = 0; i < data.length; i++) dv.setFloat64(i * 8, data[i], true);
+  return out;
+}
