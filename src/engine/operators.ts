@@ -69,6 +69,14 @@ export interface JacobianResult {
   readonly method: "forward" | "reverse";
 }
 
+/** Forward sweeps when the inputs have no more elements than the outputs, reverse sweeps otherwise. */
+export function jacobianMethod(fn: CompiledFunction, request: Pick<EvaluateRequest, "wrt" | "method">): "forward" | "reverse" {
+  if (request.method) return request.method;
+  const inputs = selectInputs(fn.graph, request.wrt).reduce((n, w) => n + sizeOf(fn.graph.nodes[w.node].shape), 0);
+  const outputs = fn.graph.outputs.reduce((n, o) => n + sizeOf(fn.graph.nodes[o.node].shape), 0);
+  return inputs <= outputs ? "forward" : "reverse";
+}
+
 /** The full Jacobian, by forward sweeps when inputs are fewer than outputs, by reverse sweeps otherwise. */
 export function jacobian(fn: CompiledFunction, inputs: InputData[], request: EvaluateRequest): JacobianResult {
   const precision = request.precision ?? "float64";
@@ -78,7 +86,7 @@ export function jacobian(fn: CompiledFunction, inputs: InputData[], request: Eva
   const outShapes = outs.map((o) => fn.graph.nodes[o.node].shape);
   const outSizes = outShapes.map((s) => sizeOf(s));
   const outTotal = outSizes.reduce((a, b) => a + b, 0);
-  const method = request.method ?? (dirs.total <= outTotal ? "forward" : "reverse");
+  const method = jacobianMethod(fn, request);
   const blocks = outs.map((_, o) => wrt.map((_, k) => new Float64Array(outSizes[o] * dirs.sizes[k])));
   let values: Record<string, Value> = {};
   if (method === "forward") {
@@ -218,26 +226,7 @@ export function derivative(
   request: EvaluateRequest,
 ): { outputs: Record<string, Value>; derivative: number; partials: string[] } {
   const single = fn.singleOutput();
-  let sequence = request.wrt ? [...request.wrt] : [];
-  if (request.order !== undefined) {
-    if (!Number.isInteger(request.order) || request.order < 0 || request.order > 16)
-      throw invalid("order must be an integer from 0 to 16", { field: "order" });
-    if (sequence.length > 1)
-      throw invalid("give either order (with at most one wrt name) or the sequence of names in wrt, not both", { field: "order" });
-    const name = sequence[0] ?? (fn.graph.inputs.length === 1 ? fn.graph.inputs[0].name : undefined);
-    if (name === undefined)
-      throw invalid("order needs the input to differentiate: name it in wrt, since the function has several inputs", { field: "wrt" });
-    sequence = new Array(request.order).fill(name);
-  } else if (sequence.length === 0) {
-    throw invalid('mode derivative needs order (for one input) or wrt, the sequence of inputs, e.g. ["x", "y", "y"] for ∂³f/∂x∂y²', {
-      field: "wrt",
-    });
-  }
-  for (const name of sequence) {
-    const input = selectInputs(fn.graph, [name])[0];
-    if (fn.graph.nodes[input.node].shape.length !== 0)
-      throw invalid(`wrt: ${name} is a tensor; higher-order partials take scalar inputs`, { field: "wrt", input: name });
-  }
+  const sequence = partialSequence(fn, request);
   const p = fn.prepare(`derivative|${sequence.join(",")}`, request.precision ?? "float64", () => {
     let graph = new Graph(fn.graph.nodes, fn.graph.inputs, [single]);
     let node = single.node;
@@ -250,6 +239,35 @@ export function derivative(
   });
   run(p.program, inputs);
   return { outputs: { [single.name]: toValue(p, 0) }, derivative: element(p.program.read(p.results[1]), 0), partials: sequence };
+}
+
+/** The inputs a `derivative` request differentiates with respect to, in order: `wrt`, or `order` times one input. */
+export function partialSequence(fn: CompiledFunction, request: Pick<EvaluateRequest, "wrt" | "order">): string[] {
+  let sequence = request.wrt ? [...request.wrt] : [];
+  if (request.order !== undefined) {
+    if (!Number.isInteger(request.order) || request.order < 0 || request.order > 16) {
+      throw invalid("order must be an integer from 0 to 16", { field: "order" });
+    }
+    if (sequence.length > 1) {
+      throw invalid("give either order (with at most one wrt name) or the sequence of names in wrt, not both", { field: "order" });
+    }
+    const name = sequence[0] ?? (fn.graph.inputs.length === 1 ? fn.graph.inputs[0].name : undefined);
+    if (name === undefined) {
+      throw invalid("order needs the input to differentiate: name it in wrt, since the function has several inputs", { field: "wrt" });
+    }
+    sequence = new Array(request.order).fill(name);
+  } else if (sequence.length === 0) {
+    throw invalid('mode derivative needs order (for one input) or wrt, the sequence of inputs, e.g. ["x", "y", "y"] for ∂³f/∂x∂y²', {
+      field: "wrt",
+    });
+  }
+  for (const name of sequence) {
+    const input = selectInputs(fn.graph, [name])[0];
+    if (fn.graph.nodes[input.node].shape.length !== 0) {
+      throw invalid(`wrt: ${name} is a tensor; higher-order partials take scalar inputs`, { field: "wrt", input: name });
+    }
+  }
+  return sequence;
 }
 
 /**

@@ -1,4 +1,5 @@
-import { create, type DescEnum } from "@bufbuild/protobuf";
+import { create, type DescEnum, type MessageInitShape } from "@bufbuild/protobuf";
+import { mapSections, SECTION_NAMES, SECTIONS } from "../engine/sections.js";
 import type { Value } from "../engine/values.js";
 import type { OpsManifest } from "../service/manifest.js";
 import { toLittleEndianBytes } from "../service/tensor.js";
@@ -16,6 +17,9 @@ import type {
   ValueMap,
 } from "../service/types.js";
 import {
+  CheckEntrySchema,
+  type Check as CheckMsg,
+  CheckSchema,
   type DifferentiateRequest,
   type DifferentiateResponse,
   DifferentiateResponseSchema,
@@ -27,6 +31,7 @@ import {
   type GraphArg,
   GraphArgSchema,
   type InputSpec,
+  JacobianMethodSchema,
   type ListOpsResponse,
   ListOpsResponseSchema,
   ModeSchema,
@@ -37,6 +42,7 @@ import {
   type Result,
   ResultSchema,
   type Tensor,
+  TensorMapSchema,
   TensorSchema,
   TraceRowSchema,
   TraceSchema,
@@ -129,6 +135,8 @@ export function differentiateInput(r: DifferentiateRequest): DifferentiateInput 
     trace: r.trace,
     allowNonFinite: r.allowNonFinite,
     precision,
+    ...(r.order !== undefined ? { order: r.order } : {}),
+    ...(r.method !== 0 ? { method: enumName(JacobianMethodSchema, r.method) as "forward" | "reverse" } : {}),
   };
 }
 
@@ -157,9 +165,36 @@ function graphArg(a: string | number): GraphArg {
   return create(GraphArgSchema, { arg: typeof a === "number" ? { case: "number", value: a } : { case: "id", value: a } });
 }
 
-/** The numeric sections of a point's answer, or of a batch's by columns (each tensor's first axis the point). */
+/**
+ * The numeric sections of a point's answer, or of a batch's by columns (each tensor's first axis the
+ * point), as the engine's section table lays them out: maps of tensors, maps of maps, single tensors.
+ */
 function sections(r: ResultRow | ColumnsResult) {
-  return { outputs: tensorMap(r.outputs), gradient: tensorMap(r.gradient), jvp: tensorMap(r.jvp), vjp: tensorMap(r.vjp) };
+  const converted = mapSections<Value, Tensor>(r, tensorMessage) as Record<string, unknown>;
+  const out: Record<string, unknown> = { method: r.method ?? "", partials: [...(r.partials ?? [])] };
+  for (const s of SECTION_NAMES) {
+    const v = converted[s];
+    if (v === undefined) continue;
+    out[s] =
+      SECTIONS[s] === "nested"
+        ? mapValues(v as Record<string, Record<string, Tensor>>, (tensors) => create(TensorMapSchema, { tensors }))
+        : v;
+  }
+  return out as MessageInitShape<typeof ResultSchema>;
+}
+
+function mapValues<T, U>(m: Record<string, T>, f: (v: T) => U): Record<string, U> {
+  const out: Record<string, U> = {};
+  for (const k in m) out[k] = f(m[k]);
+  return out;
+}
+
+function checkMessage(c: NonNullable<ResultRow["check"]>): CheckMsg {
+  return create(CheckSchema, {
+    passed: c.passed,
+    rule: c.rule,
+    inputs: mapValues(c.inputs, (e) => create(CheckEntrySchema, e)),
+  });
 }
 
 function result(row: ResultRow): Result {
@@ -188,6 +223,7 @@ function result(row: ResultRow): Result {
         })
       : undefined,
     nonFinite: row.nonFinite ? create(NonFiniteSchema, row.nonFinite) : undefined,
+    check: row.check ? checkMessage(row.check) : undefined,
   });
 }
 

@@ -1,5 +1,6 @@
 import { evaluateVectorized, firstNonFinitePoint, planBatch } from "../engine/batch.js";
 import type { CompiledFunction, EvaluateRequest, Evaluation } from "../engine/compiled-function.js";
+import { fieldValue, type Section } from "../engine/sections.js";
 import type { Value } from "../engine/values.js";
 import { AdjointError, type ErrorKind, type ErrorLocation } from "../errors.js";
 import { COST } from "./scheduler.js";
@@ -15,9 +16,10 @@ export interface Slot {
   readonly offset: number;
 }
 
-/** One result field: a section of the engine's answer and a name in it. */
+/** One result field: a section of the engine's answer and where in it (see engine/sections.ts). */
 export interface Field extends Slot {
-  readonly section: "outputs" | "gradient" | "jvp" | "vjp";
+  readonly section: Section;
+  readonly key?: string;
 }
 
 /**
@@ -73,6 +75,7 @@ export interface PointExtra {
   readonly index: number;
   readonly trace?: Evaluation["trace"];
   readonly nonFinite?: Evaluation["nonFinite"];
+  readonly check?: Evaluation["check"];
 }
 
 /** An AdjointError as data, to cross a worker boundary (structured clone keeps only message and name). */
@@ -105,14 +108,15 @@ export function evaluateRange(fn: CompiledFunction, batch: Batch, start: number,
   for (let i = start; i < end; i++) {
     const evaluation = fn.evaluate(pointAt(layout, inputs, i), layout.request);
     for (const field of layout.fields) {
-      const v = (evaluation[field.section] as Record<string, Value>)[field.name];
+      const v = fieldValue(evaluation, field);
       writeValue(outputs, field, i, typeof v === "number" ? v : v.data);
     }
-    if (evaluation.trace !== undefined || evaluation.nonFinite !== undefined) {
+    if (evaluation.trace !== undefined || evaluation.nonFinite !== undefined || evaluation.check !== undefined) {
       extras.push({
         index: i,
         ...(evaluation.trace ? { trace: evaluation.trace } : {}),
         ...(evaluation.nonFinite ? { nonFinite: evaluation.nonFinite } : {}),
+        ...(evaluation.check ? { check: evaluation.check } : {}),
       });
     }
   }

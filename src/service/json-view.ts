@@ -1,5 +1,7 @@
+import { mapSections, SECTION_NAMES } from "../engine/sections.js";
+import type { Value } from "../engine/values.js";
 import { toJson } from "../json.js";
-import type { ColumnMap, ColumnsResult, DifferentiateOutput, ResultRow, ValueMap } from "./types.js";
+import type { Column, ColumnsResult, DifferentiateOutput, ResultRow } from "./types.js";
 
 /** How a tensor of the answer is written: as JSON {shape, data}, or as a reference into a binary part. */
 export type TensorWriter = (t: { readonly shape: readonly number[]; readonly data: Float64Array }) => unknown;
@@ -27,37 +29,35 @@ export function tensorJson(t: { readonly shape: readonly number[]; readonly data
   return { shape: t.shape, data: Array.from(t.data) };
 }
 
-function valuesJson(m: ValueMap, tensor: TensorWriter): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const k in m) {
-    const v = m[k];
-    out[k] =
-      typeof v === "number" ? v : tensor({ shape: v.shape, data: v.data instanceof Float64Array ? v.data : Float64Array.from(v.data) });
-  }
-  return out;
+function valueJson(v: Value, tensor: TensorWriter): unknown {
+  return typeof v === "number" ? v : tensor({ shape: v.shape, data: v.data instanceof Float64Array ? v.data : Float64Array.from(v.data) });
+}
+
+/** The sections of an answer besides the outputs, and what it says besides numbers. */
+function sectionsBody(converted: Partial<Record<string, unknown>>, row: ResultRow | ColumnsResult, body: Record<string, unknown>): void {
+  for (const s of SECTION_NAMES) if (s !== "outputs" && converted[s] !== undefined) body[s] = converted[s];
+  if (row.method) body.method = row.method;
+  if (row.partials) body.partials = row.partials;
 }
 
 function rowBody(row: ResultRow, tensor: TensorWriter): Record<string, unknown> {
-  const names = Object.keys(row.outputs);
-  const outputs = valuesJson(row.outputs, tensor);
+  const converted = mapSections<Value, unknown>(row, (v) => valueJson(v, tensor));
+  const outputs = converted.outputs as Record<string, unknown>;
+  const names = Object.keys(outputs);
   const body: Record<string, unknown> = names.length === 1 ? { value: outputs[names[0]] } : { outputs };
-  if (row.gradient) body.gradient = valuesJson(row.gradient, tensor);
-  if (row.jvp) body.jvp = valuesJson(row.jvp, tensor);
-  if (row.vjp) body.vjp = valuesJson(row.vjp, tensor);
+  sectionsBody(converted, row, body);
   if (row.trace) body.trace = plain(row.trace);
   if (row.nonFinite) body.nonFinite = row.nonFinite;
+  if (row.check) body.check = row.check;
   return body;
 }
 
 function columnsBody(columns: ColumnsResult, tensor: TensorWriter): Record<string, unknown> {
-  const map = (m: ColumnMap) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, tensor(v)]));
-  const names = Object.keys(columns.outputs);
-  const body: Record<string, unknown> =
-    names.length === 1 ? { value: tensor(columns.outputs[names[0]]) } : { outputs: map(columns.outputs) };
-  for (const section of ["gradient", "jvp", "vjp"] as const) {
-    const m = columns[section];
-    if (m) body[section] = map(m);
-  }
+  const converted = mapSections<Column, unknown>(columns, (c) => tensor(c));
+  const outputs = converted.outputs as Record<string, unknown>;
+  const names = Object.keys(outputs);
+  const body: Record<string, unknown> = names.length === 1 ? { value: outputs[names[0]] } : { outputs };
+  sectionsBody(converted, columns, body);
   if (columns.nonFinite) body.nonFinite = columns.nonFinite;
   return body;
 }

@@ -46,8 +46,8 @@ export function opsManifest(): OpsManifest {
       kind: def.kind,
       commutative: def.commutative ?? false,
       attributes: def.attrNames ?? [],
-      modes: d ? MODE_NAMES : MODE_NAMES.filter((m) => MODES[m].order === 0),
-      maxOrder: d ? maxOrder : 0,
+      modes: MODE_NAMES.filter((m) => MODES[m].order <= (d ? (def.maxOrder ?? maxOrder) : 0)),
+      maxOrder: d ? Math.min(def.maxOrder ?? maxOrder, maxOrder) : 0,
       ...(def.kinks ? { kinks: def.kinks.doc } : {}),
       ...(def.secondOrder ? { secondOrder: def.secondOrder } : {}),
     };

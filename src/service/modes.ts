@@ -1,12 +1,13 @@
 import { selectInputs } from "../ad/reverse.js";
 import type { CompiledFunction, EvaluateRequest } from "../engine/compiled-function.js";
+import { jacobianMethod, partialSequence } from "../engine/operators.js";
 import { invalid } from "../errors.js";
 import type { NamedNode } from "../ir/graph.js";
 import type { Field } from "../runtime/batch.js";
 import type { LruMap } from "../runtime/lru.js";
 import { sizeOf } from "../tensor/shape.js";
 import { DecodeContext, decodeValues } from "./tensor.js";
-import type { DifferentiateInput, NamedValues } from "./types.js";
+import type { DifferentiateInput, NamedValues, ResultRow } from "./types.js";
 
 /**
  * Every mode, in one table: what the engine is asked, which result fields a point gets (the blocks
@@ -19,6 +20,8 @@ export interface ModePlan {
   readonly fields: readonly Omit<Field, "offset">[];
   /** Sweeps over the function per point (the forward pass counts as one). */
   readonly sweeps: number;
+  /** What every point's answer says besides its numbers (the Jacobian's method, the partials taken). */
+  readonly annotations?: Pick<ResultRow, "method" | "partials">;
 }
 
 interface ModeSpec {
@@ -36,6 +39,33 @@ function fieldsOf(fn: CompiledFunction, section: Field["section"], nodes: readon
     return { section, name: n.name, shape, size: sizeOf(shape) };
   });
 }
+
+/** Fields keyed by two names (jacobian[output][input], hessian[a][b]), each shaped a ⊗ b. */
+function pairFields(
+  fn: CompiledFunction,
+  section: Field["section"],
+  rows: readonly NamedNode[],
+  cols: readonly NamedNode[],
+): Omit<Field, "offset">[] {
+  return rows.flatMap((r) =>
+    cols.map((c) => {
+      const shape = [...fn.graph.nodes[r.node].shape, ...fn.graph.nodes[c.node].shape];
+      return { section, name: r.name, key: c.name, shape, size: sizeOf(shape) };
+    }),
+  );
+}
+
+/** A field holding one number per point (derivative, divergence, laplacian). */
+const scalarField = (section: Field["section"]): Omit<Field, "offset"> => ({ section, name: section, shape: [], size: 1 });
+
+const elementsOf = (fn: CompiledFunction, nodes: readonly NamedNode[]) =>
+  nodes.reduce((n, w) => n + sizeOf(fn.graph.nodes[w.node].shape), 0);
+
+/** The single scalar output a mode needs, as a field list (the engine checks and explains). */
+const singleOutput = (fn: CompiledFunction) => {
+  fn.singleOutput();
+  return outputs(fn);
+};
 
 /** A tangent or cotangent, decoded like a point. */
 const decodeDirection = (values: NamedValues, field: string, base: BaseRequest) =>
@@ -87,6 +117,98 @@ export const MODES: Readonly<Record<string, ModeSpec>> = {
       };
     },
   },
+  jacobian: {
+    summary:
+      "the full Jacobian of every output with respect to every input, by forward sweeps when inputs are fewer than outputs, else reverse sweeps",
+    order: 1,
+    plan: (fn, input, base) => {
+      const wrt = wrtOf(fn, base);
+      const method = jacobianMethod(fn, { wrt: base.wrt, method: input.method });
+      const sweeps = 1 + (method === "forward" ? elementsOf(fn, wrt) : elementsOf(fn, fn.graph.outputs));
+      return {
+        request: { ...base, mode: "jacobian", method },
+        fields: [...outputs(fn), ...pairFields(fn, "jacobian", fn.graph.outputs, wrt)],
+        sweeps: 2 * sweeps,
+        annotations: { method },
+      };
+    },
+  },
+  hessian: {
+    summary: "the exact Hessian of the scalar output, by one forward-over-reverse sweep per input element",
+    order: 2,
+    plan: (fn, _input, base) => {
+      const wrt = wrtOf(fn, base);
+      return {
+        request: { ...base, mode: "hessian" },
+        fields: [...singleOutput(fn), ...fieldsOf(fn, "gradient", wrt), ...pairFields(fn, "hessian", wrt, wrt)],
+        sweeps: 4 * Math.max(1, elementsOf(fn, wrt)),
+      };
+    },
+  },
+  hvp: {
+    summary: "the Hessian-vector product H·v along the tangent v, by forward-over-reverse, without building the Hessian",
+    order: 2,
+    plan: (fn, input, base) => {
+      const wrt = wrtOf(fn, base);
+      if (input.tangent === undefined) throw invalid("tangent: mode hvp needs the vector v of H·v, by input name", { field: "tangent" });
+      const tangent = decodeDirection(input.tangent, "tangent", base);
+      return {
+        request: { ...base, mode: "hvp", tangent },
+        fields: [...singleOutput(fn), ...fieldsOf(fn, "gradient", wrt), ...fieldsOf(fn, "hvp", wrt)],
+        sweeps: 4,
+      };
+    },
+  },
+  derivative: {
+    summary: "a higher-order derivative: the order-th along one input, or the mixed partial named by the sequence in wrt",
+    order: 16,
+    plan: (fn, input, base) => {
+      const partials = partialSequence(fn, { wrt: input.wrt, order: input.order });
+      return {
+        request: { ...base, wrt: input.wrt, mode: "derivative", order: input.order },
+        fields: [...singleOutput(fn), scalarField("derivative")],
+        sweeps: 1 + 3 * partials.length,
+        annotations: { partials },
+      };
+    },
+  },
+  divergence: {
+    summary: "Σᵢ ∂Fᵢ/∂xᵢ of a vector field (output elements paired with input elements), one forward sweep per input",
+    order: 1,
+    plan: (fn, _input, base) => {
+      const wrt = wrtOf(fn, base);
+      return {
+        request: { ...base, mode: "divergence" },
+        fields: [...outputs(fn), scalarField("divergence")],
+        sweeps: 2 * Math.max(1, elementsOf(fn, wrt)),
+      };
+    },
+  },
+  laplacian: {
+    summary: "Σᵢ ∂²f/∂xᵢ² of the scalar output, one forward-over-reverse sweep per input, no Hessian built",
+    order: 2,
+    plan: (fn, _input, base) => {
+      const wrt = wrtOf(fn, base);
+      return {
+        request: { ...base, mode: "laplacian" },
+        fields: [...singleOutput(fn), scalarField("laplacian")],
+        sweeps: 4 * Math.max(1, elementsOf(fn, wrt)),
+      };
+    },
+  },
+  check: {
+    summary:
+      "the reverse-mode gradient compared with central finite differences, per input element, with a pass/fail at a documented tolerance",
+    order: 1,
+    plan: (fn, _input, base) => {
+      const wrt = wrtOf(fn, base);
+      return {
+        request: { ...base, mode: "check" },
+        fields: [...singleOutput(fn), ...fieldsOf(fn, "gradient", wrt)],
+        sweeps: 3 + 2 * elementsOf(fn, wrt),
+      };
+    },
+  },
 };
 
 export const MODE_NAMES = Object.keys(MODES);
@@ -108,7 +230,7 @@ export function planMode(
   defaultWrt?: readonly string[],
 ): PlannedMode {
   if (cache === undefined || input.tangent !== undefined || input.cotangent !== undefined) return makePlan(fn, input, defaultWrt);
-  const key = `${input.mode}|${input.wrt?.join(",")}|${input.trace}|${input.allowNonFinite}|${input.precision}`;
+  const key = `${input.mode}|${input.wrt?.join(",")}|${input.trace}|${input.allowNonFinite}|${input.precision}|${input.order}|${input.method}`;
   let planned = cache.get(key) as PlannedMode | undefined;
   if (planned === undefined) {
     planned = makePlan(fn, input, defaultWrt);
@@ -123,7 +245,16 @@ function makePlan(fn: CompiledFunction, input: DifferentiateInput, defaultWrt?: 
   if (spec === undefined) {
     throw invalid(`mode: unknown mode ${JSON.stringify(mode)}; the modes are ${MODE_NAMES.join(", ")}`, { field: "mode" });
   }
-  if (input.tangent !== undefined && mode !== "forward") throw invalid("tangent: only forward mode takes a tangent", { field: "tangent" });
+  if (input.tangent !== undefined && mode !== "forward" && mode !== "hvp") {
+    throw invalid("tangent: only the forward and hvp modes take a tangent", { field: "tangent" });
+  }
+  if (input.trace && mode !== "value" && mode !== "reverse" && mode !== "forward") {
+    throw invalid("trace: only the value, reverse and forward modes record a trace", { field: "trace" });
+  }
+  if (input.order !== undefined && mode !== "derivative")
+    throw invalid("order: only the derivative mode takes an order", { field: "order" });
+  if (input.method !== undefined && mode !== "jacobian")
+    throw invalid("method: only the jacobian mode takes a method", { field: "method" });
   if (input.cotangent !== undefined && mode !== "reverse") {
     throw invalid("cotangent: only reverse mode takes a cotangent", { field: "cotangent" });
   }

@@ -1,4 +1,5 @@
 import type { Evaluation } from "../engine/compiled-function.js";
+import { sectionValues, setField } from "../engine/sections.js";
 import { firstNonFinite, type Value } from "../engine/values.js";
 import { AdjointError, exhausted, invalid } from "../errors.js";
 import {
@@ -24,7 +25,6 @@ import { type ModePlan, planMode } from "./modes.js";
 import { DecodeContext, decodeTensor, decodeValues } from "./tensor.js";
 import type {
   CallContext,
-  ColumnMap,
   ColumnsResult,
   DifferentiateInput,
   DifferentiateOutput,
@@ -33,7 +33,6 @@ import type {
   NamedValues,
   ResultRow,
   TensorObject,
-  ValueMap,
 } from "./types.js";
 
 /** Batches with a trace are limited: every point's trace lists every node. */
@@ -137,7 +136,7 @@ export class AdjointService {
       const batch = this.allocate(entry, plan, 1, true);
       writePoint(batch.layout, batch.inputs, 0, entry.fn.pointValues(point, allowNonFinite));
       const extras = await this.runOnPool(entry, batch, cost, ctx, deadline);
-      return { ...head, result: rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, () => "point")[0] };
+      return { ...head, result: rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, () => "point", plan.annotations)[0] };
     }
     const points = input.points;
     const count = points !== undefined ? this.countPoints(points) : this.countColumns(entry, input.columns as NamedValues);
@@ -159,8 +158,8 @@ export class AdjointService {
       extras = await this.runOnPool(entry, batch, cost, ctx, deadline);
     }
     if (points !== undefined)
-      return { ...head, results: rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, (i) => `points[${i}]`) };
-    return { ...head, columns: columnsOf(batch.layout, batch.outputs, extras, allowNonFinite) };
+      return { ...head, results: rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, (i) => `points[${i}]`, plan.annotations) };
+    return { ...head, columns: columnsOf(batch.layout, batch.outputs, extras, allowNonFinite, plan.annotations) };
   }
 
   private countPoints(points: readonly NamedValues[]): number {
@@ -380,9 +379,7 @@ function checkFinite(evaluation: Evaluation, allowNonFinite: boolean, field: str
 }
 
 function finiteRow(row: ResultRow): boolean {
-  for (const section of [row.outputs, row.gradient, row.jvp, row.vjp]) {
-    if (section) for (const k in section) if (firstNonFinite(valueData(section[k])) >= 0) return false;
-  }
+  for (const v of sectionValues<Value>(row)) if (firstNonFinite(valueData(v)) >= 0) return false;
   return true;
 }
 
@@ -403,15 +400,12 @@ function rowsOf(
   extras: readonly PointExtra[],
   allowNonFinite: boolean,
   fieldOf: (i: number) => string,
+  annotations: ModePlan["annotations"],
 ): ResultRow[] {
-  const rows: Record<string, ValueMap>[] = [];
+  const rows: Record<string, unknown>[] = [];
   for (let i = 0; i < layout.count; i++) {
-    const row: Record<string, ValueMap> = {};
-    for (const f of layout.fields) {
-      const section = row[f.section] ?? {};
-      row[f.section] = section;
-      section[f.name] = copyValue(readValue(outputs, f, i));
-    }
+    const row: Record<string, unknown> = { ...annotations };
+    for (const f of layout.fields) setField(row, f, copyValue(readValue(outputs, f, i)));
     rows.push(row);
   }
   const result = rows as unknown as ResultRow[];
@@ -430,17 +424,24 @@ function copyValue(v: Value): Value {
 }
 
 function extraOf(extra: PointExtra): Partial<ResultRow> {
-  return { ...(extra.trace ? { trace: extra.trace } : {}), ...(extra.nonFinite ? { nonFinite: extra.nonFinite } : {}) };
+  return {
+    ...(extra.trace ? { trace: extra.trace } : {}),
+    ...(extra.nonFinite ? { nonFinite: extra.nonFinite } : {}),
+    ...(extra.check ? { check: extra.check } : {}),
+  };
 }
 
-function columnsOf(layout: BatchLayout, outputs: Float64Array, extras: readonly PointExtra[], allowNonFinite: boolean): ColumnsResult {
+function columnsOf(
+  layout: BatchLayout,
+  outputs: Float64Array,
+  extras: readonly PointExtra[],
+  allowNonFinite: boolean,
+  annotations: ModePlan["annotations"],
+): ColumnsResult {
   const { count } = layout;
-  const result: Record<string, ColumnMap> = {};
-  for (const f of layout.fields) {
-    const section = result[f.section] ?? {};
-    result[f.section] = section;
-    section[f.name] = { shape: [count, ...f.shape], data: outputs.subarray(f.offset, f.offset + count * f.size) };
-  }
+  const result: Record<string, unknown> = { ...annotations };
+  for (const f of layout.fields)
+    setField(result, f, { shape: [count, ...f.shape], data: outputs.subarray(f.offset, f.offset + count * f.size) });
   const bad = extras.filter((e) => e.nonFinite !== undefined);
   if (!allowNonFinite) {
     const first = bad[0]?.index ?? firstNonFiniteIndex(layout, outputs);

@@ -1,3 +1,4 @@
+import type { Evaluation } from "../engine/compiled-function.js";
 import type { NonFiniteReport } from "../engine/provenance.js";
 import type { Trace } from "../engine/trace.js";
 import type { Value } from "../engine/values.js";
@@ -61,6 +62,10 @@ export interface DifferentiateInput {
   readonly trace?: boolean;
   readonly allowNonFinite?: boolean;
   readonly precision?: "float64" | "float32";
+  /** derivative: the order along one input. */
+  readonly order?: number;
+  /** jacobian: force forward or reverse sweeps. */
+  readonly method?: "forward" | "reverse";
 }
 
 /** What the caller knows about the call beyond its body. */
@@ -81,8 +86,21 @@ export interface ResultRow {
   readonly gradient?: ValueMap;
   readonly jvp?: ValueMap;
   readonly vjp?: ValueMap;
+  readonly hvp?: ValueMap;
+  /** jacobian[output][input]. */
+  readonly jacobian?: Record<string, ValueMap>;
+  /** hessian[a][b] = ∂²f/∂a∂b. */
+  readonly hessian?: Record<string, ValueMap>;
+  readonly derivative?: number;
+  readonly divergence?: number;
+  readonly laplacian?: number;
   readonly trace?: Trace;
   readonly nonFinite?: NonFiniteReport;
+  readonly check?: Evaluation["check"];
+  /** jacobian: which sweeps computed it. */
+  readonly method?: "forward" | "reverse";
+  /** derivative: the inputs differentiated with respect to, in order. */
+  readonly partials?: readonly string[];
 }
 
 /** A result field for every point of a batch: a tensor whose first axis is the point. */
@@ -98,6 +116,14 @@ export interface ColumnsResult {
   readonly gradient?: ColumnMap;
   readonly jvp?: ColumnMap;
   readonly vjp?: ColumnMap;
+  readonly hvp?: ColumnMap;
+  readonly jacobian?: Record<string, ColumnMap>;
+  readonly hessian?: Record<string, ColumnMap>;
+  readonly derivative?: Column;
+  readonly divergence?: Column;
+  readonly laplacian?: Column;
+  readonly method?: "forward" | "reverse";
+  readonly partials?: readonly string[];
   /** Points whose results are not finite, with where the first non-finite value arose. */
   readonly nonFinite?: (NonFiniteReport & { readonly index: number })[];
 }

@@ -17,7 +17,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file adjoint/v1/adjoint.proto.
  */
 export const file_adjoint_v1_adjoint: GenFile = /*@__PURE__*/
-  fileDesc("ChhhZGpvaW50L3YxL2Fkam9pbnQucHJvdG8SCmFkam9pbnQudjEiXAoGVGVuc29yEg0KBXNoYXBlGAEgAygNEiYKBWR0eXBlGAIgASgOMhcuYWRqb2ludC52MS5FbGVtZW50VHlwZRIOCgZ2YWx1ZXMYAyADKAESCwoDcmF3GAQgASgMItoBCgVQb2ludBItCgZ2YWx1ZXMYASADKAsyHS5hZGpvaW50LnYxLlBvaW50LlZhbHVlc0VudHJ5Ei8KB3RlbnNvcnMYAiADKAsyHi5hZGpvaW50LnYxLlBvaW50LlRlbnNvcnNFbnRyeRotCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBGkIKDFRlbnNvcnNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEiNwoJSW5wdXRTcGVjEgwKBG5hbWUYASABKAkSDQoFc2hhcGUYAiADKA0SDQoFZHR5cGUYAyABKAkiLQoPTmFtZWRFeHByZXNzaW9uEgwKBG5hbWUYASABKAkSDAoEdGV4dBgCIAEoCSI7CgtFeHByZXNzaW9ucxIsCgdvdXRwdXRzGAEgAygLMhsuYWRqb2ludC52MS5OYW1lZEV4cHJlc3Npb24ikwEKBUdyYXBoEiUKBmlucHV0cxgBIAMoCzIVLmFkam9pbnQudjEuSW5wdXRTcGVjEiQKBW5vZGVzGAIgAygLMhUuYWRqb2ludC52MS5HcmFwaE5vZGUSKAoHb3V0cHV0cxgDIAMoCzIXLmFkam9pbnQudjEuR3JhcGhPdXRwdXQSEwoLZGVzY3JpcHRpb24YBCABKAkikgEKCUdyYXBoTm9kZRIKCgJpZBgBIAEoCRIKCgJvcBgCIAEoCRIiCgRhcmdzGAMgAygLMhQuYWRqb2ludC52MS5HcmFwaEFyZxImCgVhdHRycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSIQoFdmFsdWUYBSABKAsyEi5hZGpvaW50LnYxLlRlbnNvciIxCghHcmFwaEFyZxIMCgJpZBgBIAEoCUgAEhAKBm51bWJlchgCIAEoAUgAQgUKA2FyZyIpCgtHcmFwaE91dHB1dBIMCgRuYW1lGAEgASgJEgwKBG5vZGUYAiABKAki7AEKCEZ1bmN0aW9uEhQKCmV4cHJlc3Npb24YASABKAlIABIuCgtleHByZXNzaW9ucxgCIAEoCzIXLmFkam9pbnQudjEuRXhwcmVzc2lvbnNIABIiCgVncmFwaBgDIAEoCzIRLmFkam9pbnQudjEuR3JhcGhIABIoCgVtb2RlbBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RIABIMCgJpZBgFIAEoCUgAEiUKBmlucHV0cxgGIAMoCzIVLmFkam9pbnQudjEuSW5wdXRTcGVjEg0KBWJhdGNoGAcgASgNQggKBnNvdXJjZSLRAwoURGlmZmVyZW50aWF0ZVJlcXVlc3QSJgoIZnVuY3Rpb24YASABKAsyFC5hZGpvaW50LnYxLkZ1bmN0aW9uEiAKBXBvaW50GAIgASgLMhEuYWRqb2ludC52MS5Qb2ludBIhCgZwb2ludHMYAyADKAsyES5hZGpvaW50LnYxLlBvaW50Ej4KB2NvbHVtbnMYBCADKAsyLS5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXF1ZXN0LkNvbHVtbnNFbnRyeRIeCgRtb2RlGAUgASgOMhAuYWRqb2ludC52MS5Nb2RlEgsKA3dydBgGIAMoCRIiCgd0YW5nZW50GAcgASgLMhEuYWRqb2ludC52MS5Qb2ludBIkCgljb3RhbmdlbnQYCCABKAsyES5hZGpvaW50LnYxLlBvaW50Eg0KBXRyYWNlGAkgASgIEhgKEGFsbG93X25vbl9maW5pdGUYCiABKAgSKAoJcHJlY2lzaW9uGAsgASgOMhUuYWRqb2ludC52MS5QcmVjaXNpb24aQgoMQ29sdW1uc0VudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ASLcAQoVRGlmZmVyZW50aWF0ZVJlc3BvbnNlEgoKAmlkGAEgASgJEgwKBG1vZGUYAiABKAkSIgoGcmVzdWx0GAMgASgLMhIuYWRqb2ludC52MS5SZXN1bHQSIwoHcmVzdWx0cxgEIAMoCzISLmFkam9pbnQudjEuUmVzdWx0EiMKB2NvbHVtbnMYBSABKAsyEi5hZGpvaW50LnYxLlJlc3VsdBIQCghzZXF1ZW5jZRgGIAEoBBIpCgpub25fZmluaXRlGAcgAygLMhUuYWRqb2ludC52MS5Ob25GaW5pdGUimAQKBlJlc3VsdBIwCgdvdXRwdXRzGAEgAygLMh8uYWRqb2ludC52MS5SZXN1bHQuT3V0cHV0c0VudHJ5EjIKCGdyYWRpZW50GAIgAygLMiAuYWRqb2ludC52MS5SZXN1bHQuR3JhZGllbnRFbnRyeRIoCgNqdnAYAyADKAsyGy5hZGpvaW50LnYxLlJlc3VsdC5KdnBFbnRyeRIoCgN2anAYBCADKAsyGy5hZGpvaW50LnYxLlJlc3VsdC5WanBFbnRyeRIgCgV0cmFjZRgFIAEoCzIRLmFkam9pbnQudjEuVHJhY2USKQoKbm9uX2Zpbml0ZRgGIAEoCzIVLmFkam9pbnQudjEuTm9uRmluaXRlGkIKDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEaQwoNR3JhZGllbnRFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEaPgoISnZwRW50cnkSCwoDa2V5GAEgASgJEiEKBXZhbHVlGAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3I6AjgBGj4KCFZqcEVudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ASJeCgVUcmFjZRIMCgRtb2RlGAEgASgJEiIKBHJvd3MYAiADKAsyFC5hZGpvaW50LnYxLlRyYWNlUm93EiMKBHNlZWQYAyABKAsyFS5hZGpvaW50LnYxLlRyYWNlU2VlZCLmAgoIVHJhY2VSb3cSCgoCaWQYASABKAkSCgoCb3AYAiABKAkSIgoEYXJncxgDIAMoCzIULmFkam9pbnQudjEuR3JhcGhBcmcSJgoFYXR0cnMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiEKBXZhbHVlGAUgASgLMhIuYWRqb2ludC52MS5UZW5zb3ISIwoHYWRqb2ludBgGIAEoCzISLmFkam9pbnQudjEuVGVuc29yEiMKB3RhbmdlbnQYByABKAsyEi5hZGpvaW50LnYxLlRlbnNvchIOCgZvdXRwdXQYCCABKAkSNAoIdGFuZ2VudHMYCSADKAsyIi5hZGpvaW50LnYxLlRyYWNlUm93LlRhbmdlbnRzRW50cnkaQwoNVGFuZ2VudHNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEiPAoJVHJhY2VTZWVkEgoKAmlkGAEgASgJEiMKB2Fkam9pbnQYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvciJiCglOb25GaW5pdGUSDAoEcGFzcxgBIAEoCRIMCgRub2RlGAIgASgJEgoKAm9wGAMgASgJEg0KBXZhbHVlGAQgASgJEg8KB21lc3NhZ2UYBSABKAkSDQoFcG9pbnQYBiABKA0iQQoXUmVnaXN0ZXJGdW5jdGlvblJlcXVlc3QSJgoIZnVuY3Rpb24YASABKAsyFC5hZGpvaW50LnYxLkZ1bmN0aW9uIiAKEkdldEZ1bmN0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSI4CgpUZW5zb3JTcGVjEgwKBG5hbWUYASABKAkSDQoFc2hhcGUYAiADKA0SDQoFZHR5cGUYAyABKAkikQEKDEZ1bmN0aW9uSW5mbxIKCgJpZBgBIAEoCRImCgZpbnB1dHMYAiADKAsyFi5hZGpvaW50LnYxLlRlbnNvclNwZWMSJwoHb3V0cHV0cxgDIAMoCzIWLmFkam9pbnQudjEuVGVuc29yU3BlYxISCgpub2RlX2NvdW50GAQgASgNEhAKCG9wX2NvdW50GAUgASgNIhAKDkxpc3RPcHNSZXF1ZXN0IsoBCgZPcEluZm8SDAoEbmFtZRgBIAEoCRIPCgdhbGlhc2VzGAIgAygJEhEKCWFyaXR5X21pbhgDIAEoDRIWCglhcml0eV9tYXgYBCABKA1IAIgBARIPCgdzdW1tYXJ5GAUgASgJEgwKBGtpbmQYBiABKAkSDQoFbW9kZXMYByADKAkSEQoJbWF4X29yZGVyGAggASgNEhMKC2NvbW11dGF0aXZlGAkgASgIEhIKCmF0dHJpYnV0ZXMYCiADKAlCDAoKX2FyaXR5X21heCJBCg9MaXN0T3BzUmVzcG9uc2USHwoDb3BzGAEgAygLMhIuYWRqb2ludC52MS5PcEluZm8SDQoFbW9kZXMYAiADKAkqXwoLRWxlbWVudFR5cGUSHAoYRUxFTUVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGAoURUxFTUVOVF9UWVBFX0ZMT0FUNjQQARIYChRFTEVNRU5UX1RZUEVfRkxPQVQzMhACKlAKBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEg4KCk1PREVfVkFMVUUQARIQCgxNT0RFX1JFVkVSU0UQAhIQCgxNT0RFX0ZPUldBUkQQAypUCglQcmVjaXNpb24SGQoVUFJFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASFQoRUFJFQ0lTSU9OX0ZMT0FUNjQQARIVChFQUkVDSVNJT05fRkxPQVQzMhACMqYDCg5BZGpvaW50U2VydmljZRJUCg1EaWZmZXJlbnRpYXRlEiAuYWRqb2ludC52MS5EaWZmZXJlbnRpYXRlUmVxdWVzdBohLmFkam9pbnQudjEuRGlmZmVyZW50aWF0ZVJlc3BvbnNlEl4KE0RpZmZlcmVudGlhdGVTdHJlYW0SIC5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXF1ZXN0GiEuYWRqb2ludC52MS5EaWZmZXJlbnRpYXRlUmVzcG9uc2UoATABElEKEFJlZ2lzdGVyRnVuY3Rpb24SIy5hZGpvaW50LnYxLlJlZ2lzdGVyRnVuY3Rpb25SZXF1ZXN0GhguYWRqb2ludC52MS5GdW5jdGlvbkluZm8SRwoLR2V0RnVuY3Rpb24SHi5hZGpvaW50LnYxLkdldEZ1bmN0aW9uUmVxdWVzdBoYLmFkam9pbnQudjEuRnVuY3Rpb25JbmZvEkIKB0xpc3RPcHMSGi5hZGpvaW50LnYxLkxpc3RPcHNSZXF1ZXN0GhsuYWRqb2ludC52MS5MaXN0T3BzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct]);
+  fileDesc("ChhhZGpvaW50L3YxL2Fkam9pbnQucHJvdG8SCmFkam9pbnQudjEiXAoGVGVuc29yEg0KBXNoYXBlGAEgAygNEiYKBWR0eXBlGAIgASgOMhcuYWRqb2ludC52MS5FbGVtZW50VHlwZRIOCgZ2YWx1ZXMYAyADKAESCwoDcmF3GAQgASgMItoBCgVQb2ludBItCgZ2YWx1ZXMYASADKAsyHS5hZGpvaW50LnYxLlBvaW50LlZhbHVlc0VudHJ5Ei8KB3RlbnNvcnMYAiADKAsyHi5hZGpvaW50LnYxLlBvaW50LlRlbnNvcnNFbnRyeRotCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBGkIKDFRlbnNvcnNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEiNwoJSW5wdXRTcGVjEgwKBG5hbWUYASABKAkSDQoFc2hhcGUYAiADKA0SDQoFZHR5cGUYAyABKAkiLQoPTmFtZWRFeHByZXNzaW9uEgwKBG5hbWUYASABKAkSDAoEdGV4dBgCIAEoCSI7CgtFeHByZXNzaW9ucxIsCgdvdXRwdXRzGAEgAygLMhsuYWRqb2ludC52MS5OYW1lZEV4cHJlc3Npb24ikwEKBUdyYXBoEiUKBmlucHV0cxgBIAMoCzIVLmFkam9pbnQudjEuSW5wdXRTcGVjEiQKBW5vZGVzGAIgAygLMhUuYWRqb2ludC52MS5HcmFwaE5vZGUSKAoHb3V0cHV0cxgDIAMoCzIXLmFkam9pbnQudjEuR3JhcGhPdXRwdXQSEwoLZGVzY3JpcHRpb24YBCABKAkikgEKCUdyYXBoTm9kZRIKCgJpZBgBIAEoCRIKCgJvcBgCIAEoCRIiCgRhcmdzGAMgAygLMhQuYWRqb2ludC52MS5HcmFwaEFyZxImCgVhdHRycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSIQoFdmFsdWUYBSABKAsyEi5hZGpvaW50LnYxLlRlbnNvciIxCghHcmFwaEFyZxIMCgJpZBgBIAEoCUgAEhAKBm51bWJlchgCIAEoAUgAQgUKA2FyZyIpCgtHcmFwaE91dHB1dBIMCgRuYW1lGAEgASgJEgwKBG5vZGUYAiABKAki7AEKCEZ1bmN0aW9uEhQKCmV4cHJlc3Npb24YASABKAlIABIuCgtleHByZXNzaW9ucxgCIAEoCzIXLmFkam9pbnQudjEuRXhwcmVzc2lvbnNIABIiCgVncmFwaBgDIAEoCzIRLmFkam9pbnQudjEuR3JhcGhIABIoCgVtb2RlbBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RIABIMCgJpZBgFIAEoCUgAEiUKBmlucHV0cxgGIAMoCzIVLmFkam9pbnQudjEuSW5wdXRTcGVjEg0KBWJhdGNoGAcgASgNQggKBnNvdXJjZSKbBAoURGlmZmVyZW50aWF0ZVJlcXVlc3QSJgoIZnVuY3Rpb24YASABKAsyFC5hZGpvaW50LnYxLkZ1bmN0aW9uEiAKBXBvaW50GAIgASgLMhEuYWRqb2ludC52MS5Qb2ludBIhCgZwb2ludHMYAyADKAsyES5hZGpvaW50LnYxLlBvaW50Ej4KB2NvbHVtbnMYBCADKAsyLS5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXF1ZXN0LkNvbHVtbnNFbnRyeRIeCgRtb2RlGAUgASgOMhAuYWRqb2ludC52MS5Nb2RlEgsKA3dydBgGIAMoCRIiCgd0YW5nZW50GAcgASgLMhEuYWRqb2ludC52MS5Qb2ludBIkCgljb3RhbmdlbnQYCCABKAsyES5hZGpvaW50LnYxLlBvaW50Eg0KBXRyYWNlGAkgASgIEhgKEGFsbG93X25vbl9maW5pdGUYCiABKAgSKAoJcHJlY2lzaW9uGAsgASgOMhUuYWRqb2ludC52MS5QcmVjaXNpb24SEgoFb3JkZXIYDCABKA1IAIgBARIqCgZtZXRob2QYDSABKA4yGi5hZGpvaW50LnYxLkphY29iaWFuTWV0aG9kGkIKDENvbHVtbnNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAFCCAoGX29yZGVyItwBChVEaWZmZXJlbnRpYXRlUmVzcG9uc2USCgoCaWQYASABKAkSDAoEbW9kZRgCIAEoCRIiCgZyZXN1bHQYAyABKAsyEi5hZGpvaW50LnYxLlJlc3VsdBIjCgdyZXN1bHRzGAQgAygLMhIuYWRqb2ludC52MS5SZXN1bHQSIwoHY29sdW1ucxgFIAEoCzISLmFkam9pbnQudjEuUmVzdWx0EhAKCHNlcXVlbmNlGAYgASgEEikKCm5vbl9maW5pdGUYByADKAsyFS5hZGpvaW50LnYxLk5vbkZpbml0ZSKyCAoGUmVzdWx0EjAKB291dHB1dHMYASADKAsyHy5hZGpvaW50LnYxLlJlc3VsdC5PdXRwdXRzRW50cnkSMgoIZ3JhZGllbnQYAiADKAsyIC5hZGpvaW50LnYxLlJlc3VsdC5HcmFkaWVudEVudHJ5EigKA2p2cBgDIAMoCzIbLmFkam9pbnQudjEuUmVzdWx0Lkp2cEVudHJ5EigKA3ZqcBgEIAMoCzIbLmFkam9pbnQudjEuUmVzdWx0LlZqcEVudHJ5EiAKBXRyYWNlGAUgASgLMhEuYWRqb2ludC52MS5UcmFjZRIpCgpub25fZmluaXRlGAYgASgLMhUuYWRqb2ludC52MS5Ob25GaW5pdGUSKAoDaHZwGAcgAygLMhsuYWRqb2ludC52MS5SZXN1bHQuSHZwRW50cnkSMgoIamFjb2JpYW4YCCADKAsyIC5hZGpvaW50LnYxLlJlc3VsdC5KYWNvYmlhbkVudHJ5EjAKB2hlc3NpYW4YCSADKAsyHy5hZGpvaW50LnYxLlJlc3VsdC5IZXNzaWFuRW50cnkSJgoKZGVyaXZhdGl2ZRgKIAEoCzISLmFkam9pbnQudjEuVGVuc29yEiYKCmRpdmVyZ2VuY2UYCyABKAsyEi5hZGpvaW50LnYxLlRlbnNvchIlCglsYXBsYWNpYW4YDCABKAsyEi5hZGpvaW50LnYxLlRlbnNvchIOCgZtZXRob2QYDSABKAkSEAoIcGFydGlhbHMYDiADKAkSIAoFY2hlY2sYDyABKAsyES5hZGpvaW50LnYxLkNoZWNrGkIKDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEaQwoNR3JhZGllbnRFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEaPgoISnZwRW50cnkSCwoDa2V5GAEgASgJEiEKBXZhbHVlGAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3I6AjgBGj4KCFZqcEVudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ARo+CghIdnBFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEaRgoNSmFjb2JpYW5FbnRyeRILCgNrZXkYASABKAkSJAoFdmFsdWUYAiABKAsyFS5hZGpvaW50LnYxLlRlbnNvck1hcDoCOAEaRQoMSGVzc2lhbkVudHJ5EgsKA2tleRgBIAEoCRIkCgV2YWx1ZRgCIAEoCzIVLmFkam9pbnQudjEuVGVuc29yTWFwOgI4ASKEAQoJVGVuc29yTWFwEjMKB3RlbnNvcnMYASADKAsyIi5hZGpvaW50LnYxLlRlbnNvck1hcC5UZW5zb3JzRW50cnkaQgoMVGVuc29yc0VudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ASKbAQoFQ2hlY2sSDgoGcGFzc2VkGAEgASgIEgwKBHJ1bGUYAiABKAkSLQoGaW5wdXRzGAMgAygLMh0uYWRqb2ludC52MS5DaGVjay5JbnB1dHNFbnRyeRpFCgtJbnB1dHNFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5hZGpvaW50LnYxLkNoZWNrRW50cnk6AjgBIr8BCgpDaGVja0VudHJ5EgoKAmFkGAEgASgBEgoKAmZkGAIgASgBEgwKBHN0ZXAYAyABKAESEAoIYWJzb2x1dGUYBCABKAESEAoIcmVsYXRpdmUYBSABKAESEQoJdG9sZXJhbmNlGAYgASgBEg4KBnBhc3NlZBgHIAEoCBIUCgdlbGVtZW50GAggASgNSACIAQESFQoIZWxlbWVudHMYCSABKA1IAYgBAUIKCghfZWxlbWVudEILCglfZWxlbWVudHMiXgoFVHJhY2USDAoEbW9kZRgBIAEoCRIiCgRyb3dzGAIgAygLMhQuYWRqb2ludC52MS5UcmFjZVJvdxIjCgRzZWVkGAMgASgLMhUuYWRqb2ludC52MS5UcmFjZVNlZWQi5gIKCFRyYWNlUm93EgoKAmlkGAEgASgJEgoKAm9wGAIgASgJEiIKBGFyZ3MYAyADKAsyFC5hZGpvaW50LnYxLkdyYXBoQXJnEiYKBWF0dHJzGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIhCgV2YWx1ZRgFIAEoCzISLmFkam9pbnQudjEuVGVuc29yEiMKB2Fkam9pbnQYBiABKAsyEi5hZGpvaW50LnYxLlRlbnNvchIjCgd0YW5nZW50GAcgASgLMhIuYWRqb2ludC52MS5UZW5zb3ISDgoGb3V0cHV0GAggASgJEjQKCHRhbmdlbnRzGAkgAygLMiIuYWRqb2ludC52MS5UcmFjZVJvdy5UYW5nZW50c0VudHJ5GkMKDVRhbmdlbnRzRW50cnkSCwoDa2V5GAEgASgJEiEKBXZhbHVlGAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3I6AjgBIjwKCVRyYWNlU2VlZBIKCgJpZBgBIAEoCRIjCgdhZGpvaW50GAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3IiYgoJTm9uRmluaXRlEgwKBHBhc3MYASABKAkSDAoEbm9kZRgCIAEoCRIKCgJvcBgDIAEoCRINCgV2YWx1ZRgEIAEoCRIPCgdtZXNzYWdlGAUgASgJEg0KBXBvaW50GAYgASgNIkEKF1JlZ2lzdGVyRnVuY3Rpb25SZXF1ZXN0EiYKCGZ1bmN0aW9uGAEgASgLMhQuYWRqb2ludC52MS5GdW5jdGlvbiIgChJHZXRGdW5jdGlvblJlcXVlc3QSCgoCaWQYASABKAkiOAoKVGVuc29yU3BlYxIMCgRuYW1lGAEgASgJEg0KBXNoYXBlGAIgAygNEg0KBWR0eXBlGAMgASgJIpEBCgxGdW5jdGlvbkluZm8SCgoCaWQYASABKAkSJgoGaW5wdXRzGAIgAygLMhYuYWRqb2ludC52MS5UZW5zb3JTcGVjEicKB291dHB1dHMYAyADKAsyFi5hZGpvaW50LnYxLlRlbnNvclNwZWMSEgoKbm9kZV9jb3VudBgEIAEoDRIQCghvcF9jb3VudBgFIAEoDSIQCg5MaXN0T3BzUmVxdWVzdCLKAQoGT3BJbmZvEgwKBG5hbWUYASABKAkSDwoHYWxpYXNlcxgCIAMoCRIRCglhcml0eV9taW4YAyABKA0SFgoJYXJpdHlfbWF4GAQgASgNSACIAQESDwoHc3VtbWFyeRgFIAEoCRIMCgRraW5kGAYgASgJEg0KBW1vZGVzGAcgAygJEhEKCW1heF9vcmRlchgIIAEoDRITCgtjb21tdXRhdGl2ZRgJIAEoCBISCgphdHRyaWJ1dGVzGAogAygJQgwKCl9hcml0eV9tYXgiQQoPTGlzdE9wc1Jlc3BvbnNlEh8KA29wcxgBIAMoCzISLmFkam9pbnQudjEuT3BJbmZvEg0KBW1vZGVzGAIgAygJKl8KC0VsZW1lbnRUeXBlEhwKGEVMRU1FTlRfVFlQRV9VTlNQRUNJRklFRBAAEhgKFEVMRU1FTlRfVFlQRV9GTE9BVDY0EAESGAoURUxFTUVOVF9UWVBFX0ZMT0FUMzIQAirRAQoETW9kZRIUChBNT0RFX1VOU1BFQ0lGSUVEEAASDgoKTU9ERV9WQUxVRRABEhAKDE1PREVfUkVWRVJTRRACEhAKDE1PREVfRk9SV0FSRBADEhEKDU1PREVfSkFDT0JJQU4QBBIQCgxNT0RFX0hFU1NJQU4QBRIMCghNT0RFX0hWUBAGEhMKD01PREVfREVSSVZBVElWRRAHEhMKD01PREVfRElWRVJHRU5DRRAIEhIKDk1PREVfTEFQTEFDSUFOEAkSDgoKTU9ERV9DSEVDSxAKKmsKDkphY29iaWFuTWV0aG9kEh8KG0pBQ09CSUFOX01FVEhPRF9VTlNQRUNJRklFRBAAEhsKF0pBQ09CSUFOX01FVEhPRF9GT1JXQVJEEAESGwoXSkFDT0JJQU5fTUVUSE9EX1JFVkVSU0UQAipUCglQcmVjaXNpb24SGQoVUFJFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASFQoRUFJFQ0lTSU9OX0ZMT0FUNjQQARIVChFQUkVDSVNJT05fRkxPQVQzMhACMqYDCg5BZGpvaW50U2VydmljZRJUCg1EaWZmZXJlbnRpYXRlEiAuYWRqb2ludC52MS5EaWZmZXJlbnRpYXRlUmVxdWVzdBohLmFkam9pbnQudjEuRGlmZmVyZW50aWF0ZVJlc3BvbnNlEl4KE0RpZmZlcmVudGlhdGVTdHJlYW0SIC5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXF1ZXN0GiEuYWRqb2ludC52MS5EaWZmZXJlbnRpYXRlUmVzcG9uc2UoATABElEKEFJlZ2lzdGVyRnVuY3Rpb24SIy5hZGpvaW50LnYxLlJlZ2lzdGVyRnVuY3Rpb25SZXF1ZXN0GhguYWRqb2ludC52MS5GdW5jdGlvbkluZm8SRwoLR2V0RnVuY3Rpb24SHi5hZGpvaW50LnYxLkdldEZ1bmN0aW9uUmVxdWVzdBoYLmFkam9pbnQudjEuRnVuY3Rpb25JbmZvEkIKB0xpc3RPcHMSGi5hZGpvaW50LnYxLkxpc3RPcHNSZXF1ZXN0GhsuYWRqb2ludC52MS5MaXN0T3BzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * A tensor: a shape and row-major data, either as `values` or as raw little-endian `raw` bytes of
@@ -412,6 +412,20 @@ export type DifferentiateRequest = Message<"adjoint.v1.DifferentiateRequest"> & 
    * @generated from field: adjoint.v1.Precision precision = 11;
    */
   precision: Precision;
+
+  /**
+   * derivative mode: the order along the one input (or the single name in wrt).
+   *
+   * @generated from field: optional uint32 order = 12;
+   */
+  order?: number | undefined;
+
+  /**
+   * jacobian mode: force forward or reverse sweeps.
+   *
+   * @generated from field: adjoint.v1.JacobianMethod method = 13;
+   */
+  method: JacobianMethod;
 };
 
 /**
@@ -515,6 +529,61 @@ export type Result = Message<"adjoint.v1.Result"> & {
    * @generated from field: adjoint.v1.NonFinite non_finite = 6;
    */
   nonFinite?: NonFinite | undefined;
+
+  /**
+   * hvp mode: H·v by input name.
+   *
+   * @generated from field: map<string, adjoint.v1.Tensor> hvp = 7;
+   */
+  hvp: { [key: string]: Tensor };
+
+  /**
+   * jacobian mode: jacobian[output].tensors[input], shaped output ⊗ input.
+   *
+   * @generated from field: map<string, adjoint.v1.TensorMap> jacobian = 8;
+   */
+  jacobian: { [key: string]: TensorMap };
+
+  /**
+   * hessian mode: hessian[a].tensors[b] = ∂²f/∂a∂b.
+   *
+   * @generated from field: map<string, adjoint.v1.TensorMap> hessian = 9;
+   */
+  hessian: { [key: string]: TensorMap };
+
+  /**
+   * @generated from field: adjoint.v1.Tensor derivative = 10;
+   */
+  derivative?: Tensor | undefined;
+
+  /**
+   * @generated from field: adjoint.v1.Tensor divergence = 11;
+   */
+  divergence?: Tensor | undefined;
+
+  /**
+   * @generated from field: adjoint.v1.Tensor laplacian = 12;
+   */
+  laplacian?: Tensor | undefined;
+
+  /**
+   * jacobian mode: "forward" or "reverse".
+   *
+   * @generated from field: string method = 13;
+   */
+  method: string;
+
+  /**
+   * derivative mode: the inputs differentiated with respect to, in order.
+   *
+   * @generated from field: repeated string partials = 14;
+   */
+  partials: string[];
+
+  /**
+   * @generated from field: adjoint.v1.Check check = 15;
+   */
+  check?: Check | undefined;
 };
 
 /**
@@ -523,6 +592,111 @@ export type Result = Message<"adjoint.v1.Result"> & {
  */
 export const ResultSchema: GenMessage<Result> = /*@__PURE__*/
   messageDesc(file_adjoint_v1_adjoint, 12);
+
+/**
+ * @generated from message adjoint.v1.TensorMap
+ */
+export type TensorMap = Message<"adjoint.v1.TensorMap"> & {
+  /**
+   * @generated from field: map<string, adjoint.v1.Tensor> tensors = 1;
+   */
+  tensors: { [key: string]: Tensor };
+};
+
+/**
+ * Describes the message adjoint.v1.TensorMap.
+ * Use `create(TensorMapSchema)` to create a new message.
+ */
+export const TensorMapSchema: GenMessage<TensorMap> = /*@__PURE__*/
+  messageDesc(file_adjoint_v1_adjoint, 13);
+
+/**
+ * check mode: the reverse-mode gradient against central finite differences.
+ *
+ * @generated from message adjoint.v1.Check
+ */
+export type Check = Message<"adjoint.v1.Check"> & {
+  /**
+   * @generated from field: bool passed = 1;
+   */
+  passed: boolean;
+
+  /**
+   * @generated from field: string rule = 2;
+   */
+  rule: string;
+
+  /**
+   * @generated from field: map<string, adjoint.v1.CheckEntry> inputs = 3;
+   */
+  inputs: { [key: string]: CheckEntry };
+};
+
+/**
+ * Describes the message adjoint.v1.Check.
+ * Use `create(CheckSchema)` to create a new message.
+ */
+export const CheckSchema: GenMessage<Check> = /*@__PURE__*/
+  messageDesc(file_adjoint_v1_adjoint, 14);
+
+/**
+ * @generated from message adjoint.v1.CheckEntry
+ */
+export type CheckEntry = Message<"adjoint.v1.CheckEntry"> & {
+  /**
+   * @generated from field: double ad = 1;
+   */
+  ad: number;
+
+  /**
+   * @generated from field: double fd = 2;
+   */
+  fd: number;
+
+  /**
+   * @generated from field: double step = 3;
+   */
+  step: number;
+
+  /**
+   * @generated from field: double absolute = 4;
+   */
+  absolute: number;
+
+  /**
+   * @generated from field: double relative = 5;
+   */
+  relative: number;
+
+  /**
+   * @generated from field: double tolerance = 6;
+   */
+  tolerance: number;
+
+  /**
+   * @generated from field: bool passed = 7;
+   */
+  passed: boolean;
+
+  /**
+   * Tensor inputs: the worst element, and how many were checked.
+   *
+   * @generated from field: optional uint32 element = 8;
+   */
+  element?: number | undefined;
+
+  /**
+   * @generated from field: optional uint32 elements = 9;
+   */
+  elements?: number | undefined;
+};
+
+/**
+ * Describes the message adjoint.v1.CheckEntry.
+ * Use `create(CheckEntrySchema)` to create a new message.
+ */
+export const CheckEntrySchema: GenMessage<CheckEntry> = /*@__PURE__*/
+  messageDesc(file_adjoint_v1_adjoint, 15);
 
 /**
  * The evaluation trace: every intermediate with its value and adjoint (reverse) or tangent (forward).
@@ -551,7 +725,7 @@ export type Trace = Message<"adjoint.v1.Trace"> & {
  * Use `create(TraceSchema)` to create a new message.
  */
 export const TraceSchema: GenMessage<Trace> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 13);
+  messageDesc(file_adjoint_v1_adjoint, 16);
 
 /**
  * @generated from message adjoint.v1.TraceRow
@@ -613,7 +787,7 @@ export type TraceRow = Message<"adjoint.v1.TraceRow"> & {
  * Use `create(TraceRowSchema)` to create a new message.
  */
 export const TraceRowSchema: GenMessage<TraceRow> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 14);
+  messageDesc(file_adjoint_v1_adjoint, 17);
 
 /**
  * @generated from message adjoint.v1.TraceSeed
@@ -635,7 +809,7 @@ export type TraceSeed = Message<"adjoint.v1.TraceSeed"> & {
  * Use `create(TraceSeedSchema)` to create a new message.
  */
 export const TraceSeedSchema: GenMessage<TraceSeed> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 15);
+  messageDesc(file_adjoint_v1_adjoint, 18);
 
 /**
  * Where a NaN or ±Infinity first appeared (only when the request allows non-finite values).
@@ -681,7 +855,7 @@ export type NonFinite = Message<"adjoint.v1.NonFinite"> & {
  * Use `create(NonFiniteSchema)` to create a new message.
  */
 export const NonFiniteSchema: GenMessage<NonFinite> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 16);
+  messageDesc(file_adjoint_v1_adjoint, 19);
 
 /**
  * @generated from message adjoint.v1.RegisterFunctionRequest
@@ -698,7 +872,7 @@ export type RegisterFunctionRequest = Message<"adjoint.v1.RegisterFunctionReques
  * Use `create(RegisterFunctionRequestSchema)` to create a new message.
  */
 export const RegisterFunctionRequestSchema: GenMessage<RegisterFunctionRequest> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 17);
+  messageDesc(file_adjoint_v1_adjoint, 20);
 
 /**
  * @generated from message adjoint.v1.GetFunctionRequest
@@ -715,7 +889,7 @@ export type GetFunctionRequest = Message<"adjoint.v1.GetFunctionRequest"> & {
  * Use `create(GetFunctionRequestSchema)` to create a new message.
  */
 export const GetFunctionRequestSchema: GenMessage<GetFunctionRequest> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 18);
+  messageDesc(file_adjoint_v1_adjoint, 21);
 
 /**
  * @generated from message adjoint.v1.TensorSpec
@@ -742,7 +916,7 @@ export type TensorSpec = Message<"adjoint.v1.TensorSpec"> & {
  * Use `create(TensorSpecSchema)` to create a new message.
  */
 export const TensorSpecSchema: GenMessage<TensorSpec> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 19);
+  messageDesc(file_adjoint_v1_adjoint, 22);
 
 /**
  * @generated from message adjoint.v1.FunctionInfo
@@ -779,7 +953,7 @@ export type FunctionInfo = Message<"adjoint.v1.FunctionInfo"> & {
  * Use `create(FunctionInfoSchema)` to create a new message.
  */
 export const FunctionInfoSchema: GenMessage<FunctionInfo> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 20);
+  messageDesc(file_adjoint_v1_adjoint, 23);
 
 /**
  * @generated from message adjoint.v1.ListOpsRequest
@@ -792,7 +966,7 @@ export type ListOpsRequest = Message<"adjoint.v1.ListOpsRequest"> & {
  * Use `create(ListOpsRequestSchema)` to create a new message.
  */
 export const ListOpsRequestSchema: GenMessage<ListOpsRequest> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 21);
+  messageDesc(file_adjoint_v1_adjoint, 24);
 
 /**
  * @generated from message adjoint.v1.OpInfo
@@ -859,7 +1033,7 @@ export type OpInfo = Message<"adjoint.v1.OpInfo"> & {
  * Use `create(OpInfoSchema)` to create a new message.
  */
 export const OpInfoSchema: GenMessage<OpInfo> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 22);
+  messageDesc(file_adjoint_v1_adjoint, 25);
 
 /**
  * @generated from message adjoint.v1.ListOpsResponse
@@ -881,7 +1055,7 @@ export type ListOpsResponse = Message<"adjoint.v1.ListOpsResponse"> & {
  * Use `create(ListOpsResponseSchema)` to create a new message.
  */
 export const ListOpsResponseSchema: GenMessage<ListOpsResponse> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 23);
+  messageDesc(file_adjoint_v1_adjoint, 26);
 
 /**
  * Element type of a tensor's data.
@@ -914,7 +1088,7 @@ export const ElementTypeSchema: GenEnum<ElementType> = /*@__PURE__*/
   enumDesc(file_adjoint_v1_adjoint, 0);
 
 /**
- * How to evaluate. Later versions add more (jacobian, hessian, ...).
+ * How to evaluate: see the Mode schema of openapi.yaml and docs/functions.md.
  *
  * @generated from enum adjoint.v1.Mode
  */
@@ -940,6 +1114,41 @@ export enum Mode {
    * @generated from enum value: MODE_FORWARD = 3;
    */
   FORWARD = 3,
+
+  /**
+   * @generated from enum value: MODE_JACOBIAN = 4;
+   */
+  JACOBIAN = 4,
+
+  /**
+   * @generated from enum value: MODE_HESSIAN = 5;
+   */
+  HESSIAN = 5,
+
+  /**
+   * @generated from enum value: MODE_HVP = 6;
+   */
+  HVP = 6,
+
+  /**
+   * @generated from enum value: MODE_DERIVATIVE = 7;
+   */
+  DERIVATIVE = 7,
+
+  /**
+   * @generated from enum value: MODE_DIVERGENCE = 8;
+   */
+  DIVERGENCE = 8,
+
+  /**
+   * @generated from enum value: MODE_LAPLACIAN = 9;
+   */
+  LAPLACIAN = 9,
+
+  /**
+   * @generated from enum value: MODE_CHECK = 10;
+   */
+  CHECK = 10,
 }
 
 /**
@@ -947,6 +1156,34 @@ export enum Mode {
  */
 export const ModeSchema: GenEnum<Mode> = /*@__PURE__*/
   enumDesc(file_adjoint_v1_adjoint, 1);
+
+/**
+ * @generated from enum adjoint.v1.JacobianMethod
+ */
+export enum JacobianMethod {
+  /**
+   * whichever needs fewer sweeps
+   *
+   * @generated from enum value: JACOBIAN_METHOD_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: JACOBIAN_METHOD_FORWARD = 1;
+   */
+  FORWARD = 1,
+
+  /**
+   * @generated from enum value: JACOBIAN_METHOD_REVERSE = 2;
+   */
+  REVERSE = 2,
+}
+
+/**
+ * Describes the enum adjoint.v1.JacobianMethod.
+ */
+export const JacobianMethodSchema: GenEnum<JacobianMethod> = /*@__PURE__*/
+  enumDesc(file_adjoint_v1_adjoint, 2);
 
 /**
  * @generated from enum adjoint.v1.Precision
@@ -974,7 +1211,7 @@ export enum Precision {
  * Describes the enum adjoint.v1.Precision.
  */
 export const PrecisionSchema: GenEnum<Precision> = /*@__PURE__*/
-  enumDesc(file_adjoint_v1_adjoint, 2);
+  enumDesc(file_adjoint_v1_adjoint, 3);
 
 /**
  * @generated from service adjoint.v1.AdjointService

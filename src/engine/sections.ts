@@ -1,0 +1,87 @@
+import type { Evaluation } from "./compiled-function.js";
+import type { Value } from "./values.js";
+
+/**
+ * The numeric sections of an answer, and how each is keyed: by one name (an output or input), by two
+ * (output and input of a Jacobian, the two inputs of a Hessian), or not at all (one number). Batch
+ * layouts, result rows, columns, JSON and gRPC all read this table, so a new section is one entry.
+ */
+export const SECTIONS = {
+  outputs: "map",
+  gradient: "map",
+  jvp: "map",
+  vjp: "map",
+  hvp: "map",
+  jacobian: "nested",
+  hessian: "nested",
+  derivative: "scalar",
+  divergence: "scalar",
+  laplacian: "scalar",
+} as const;
+
+export type Section = keyof typeof SECTIONS;
+export const SECTION_NAMES = Object.keys(SECTIONS) as Section[];
+
+/** Where one field lives in an answer: its section, its name in it (map, nested) and key (nested). */
+export interface FieldPath {
+  readonly section: Section;
+  readonly name: string;
+  readonly key?: string;
+}
+
+/** A field's value in an engine answer. */
+export function fieldValue(evaluation: Evaluation, f: FieldPath): Value {
+  const section = (evaluation as unknown as Record<string, unknown>)[f.section];
+  switch (SECTIONS[f.section]) {
+    case "scalar":
+      return section as number;
+    case "map":
+      return (section as Record<string, Value>)[f.name];
+    case "nested":
+      return (section as Record<string, Record<string, Value>>)[f.name][f.key as string];
+  }
+}
+
+/** Puts a field's value into a row (or columns) object being built. */
+export function setField<T>(row: Record<string, unknown>, f: FieldPath, value: T): void {
+  const kind = SECTIONS[f.section];
+  if (kind === "scalar") {
+    row[f.section] = value;
+    return;
+  }
+  const section = (row[f.section] ??= {}) as Record<string, unknown>;
+  if (kind === "map") section[f.name] = value;
+  else ((section[f.name] ??= {}) as Record<string, unknown>)[f.key as string] = value;
+}
+
+/** Every value of a row's numeric sections, for finiteness checks and conversions. */
+export function* sectionValues<T>(row: Partial<Record<Section, unknown>>): Generator<T> {
+  for (const s of SECTION_NAMES) {
+    const v = row[s];
+    if (v === undefined) continue;
+    if (SECTIONS[s] === "scalar") yield v as T;
+    else if (SECTIONS[s] === "map") for (const k in v as object) yield (v as Record<string, T>)[k];
+    else
+      for (const a in v as object) for (const b in (v as Record<string, object>)[a]) yield (v as Record<string, Record<string, T>>)[a][b];
+  }
+}
+
+/** Maps every value of a row's numeric sections, keeping the structure. */
+export function mapSections<T, U>(row: Partial<Record<Section, unknown>>, f: (v: T) => U): Partial<Record<Section, unknown>> {
+  const out: Partial<Record<Section, unknown>> = {};
+  for (const s of SECTION_NAMES) {
+    const v = row[s];
+    if (v === undefined) continue;
+    const kind = SECTIONS[s];
+    if (kind === "scalar") out[s] = f(v as T);
+    else if (kind === "map") out[s] = mapObject(v as Record<string, T>, f);
+    else out[s] = mapObject(v as Record<string, Record<string, T>>, (m) => mapObject(m, f));
+  }
+  return out;
+}
+
+function mapObject<T, U>(m: Record<string, T>, f: (v: T) => U): Record<string, U> {
+  const out: Record<string, U> = {};
+  for (const k in m) out[k] = f(m[k]);
+  return out;
+}
