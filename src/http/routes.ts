@@ -2,7 +2,7 @@ import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AdjointError } from "../errors.js";
-import { jsonBody, serializeJson } from "../service/json-view.js";
+import { jsonBody, serializeJson, tensorBase64, tensorJson } from "../service/json-view.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
 import type { CallContext, DifferentiateInput, FunctionSpec } from "../service/types.js";
@@ -83,7 +83,8 @@ export async function adjointRoutes(app: FastifyInstance, { service, metrics }: 
       const { body, headerLength } = writer.frame(serializeJson(jsonBody(out, writer.add), out.allowNonFinite));
       return reply.type(BINARY_TYPE).header(HEADER_LENGTH, String(headerLength)).send(body);
     }
-    return reply.type(JSON_TYPE).send(serializeJson(jsonBody(out), out.allowNonFinite));
+    const tensors = request.body.encoding === "base64" ? tensorBase64 : tensorJson;
+    return reply.type(JSON_TYPE).send(serializeJson(jsonBody(out, tensors), out.allowNonFinite));
   });
 
   app.post<{ Body: { function: FunctionSpec } }>("/v1/functions", { schema: { body: ref("RegisterRequest") } }, async (request, reply) => {

@@ -1,6 +1,7 @@
 import { mapSections, SECTION_NAMES } from "../engine/sections.js";
 import type { Value } from "../engine/values.js";
 import { toJson } from "../json.js";
+import { toLittleEndianBytes } from "./tensor.js";
 import type { Column, ColumnsResult, DifferentiateOutput, ResultRow } from "./types.js";
 
 /** How a tensor of the answer is written: as JSON {shape, data}, or as a reference into a binary part. */
@@ -22,6 +23,15 @@ export function jsonBody(out: DifferentiateOutput, tensor: TensorWriter = tensor
   body.id = out.id;
   body.mode = out.mode;
   return body;
+}
+
+/**
+ * A tensor as JSON with its elements as base64 little-endian float64 bytes: for large results, where
+ * formatting and parsing hundreds of thousands of decimal numbers would cost more than the computation.
+ */
+export function tensorBase64(t: { readonly shape: readonly number[]; readonly data: Float64Array }): unknown {
+  const bytes = toLittleEndianBytes(t.data);
+  return { shape: t.shape, dtype: "float64", base64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64") };
 }
 
 /** A tensor as JSON: {shape, data} with the data as a plain array. */

@@ -66,6 +66,8 @@ export interface DifferentiateInput {
   readonly order?: number;
   /** jacobian: force forward or reverse sweeps. */
   readonly method?: "forward" | "reverse";
+  /** How a JSON answer writes tensors: plain arrays (default) or base64 bytes. */
+  readonly encoding?: "json" | "base64";
 }
 
 /** What the caller knows about the call beyond its body. */

@@ -159,3 +159,18 @@ describe("beyond the gradient, over both transports", () => {
     expect(h.body.detail).toMatch(/mode hvp needs the vector v/);
   });
 });
+
+describe("tensor encodings of the JSON answer", () => {
+  it("writes tensors as base64 bytes when asked, decoding to the same numbers", async () => {
+    const body = { function: ROSENBROCK, point: tensorPoint };
+    const plain = await s.post("/v1/differentiate", body);
+    const packed = await s.post("/v1/differentiate", { ...body, encoding: "base64" });
+    const grad = (packed.body.gradient as Record<string, { shape: number[]; dtype: string; base64: string }>).x;
+    expect(grad.shape).toEqual([4]);
+    expect(grad.dtype).toBe("float64");
+    const bytes = Buffer.from(grad.base64, "base64");
+    const values = Array.from(new Float64Array(bytes.buffer, bytes.byteOffset, 4));
+    expect(values).toEqual((plain.body.gradient as Record<string, { data: number[] }>).x.data);
+    expect(packed.body.value).toBe(plain.body.value);
+  });
+});
