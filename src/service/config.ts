@@ -33,6 +33,13 @@ export interface ServiceConfig {
   registrySize: number;
   /** Jobs estimated to cost less than this (microseconds) run inline on the event loop; larger go to the pool. */
   inlineBudgetUs: number;
+  /**
+   * A model's single batch estimated to cost more than this (µs) is split along its batch axis into
+   * one shard per worker, computed in parallel and combined (0: never split, the default: on the
+   * 2-core machine, with the client on the same cores, copying the parameters to every shard cost
+   * more than the second core gave back; docs/service.md has the figures).
+   */
+  shardMinUs: number;
   /** On SIGTERM/SIGINT: how long to keep serving while not ready (for load balancers) before closing, ms. */
   drainMs: number;
   /** pino level: fatal, error, warn, info, debug, trace or silent. */
@@ -138,6 +145,14 @@ export const SETTINGS: readonly Setting[] = [
     doc: "jobs estimated below this many µs run inline; larger ones on the pool",
   },
   {
+    key: "shardMinUs",
+    env: "ADJOINT_SHARD_MIN_US",
+    flag: "shard-min-us",
+    kind: "int",
+    fallback: () => 0,
+    doc: "a model batch estimated above this many µs is split across the workers (0, the default: never)",
+  },
+  {
     key: "drainMs",
     env: "ADJOINT_DRAIN_MS",
     flag: "drain-ms",
@@ -153,7 +168,8 @@ export class ConfigError extends Error {}
 function parseSetting(s: Setting, raw: string, source: string): string | number {
   if (s.kind === "string") return raw;
   const n = Number(raw);
-  const min = s.key === "httpPort" || s.key === "grpcPort" || s.key === "drainMs" ? 0 : 1;
+  const min =
+    s.key === "httpPort" || s.key === "grpcPort" || s.key === "drainMs" || s.key === "shardMinUs" || s.key === "inlineBudgetUs" ? 0 : 1;
   if (!Number.isInteger(n) || n < min) throw new ConfigError(`${source}: expected an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
   return n;
 }

@@ -25,6 +25,8 @@ export class FunctionEntry {
     readonly fn: CompiledFunction,
     /** What `wrt` means when a request leaves it out: a model's parameters; else every float input. */
     readonly defaultWrt?: readonly string[],
+    /** For a model: its definition and the batch size this graph was built for (so it can be sharded). */
+    readonly model?: { readonly definition: ModelDefinition; readonly batch: number },
   ) {
     this.work = graphWork(fn.graph);
     this.vectorisable = vectorisableGraph(fn.graph);
@@ -132,14 +134,21 @@ export class FunctionStore {
     );
   }
 
-  private intern(fn: CompiledFunction, defaultWrt?: readonly string[]): FunctionEntry {
+  /** The same model compiled for another batch size (a shard of a large batch). */
+  modelShard(entry: FunctionEntry, batch: number): FunctionEntry {
+    const model = entry.model;
+    if (!model) throw new Error("not a model");
+    return this.resolve({ model: model.definition, batch });
+  }
+
+  private intern(fn: CompiledFunction, defaultWrt?: readonly string[], model?: FunctionEntry["model"]): FunctionEntry {
     const known = this.compiled.get(fn.hash) ?? this.registry.get(fn.hash);
     if (known) {
       this.events.hit("compiled");
       return known;
     }
     this.events.miss("compiled");
-    const entry = new FunctionEntry(fn, defaultWrt);
+    const entry = new FunctionEntry(fn, defaultWrt, model);
     this.compiled.set(fn.hash, entry);
     return entry;
   }
@@ -151,6 +160,7 @@ export class FunctionStore {
     return this.intern(
       new CompiledFunction(compiled.graph),
       compiled.parameters.map((p) => p.name),
+      { definition: spec.model as ModelDefinition, batch },
     );
   }
 

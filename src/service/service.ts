@@ -1,5 +1,5 @@
 import type { Evaluation } from "../engine/compiled-function.js";
-import { sectionValues, setField } from "../engine/sections.js";
+import { mapSections, sectionValues, setField } from "../engine/sections.js";
 import { firstNonFinite, type Value } from "../engine/values.js";
 import { AdjointError, exhausted, invalid } from "../errors.js";
 import {
@@ -40,7 +40,7 @@ const MAX_TRACED_POINTS = 100;
 
 type Limits = Pick<
   ServiceConfig,
-  "maxNodes" | "maxTensorElements" | "maxPoints" | "timeLimitMs" | "cacheSize" | "registrySize" | "inlineBudgetUs"
+  "maxNodes" | "maxTensorElements" | "maxPoints" | "timeLimitMs" | "cacheSize" | "registrySize" | "inlineBudgetUs" | "shardMinUs"
 >;
 
 /**
@@ -133,6 +133,8 @@ export class AdjointService {
         this.metrics.ranInline((performance.now() - started) / 1000);
         return { ...head, result: checkFinite(evaluation, allowNonFinite, "point") };
       }
+      const shards = this.shardsFor(entry, plan, cost);
+      if (shards > 1) return { ...head, result: await this.runSharded(entry, input, point, shards, cost, ctx, deadline) };
       const batch = this.allocate(entry, plan, 1, true);
       writePoint(batch.layout, batch.inputs, 0, entry.fn.pointValues(point, allowNonFinite));
       const extras = await this.runOnPool(entry, batch, cost, ctx, deadline);
@@ -160,6 +162,54 @@ export class AdjointService {
     if (points !== undefined)
       return { ...head, results: rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, (i) => `points[${i}]`, plan.annotations) };
     return { ...head, columns: columnsOf(batch.layout, batch.outputs, extras, allowNonFinite, plan.annotations) };
+  }
+
+  /**
+   * How many shards a model's batch is worth: one per worker when the job is expensive enough and its
+   * answer is a mean over the batch (a loss value, and its gradient), which every model loss is.
+   */
+  private shardsFor(entry: FunctionEntry, plan: ModePlan, cost: number): number {
+    const { mode, cotangent, trace } = plan.request;
+    if (!entry.model || this.limits.shardMinUs <= 0 || cost < this.limits.shardMinUs || trace) return 1;
+    if (!(mode === "value" || (mode === "reverse" && cotangent === undefined))) return 1;
+    return Math.max(1, Math.min(this.pool.options.workers, entry.model.batch, Math.floor(cost / (this.limits.shardMinUs / 2))));
+  }
+
+  /**
+   * Data parallelism: the model's batch split into contiguous shards along its first axis, each shard a
+   * pool task of the same model compiled for the shard's size. The loss is a mean over the batch, so
+   * the answer is the shard answers weighted by their sizes (equal to the whole batch's up to rounding).
+   */
+  private async runSharded(
+    entry: FunctionEntry,
+    input: DifferentiateInput,
+    point: Record<string, Value>,
+    shards: number,
+    cost: number,
+    ctx: CallContext,
+    deadline: number,
+  ): Promise<ResultRow> {
+    const total = (entry.model as NonNullable<FunctionEntry["model"]>).batch;
+    const allowNonFinite = input.allowNonFinite ?? false;
+    const parts = Array.from(
+      { length: shards },
+      (_, k) => [Math.floor((k * total) / shards), Math.floor(((k + 1) * total) / shards)] as const,
+    );
+    const rows = await Promise.all(
+      parts.map(async ([start, end]) => {
+        const shard = this.functions.modelShard(entry, end - start);
+        const { plan } = planMode(shard.fn, input, shard.plans, shard.defaultWrt);
+        const values = { ...point, x: rowsSlice(point.x, start, end, "x"), y: rowsSlice(point.y, start, end, "y") };
+        const batch = this.allocate(shard, plan, 1, true);
+        writePoint(batch.layout, batch.inputs, 0, shard.fn.pointValues(values, allowNonFinite));
+        const extras = await this.runOnPool(shard, batch, cost / shards, ctx, deadline);
+        return {
+          weight: (end - start) / total,
+          row: rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, () => "point", plan.annotations)[0],
+        };
+      }),
+    );
+    return combineWeighted(rows);
   }
 
   private countPoints(points: readonly NamedValues[]): number {
@@ -464,4 +514,39 @@ function writePoint(layout: BatchLayout, inputs: Float64Array, i: number, values
   layout.inputs.forEach((slot, k) => {
     writeValue(inputs, slot, i, values[k]);
   });
+}
+
+/** Rows [start, end) of a tensor value along its first axis (a view, no copy). */
+function rowsSlice(v: unknown, start: number, end: number, name: string): Value {
+  const t = v as { shape?: readonly number[]; data?: ArrayLike<number> & { subarray?: (a: number, b: number) => ArrayLike<number> } };
+  if (!t || !Array.isArray(t.shape) || t.data === undefined)
+    throw invalid(`point.${name}: a model's ${name} must be a tensor with the batch first`, { field: `point.${name}` });
+  const row = t.shape.slice(1).reduce((a: number, d: number) => a * d, 1);
+  const data = t.data.subarray ? t.data.subarray(start * row, end * row) : Array.prototype.slice.call(t.data, start * row, end * row);
+  return { shape: [end - start, ...t.shape.slice(1)], data };
+}
+
+/** Σ weightₖ·rowₖ over every numeric section (the shards of a mean over the batch). */
+function combineWeighted(parts: readonly { weight: number; row: ResultRow }[]): ResultRow {
+  const [first, ...rest] = parts;
+  const scaled = (v: Value, w: number): Value =>
+    typeof v === "number" ? v * w : { shape: v.shape, data: Float64Array.from(v.data, (x) => x * w) };
+  const sum = mapSections<Value, Value>(first.row, (v) => scaled(v, first.weight)) as Record<string, Record<string, Value>>;
+  for (const { weight, row } of rest) {
+    for (const section of ["outputs", "gradient"] as const) {
+      const add = row[section];
+      if (!add) continue;
+      for (const name in add) {
+        const acc = sum[section][name];
+        const v = add[name];
+        if (typeof acc === "number") sum[section][name] = acc + weight * (v as number);
+        else {
+          const data = acc.data as Float64Array;
+          const more = (v as Exclude<Value, number>).data;
+          for (let i = 0; i < data.length; i++) data[i] += weight * more[i];
+        }
+      }
+    }
+  }
+  return { ...first.row, ...sum } as ResultRow;
 }

@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CompiledFunction } from "../../src/engine/compiled-function.js";
+import type { Tensor } from "../../src/engine/values.js";
+import { compileModel, initializeParameters, type ModelDefinition } from "../../src/ir/model.js";
+import { rng } from "../core/helpers.js";
+import { startTestServer, type TestServer } from "./helpers.js";
+
+let s: TestServer;
+beforeAll(async () => {
+  // Two workers, and every model batch worth splitting: each request runs as two shards.
+  s = await startTestServer({ workers: 2, shardMinUs: 1, inlineBudgetUs: 0 });
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+const model: ModelDefinition = {
+  input: [6],
+  layers: [{ type: "dense", units: 5, name: "h" }, { type: "tanh" }, { type: "dense", units: 3, name: "out" }],
+  loss: "softmax_cross_entropy",
+};
+
+describe("a model's batch split across the workers", () => {
+  it("gives the whole batch's loss and gradients, weighted by shard size", async () => {
+    const batch = 9;
+    const compiled = compileModel(model, batch);
+    const params = initializeParameters(compiled.parameters, 3);
+    const next = rng(17);
+    const x = Array.from({ length: batch * 6 }, () => next() * 2 - 1);
+    const y = Array.from({ length: batch }, (_, i) => i % 3);
+    const local = new CompiledFunction(compiled.graph).evaluate(
+      { x: { shape: [batch, 6], data: x }, y: { shape: [batch], data: y }, ...params },
+      { mode: "reverse", wrt: compiled.parameters.map((p) => p.name) },
+    );
+    const json = (t: { shape: number[]; data: Float64Array }) => ({ shape: t.shape, data: Array.from(t.data) });
+    const r = await s.post("/v1/differentiate", {
+      function: { model },
+      point: { x: { shape: [batch, 6], data: x }, y, ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, json(v)])) },
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.value as number).toBeCloseTo(local.outputs.loss as number, 13);
+    for (const p of compiled.parameters) {
+      const got = (r.body.gradient as Record<string, { shape: number[]; data: number[] }>)[p.name];
+      const want = (local.gradient as Record<string, Tensor>)[p.name];
+      expect(got.shape).toEqual(want.shape);
+      got.data.forEach((v, i) => {
+        expect(v).toBeCloseTo(want.data[i], 13);
+      });
+    }
+    const metrics = (await s.get("/metrics")).text;
+    // One request, two pool tasks: the batch was split.
+    expect(metrics).toMatch(/adjoint_pool_queue_wait_seconds_count 2\b/);
+  });
+});
