@@ -5,8 +5,13 @@ import { vectorize } from "../ir/vectorize.js";
 import type { CompiledFunction, EvaluateRequest, Prepared } from "./compiled-function.js";
 import { firstNonFinite } from "./values.js";
 
-/** Points per pass of a vectorised program: long enough to amortise a call, short enough for cache. */
+/** Most points per pass of a vectorised program: long enough to amortise a call, short enough for cache. */
 export const LANES = 512;
+
+/** Lanes for a batch: a power of two from 8 up to LANES, so that a small batch does not compute 512. */
+export function lanesFor(count: number): number {
+  return Math.min(LANES, Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, count)))));
+}
 
 /** Which block of the answer a result fills: the same sections as a single point's answer. */
 export interface BatchField {
@@ -62,33 +67,49 @@ export function planBatch(fn: CompiledFunction, request: EvaluateRequest): Batch
   }
 }
 
-const vectorized = new WeakMap<Prepared, Program | null>();
-
-/** The prepared program turned into one that evaluates LANES points per run, or null if it cannot be. */
-function lanesProgram(p: Prepared): Program | null {
-  let program = vectorized.get(p);
-  if (program === undefined) {
-    const v = vectorize(p.graph, LANES, () => true);
-    program = v
-      ? compileProgram(
-          v.graph,
-          Array.from(p.results, (r) => v.nodeOf[r]),
-          { precision: p.program.precision },
-        )
-      : null;
-    vectorized.set(p, program);
-    if (v) nodeMaps.set(p, v.nodeOf);
-  }
-  return program;
+interface LanesProgram {
+  readonly program: Program;
+  /** Result k's node in the vectorised graph. */
+  readonly results: readonly number[];
 }
-const nodeMaps = new WeakMap<Prepared, Int32Array>();
+
+const vectorized = new WeakMap<Prepared, Map<number, LanesProgram | null>>();
+
+/** The prepared program turned into one that evaluates `lanes` points per run, or null if it cannot be. */
+function lanesProgram(p: Prepared, lanes: number): LanesProgram | null {
+  let byLanes = vectorized.get(p);
+  if (!byLanes) {
+    byLanes = new Map();
+    vectorized.set(p, byLanes);
+  }
+  let entry = byLanes.get(lanes);
+  if (entry === undefined) {
+    const v = vectorize(p.graph, lanes, () => true);
+    if (v) {
+      const results = Array.from(p.results, (r) => v.nodeOf[r]);
+      entry = { program: compileProgram(v.graph, results, { precision: p.program.precision }), results };
+    } else entry = null;
+    byLanes.set(lanes, entry);
+  }
+  return entry;
+}
+
+/**
+ * Whether batches of this function take the vectorised pass for this request: all-scalar elementwise
+ * functions in value, reverse and forward-with-tangent modes, without a trace.
+ */
+export function canVectorize(fn: CompiledFunction, request: EvaluateRequest): boolean {
+  if (request.trace || !fn.graph.isScalar) return false;
+  const plan = planBatch(fn, request);
+  return plan !== undefined && lanesProgram(plan.prepared, 8) !== null;
+}
 
 /** Blocks of a batch: per name, every point's value one after another (scalars: one number each). */
 export type Blocks = Readonly<Record<string, Float64Array>>;
 
 /**
  * Evaluates points [start, end) of a batch of an all-scalar function in one vectorised pass per
- * LANES points: the points become vectors, and the compiled program runs every op once over all of
+ * up to LANES points (fewer for small batches): the points become vectors, and the compiled program runs every op once over all of
  * them in a fused loop. Tangents and cotangents are per point (blocks) or shared (the request's).
  * Writes field k of point i at `out[k][i]`. Returns false when the function or mode does not vectorise
  * (tensor functions, traces, Jacobians…): the caller then evaluates point by point.
@@ -104,10 +125,11 @@ export function evaluateVectorized(
   if (request.trace || !fn.graph.isScalar) return false;
   const plan = planBatch(fn, request);
   if (!plan) return false;
-  const program = lanesProgram(plan.prepared);
-  const nodeOf = nodeMaps.get(plan.prepared);
-  if (!program || !nodeOf) return false;
-  const lanes = new Float64Array(LANES);
+  const width = lanesFor(end - start);
+  const compiled = lanesProgram(plan.prepared, width);
+  if (!compiled) return false;
+  const { program, results } = compiled;
+  const lanes = new Float64Array(width);
   const sources = plan.inputs.map((input) => {
     const perPoint = input.kind === "point" ? blocks.point[input.name] : blocks[input.kind]?.[input.name];
     if (perPoint) return perPoint;
@@ -120,15 +142,14 @@ export function evaluateVectorized(
       });
     return shared;
   });
-  const results = plan.prepared.results.map((r) => nodeOf[r]);
-  for (let from = start; from < end; from += LANES) {
-    const count = Math.min(LANES, end - from);
+  for (let from = start; from < end; from += width) {
+    const count = Math.min(width, end - from);
     sources.forEach((src, k) => {
       if (typeof src === "number") lanes.fill(src);
       else {
         lanes.set(src.subarray(from, from + count));
         // Unused lanes repeat the last point, so they compute something finite and harmless.
-        if (count < LANES) lanes.fill(src[from + count - 1], count);
+        if (count < width) lanes.fill(src[from + count - 1], count);
       }
       program.setInput(k, lanes);
     });

@@ -88,6 +88,9 @@ export interface Prepared {
 export class CompiledFunction {
   readonly hash: string;
   private readonly prepared = new Map<string, Prepared>();
+  private readonly selections = new WeakMap<readonly string[], readonly NamedNode[]>();
+  private defaultWrt: readonly NamedNode[] | undefined;
+  private single: NamedNode | undefined;
   private readonly diagnostic = new Map<Prepared, Program>();
 
   constructor(
@@ -226,14 +229,14 @@ export class CompiledFunction {
   }
 
   private runGradient(inputs: InputData[], request: EvaluateRequest): Evaluation {
-    const wrt = selectInputs(this.graph, request.wrt);
+    const wrt = this.wrtOf(request.wrt);
     const p = this.prepareGradient(wrt, request.precision ?? "float64");
     run(p.program, inputs);
     return this.finish(p, inputs, request, "reverse", { gradient: this.readNamed(p, wrt) });
   }
 
   private runVjp(inputs: InputData[], request: EvaluateRequest): Evaluation {
-    const wrt = selectInputs(this.graph, request.wrt);
+    const wrt = this.wrtOf(request.wrt);
     const p = this.prepareVjp(wrt, request.precision ?? "float64");
     const cot = this.decode(
       request.cotangent as NamedValues,
@@ -263,7 +266,7 @@ export class CompiledFunction {
   }
 
   private runJvp(inputs: InputData[], request: EvaluateRequest): Evaluation {
-    const wrt = selectInputs(this.graph, request.wrt);
+    const wrt = this.wrtOf(request.wrt);
     const p = this.prepareJvp(wrt, request.precision ?? "float64");
     const tangentNames = wrt.map((w, k) => ({ name: w.name, node: p.extraInputs[k].node }));
     const tan = this.decode(request.tangent as NamedValues, tangentNames, "tangent", "input", request.allowNonFinite ?? false, p.graph);
@@ -282,7 +285,7 @@ export class CompiledFunction {
    */
   private runForwardGradient(inputs: InputData[], request: EvaluateRequest): Evaluation {
     const precision = request.precision ?? "float64";
-    const wrt = selectInputs(this.graph, request.wrt);
+    const wrt = this.wrtOf(request.wrt);
     const single = this.singleOutput();
     const resultIndex = this.graph.outputs.length + this.graph.outputs.indexOf(single);
     const p = this.prepareJvp(wrt, precision);
@@ -341,6 +344,7 @@ export class CompiledFunction {
   }
 
   singleOutput(): NamedNode {
+    if (this.single) return this.single;
     const outs = selectOutputs(this.graph, undefined);
     if (outs.length !== 1) {
       throw invalid(
@@ -354,6 +358,7 @@ export class CompiledFunction {
         { field: "mode" },
       );
     }
+    this.single = outs[0];
     return outs[0];
   }
 
@@ -363,12 +368,28 @@ export class CompiledFunction {
   }
 
   private readOutputs(p: Prepared): Record<string, Value> {
-    return Object.fromEntries(this.graph.outputs.map((o, k) => [o.name, this.readResult(p, k)]));
+    const out: Record<string, Value> = {};
+    const outputs = this.graph.outputs;
+    for (let k = 0; k < outputs.length; k++) out[outputs[k].name] = this.readResult(p, k);
+    return out;
   }
 
   private readNamed(p: Prepared, wrt: readonly NamedNode[]): Record<string, Value> {
     const offset = this.graph.outputs.length;
-    return Object.fromEntries(wrt.map((w, k) => [w.name, this.readResult(p, offset + k)]));
+    const out: Record<string, Value> = {};
+    for (let k = 0; k < wrt.length; k++) out[wrt[k].name] = this.readResult(p, offset + k);
+    return out;
+  }
+
+  /** The inputs a request differentiates with respect to, remembered per wrt list (a request's plan reuses it). */
+  wrtOf(wrt: readonly string[] | undefined): readonly NamedNode[] {
+    if (wrt === undefined) return (this.defaultWrt ??= selectInputs(this.graph, undefined));
+    let selected = this.selections.get(wrt);
+    if (!selected) {
+      selected = selectInputs(this.graph, wrt);
+      this.selections.set(wrt, selected);
+    }
+    return selected;
   }
 
   /** Shapes the answer; traces and non-finite results cost a second, diagnostic run. */
@@ -403,8 +424,15 @@ export class CompiledFunction {
   }
 }
 
+const joined = new WeakMap<readonly NamedNode[], string>();
+
+/** The names of a selection, joined: a key part, computed once per selection. */
 function names(list: readonly NamedNode[]): string {
-  return list.map((w) => w.name).join(",");
+  const known = joined.get(list);
+  if (known !== undefined) return known;
+  const key = list.map((w) => w.name).join(",");
+  joined.set(list, key);
+  return key;
 }
 
 function scalarOf(v: number | ArrayLike<number>): number {

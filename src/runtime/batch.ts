@@ -131,7 +131,7 @@ function pointAt(layout: BatchLayout, inputs: Float64Array, i: number): Record<s
 
 /** The engine's vectorised pass over the blocks, when the function and mode allow it. */
 function vectorized(fn: CompiledFunction, { layout, inputs, outputs }: Batch, start: number, end: number): boolean {
-  if (layout.request.trace || !fn.graph.isScalar || end - start < COST.vectoriseFrom) return false;
+  if (end - start < COST.vectoriseFrom) return false;
   const plan = planBatch(fn, layout.request);
   if (plan === undefined) return false;
   const block = (memory: Float64Array, slot: Slot) => memory.subarray(slot.offset, slot.offset + layout.count);

@@ -1,6 +1,6 @@
-import type { EvaluateRequest } from "../engine/compiled-function.js";
+import { canVectorize } from "../engine/batch.js";
+import type { CompiledFunction, EvaluateRequest } from "../engine/compiled-function.js";
 import type { Graph } from "../ir/graph.js";
-import { findOp } from "../ops/registry.js";
 import { sizeOf } from "../tensor/shape.js";
 
 /**
@@ -14,11 +14,8 @@ export const COST = {
   vectorised: { nsPerPoint: 150, nsPerUnit: 5 },
   /** Point-by-point evaluation (tensors, traces, modes that do not vectorise). */
   perPoint: { nsPerPoint: 4000, nsPerUnit: 20 },
-  /**
-   * Batches smaller than this go point by point even when they could vectorise: the vectorised program
-   * always computes 512 lanes, which costs more than a few points one at a time.
-   */
-  vectoriseFrom: 32,
+  /** Batches smaller than this go point by point even when they could vectorise (a pass has a fixed cost). */
+  vectoriseFrom: 8,
   /**
    * Functions with more work than this per sweep never run inline, however few the points: their first
    * call compiles programs (reverse graph, code generation) and a call may take long, which must not
@@ -48,18 +45,12 @@ export function graphWork(graph: Graph): number {
   return work;
 }
 
-/** True when every op of an all-scalar graph is elementwise: the engine can vectorise it over points. */
-export function vectorisableGraph(graph: Graph): boolean {
-  return graph.isScalar && graph.nodes.every((n) => n.args.length === 0 || findOp(n.op)?.kind === "elementwise");
-}
-
 /**
- * Whether a batch goes through the engine's vectorised pass (engine/batch.ts): the modes its planBatch
- * accepts, no trace, and enough points. (The engine itself decides; this only predicts it, for the estimate.)
+ * Whether a batch goes through the engine's vectorised pass (engine/batch.ts): what the engine says it
+ * can vectorise, for enough points to be worth a pass.
  */
-export function vectorises(graphOk: boolean, request: EvaluateRequest, points: number): boolean {
-  if (!graphOk || request.trace || points < COST.vectoriseFrom) return false;
-  return request.mode === "value" || request.mode === "reverse" || (request.mode === "forward" && request.tangent !== undefined);
+export function vectorises(fn: CompiledFunction, request: EvaluateRequest, points: number): boolean {
+  return points >= COST.vectoriseFrom && canVectorize(fn, request);
 }
 
 /** Estimated microseconds for `points` points of a function of `work` units per sweep, `sweeps` sweeps each. */

@@ -7,7 +7,7 @@ import { readJsonGraph } from "../ir/json-graph.js";
 import { compileModel, type ModelDefinition } from "../ir/model.js";
 import { encodeDefinition } from "../runtime/definition.js";
 import { LruMap } from "../runtime/lru.js";
-import { graphWork, vectorisableGraph } from "../runtime/scheduler.js";
+import { graphWork } from "../runtime/scheduler.js";
 import { DecodeContext, decodeTensor } from "./tensor.js";
 import type { FunctionInfo, FunctionSpec, InputDecl, TensorValue } from "./types.js";
 
@@ -18,8 +18,6 @@ export class FunctionEntry {
   readonly plans = new LruMap<string, unknown>(64);
   /** Units of work per sweep, for the scheduler. */
   readonly work: number;
-  /** Whether batches of it can take the engine's vectorised pass. */
-  readonly vectorisable: boolean;
 
   constructor(
     readonly fn: CompiledFunction,
@@ -29,7 +27,6 @@ export class FunctionEntry {
     readonly model?: { readonly definition: ModelDefinition; readonly batch: number },
   ) {
     this.work = graphWork(fn.graph);
-    this.vectorisable = vectorisableGraph(fn.graph);
   }
 
   get hash(): string {

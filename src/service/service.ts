@@ -145,7 +145,7 @@ export class AdjointService {
     if (plan.request.trace && count > MAX_TRACED_POINTS) {
       throw invalid(`trace: a batch with a trace may have at most ${MAX_TRACED_POINTS} points, this one has ${count}`, { field: "trace" });
     }
-    const cost = estimateUs(entry.work, plan.sweeps, count, vectorises(entry.vectorisable, plan.request, count));
+    const cost = estimateUs(entry.work, plan.sweeps, count, vectorises(entry.fn, plan.request, count));
     const where = place(entry.work, cost, this.limits.inlineBudgetUs);
     const batch = this.allocate(entry, plan, count, where === "pool");
     if (points !== undefined) this.fillFromPoints(entry, points, batch, decode);
