@@ -63,6 +63,11 @@ function convOutput(x: Shape, w: Shape, a: ConvAttrs): [number, number] {
   return [oh, ow];
 }
 
+/** The stride and padding fields the convolution and pooling kernels share. */
+function window(stride: readonly number[], padding: readonly number[]) {
+  return { strideH: stride[0], strideW: stride[1], padTop: padding[0], padBottom: padding[1], padLeft: padding[2], padRight: padding[3] };
+}
+
 function geometry(x: Shape, w: Shape, a: ConvAttrs): Conv2dGeometry {
   return {
     batch: x[0],
@@ -72,12 +77,7 @@ function geometry(x: Shape, w: Shape, a: ConvAttrs): Conv2dGeometry {
     outChannels: w[0],
     kernelHeight: w[2],
     kernelWidth: w[3],
-    strideH: a.stride[0],
-    strideW: a.stride[1],
-    padTop: a.padding[0],
-    padBottom: a.padding[1],
-    padLeft: a.padding[2],
-    padRight: a.padding[3],
+    ...window(a.stride, a.padding),
     dilationH: a.dilation[0],
     dilationW: a.dilation[1],
   };
@@ -243,12 +243,7 @@ function poolGeometry(x: Shape, a: PoolAttrs): Pool2dGeometry {
     inWidth: x[3],
     kernelHeight: a.kernel[0],
     kernelWidth: a.kernel[1],
-    strideH: a.stride[0],
-    strideW: a.stride[1],
-    padTop: a.padding[0],
-    padBottom: a.padding[1],
-    padLeft: a.padding[2],
-    padRight: a.padding[3],
+    ...window(a.stride, a.padding),
   };
 }
 
