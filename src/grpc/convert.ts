@@ -137,6 +137,7 @@ export function differentiateInput(r: DifferentiateRequest): DifferentiateInput 
     precision,
     ...(r.order !== undefined ? { order: r.order } : {}),
     ...(r.method !== 0 ? { method: enumName(JacobianMethodSchema, r.method) as "forward" | "reverse" } : {}),
+    ...(r.initialize ? { initialize: { seed: r.initialize.seed } } : {}),
   };
 }
 
@@ -236,6 +237,7 @@ export function differentiateResponse(out: DifferentiateOutput, sequence = 0): D
     columns: out.columns ? create(ResultSchema, sections(out.columns)) : undefined,
     nonFinite: out.columns?.nonFinite?.map(({ index, ...report }) => create(NonFiniteSchema, { ...report, point: index })) ?? [],
     sequence: BigInt(sequence),
+    parameters: tensorMap(out.parameters),
   });
 }
 

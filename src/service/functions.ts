@@ -4,7 +4,7 @@ import { AdjointError, exhausted, invalid } from "../errors.js";
 import { parseExpression, parseExpressions } from "../ir/expression.js";
 import type { Graph } from "../ir/graph.js";
 import { readJsonGraph } from "../ir/json-graph.js";
-import { compileModel, type ModelDefinition } from "../ir/model.js";
+import { compileModel, type ModelDefinition, type ParameterSpec } from "../ir/model.js";
 import { encodeDefinition } from "../runtime/definition.js";
 import { LruMap } from "../runtime/lru.js";
 import { graphWork } from "../runtime/scheduler.js";
@@ -24,7 +24,7 @@ export class FunctionEntry {
     /** What `wrt` means when a request leaves it out: a model's parameters; else every float input. */
     readonly defaultWrt?: readonly string[],
     /** For a model: its definition and the batch size this graph was built for (so it can be sharded). */
-    readonly model?: { readonly definition: ModelDefinition; readonly batch: number },
+    readonly model?: { readonly definition: ModelDefinition; readonly batch: number; readonly parameters: readonly ParameterSpec[] },
   ) {
     this.work = graphWork(fn.graph);
   }
@@ -157,7 +157,7 @@ export class FunctionStore {
     return this.intern(
       new CompiledFunction(compiled.graph),
       compiled.parameters.map((p) => p.name),
-      { definition: spec.model as ModelDefinition, batch },
+      { definition: spec.model as ModelDefinition, batch, parameters: compiled.parameters },
     );
   }
 

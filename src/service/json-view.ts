@@ -20,6 +20,8 @@ export function jsonBody(out: DifferentiateOutput, tensor: TensorWriter = tensor
   const body: Record<string, unknown> =
     out.result !== undefined ? row(out.result) : out.results !== undefined ? { results: out.results.map(row) } : {};
   if (out.columns !== undefined) body.columns = columnsBody(out.columns, tensor);
+  if (out.parameters !== undefined)
+    body.parameters = mapSections<Value, unknown>({ outputs: out.parameters }, (v) => valueJson(v, tensor)).outputs;
   body.id = out.id;
   body.mode = out.mode;
   return body;

@@ -2,6 +2,7 @@ import type { Evaluation } from "../engine/compiled-function.js";
 import { mapSections, sectionValues, setField } from "../engine/sections.js";
 import { firstNonFinite, type Value } from "../engine/values.js";
 import { AdjointError, exhausted, invalid } from "../errors.js";
+import { initializeParameters } from "../ir/model.js";
 import {
   type Batch,
   type BatchLayout,
@@ -123,6 +124,7 @@ export class AdjointService {
     const allowNonFinite = input.allowNonFinite ?? false;
     const decode = new DecodeContext(allowNonFinite, this.limits.maxTensorElements, ctx.binary);
     const head = { id: entry.hash, mode, allowNonFinite };
+    if (input.initialize !== undefined) return this.withInitialParameters(entry, input, ctx);
     if (input.point !== undefined) {
       const point = decodeValues(input.point, "point", decode);
       const cost = estimateUs(entry.work, plan.sweeps, 1);
@@ -210,6 +212,32 @@ export class AdjointService {
       }),
     );
     return combineWeighted(rows);
+  }
+
+  /**
+   * A model evaluated at parameters drawn from a seed (docs/functions.md): the same seed gives the same
+   * parameters on every replica. The answer carries them, so the client can go on from there.
+   */
+  private async withInitialParameters(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext): Promise<DifferentiateOutput> {
+    const seed = input.initialize?.seed;
+    if (!entry.model) throw invalid("initialize: only a model's parameters can be initialised", { field: "initialize" });
+    if (!Number.isInteger(seed) || (seed as number) < 0 || (seed as number) > 0xffffffff) {
+      throw invalid("initialize.seed must be an integer from 0 to 4294967295", { field: "initialize.seed" });
+    }
+    if (input.point === undefined)
+      throw invalid("initialize: give one point (x and y); batches of points cannot share drawn parameters", { field: "point" });
+    const parameters = initializeParameters(entry.model.parameters, seed as number);
+    for (const name of Object.keys(input.point)) {
+      if (name in parameters)
+        throw invalid(`point.${name}: with initialize, the parameters come from the seed; leave ${name} out`, { field: `point.${name}` });
+    }
+    const { initialize: _seed, ...rest } = input;
+    const drawn: Record<string, TensorObject> = {};
+    for (const [name, t] of Object.entries(parameters)) {
+      drawn[name] = { shape: t.shape, dtype: "float64", bytes: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) };
+    }
+    const out = await this.evaluate(entry, { ...rest, point: { ...input.point, ...drawn } }, ctx);
+    return { ...out, parameters };
   }
 
   private countPoints(points: readonly NamedValues[]): number {

@@ -68,6 +68,11 @@ export interface DifferentiateInput {
   readonly method?: "forward" | "reverse";
   /** How a JSON answer writes tensors: plain arrays (default) or base64 bytes. */
   readonly encoding?: "json" | "base64";
+  /**
+   * Models: initialise every parameter deterministically from this seed (the point then carries only
+   * x and y) and answer the parameters too.
+   */
+  readonly initialize?: { readonly seed: number };
 }
 
 /** What the caller knows about the call beyond its body. */
@@ -141,6 +146,8 @@ export interface DifferentiateOutput {
   readonly results?: ResultRow[];
   /** For `columns`. */
   readonly columns?: ColumnsResult;
+  /** The parameters a model was initialised with (when the request asked for `initialize`). */
+  readonly parameters?: ValueMap;
 }
 
 export interface TensorSpec {

@@ -52,3 +52,28 @@ describe("a model's batch split across the workers", () => {
     expect(metrics).toMatch(/adjoint_pool_queue_wait_seconds_count 2\b/);
   });
 });
+
+describe("a model initialised from a seed", () => {
+  it("draws the parameters deterministically, answers them, and evaluates at them", async () => {
+    const batch = 4;
+    const x = Array.from({ length: batch * 6 }, (_, i) => Math.sin(i));
+    const body = { function: { model }, point: { x: { shape: [batch, 6], data: x }, y: [0, 1, 2, 1] }, initialize: { seed: 42 } };
+    const first = await s.post("/v1/differentiate", body);
+    const again = await s.post("/v1/differentiate", body);
+    expect(first.status).toBe(200);
+    const parameters = first.body.parameters as Record<string, { shape: number[]; data: number[] }>;
+    expect(Object.keys(parameters)).toEqual(["h.weight", "h.bias", "out.weight", "out.bias"]);
+    expect(parameters["h.weight"].shape).toEqual([6, 5]);
+    expect(parameters["h.bias"].data).toEqual([0, 0, 0, 0, 0]);
+    expect(again.body).toEqual(first.body);
+    // The same parameters sent explicitly give the same loss and gradient.
+    const explicit = await s.post("/v1/differentiate", { function: { model }, point: { ...body.point, ...parameters } });
+    expect(explicit.body.value).toBe(first.body.value);
+    expect(explicit.body.gradient).toEqual(first.body.gradient);
+    const local = initializeParameters(compileModel(model, batch).parameters, 42);
+    expect(parameters["out.weight"].data).toEqual(Array.from(local["out.weight"].data));
+    const refused = await s.post("/v1/differentiate", { ...body, point: { ...body.point, "h.bias": [0, 0, 0, 0, 0] } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.detail).toMatch(/point\.h\.bias: with initialize, the parameters come from the seed/);
+  });
+});
