@@ -58,7 +58,7 @@ for (const c of cases) {
     const b = await median(pooled, input);
     const entry = inline.functions.resolve(input.function);
     const sweeps = c.mode === "forward" ? 4 : 3;
-    const vectorised = vectorises(entry.vectorisable, { mode: c.mode as "reverse" }, n);
+    const vectorised = vectorises(entry.fn, { mode: c.mode as "reverse" }, n);
     if (crossover === undefined && b < a) crossover = n;
     process.stdout.write(
       `  ${String(n).padStart(6)}  ${a.toFixed(0).padStart(10)}  ${b.toFixed(0).padStart(8)}  ${estimateUs(entry.work, sweeps, n, vectorised).toFixed(0).padStart(12)}\n`,
