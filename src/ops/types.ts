@@ -125,6 +125,11 @@ export interface OpDef {
   readonly differentiable?: readonly boolean[];
 
   // Documentation and test metadata.
+  /**
+   * Tensor shapes the tests run the op on (finite differences on every element, forward/reverse
+   * agreement, float32 against float64): broadcasting, every reduction axis, transposes, batches.
+   */
+  readonly tensorCases?: readonly TensorCase[];
   /** Per-operand sampling interval inside the op's domain, for finite-difference tests. */
   readonly domain?: readonly (readonly [number, number])[];
   /** Exact values the forward kernel must reproduce, from closed forms. */
@@ -136,6 +141,13 @@ export interface OpDef {
   };
   /** What the second derivative returns where the first is piecewise. */
   readonly secondOrder?: string;
+}
+
+/** A tensor test case: operands by shape (sampled in `range`, default [−2, 2], or fixed integers). */
+export interface TensorCase {
+  readonly name: string;
+  readonly args: readonly { readonly shape: Shape; readonly range?: readonly [number, number]; readonly ints?: readonly number[] }[];
+  readonly attrs?: Attrs;
 }
 
 export function arityRange(def: OpDef): { min: number; max: number } {

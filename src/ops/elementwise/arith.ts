@@ -2,6 +2,7 @@ import { call, elementwise } from "./define.js";
 
 export const add = elementwise({
   name: "add",
+  tensorCases: [{ name: "broadcasting [3,1]+[1,4]", args: [{ shape: [3, 1] }, { shape: [1, 4] }] }],
   arity: 2,
   commutative: true,
   summary: "a + b",
@@ -29,6 +30,7 @@ export const sub = elementwise({
 
 export const mul = elementwise({
   name: "mul",
+  tensorCases: [{ name: "broadcasting [2,3]·[3]", args: [{ shape: [2, 3] }, { shape: [3] }] }],
   arity: 2,
   commutative: true,
   summary: "a · b",
@@ -43,6 +45,7 @@ export const mul = elementwise({
 
 export const div = elementwise({
   name: "div",
+  tensorCases: [{ name: "scalar/[2,2]", args: [{ shape: [] }, { shape: [2, 2], range: [0.5, 2] }] }],
   arity: 2,
   summary: "a / b",
   js: ([a, b]) => `${a} / ${b}`,
@@ -67,6 +70,7 @@ export const neg = elementwise({
 
 export const pow = elementwise({
   name: "pow",
+  tensorCases: [{ name: "[2,3]^[]", args: [{ shape: [2, 3], range: [0.3, 2] }, { shape: [] }] }],
   arity: 2,
   summary: "a ^ b (a negative base is allowed with an integer exponent)",
   js: ([a, b]) => `Math.pow(${a}, ${b})`,

@@ -51,6 +51,7 @@ function extremumPartials(b: RuleBuilder, x: number, y: number, needs: readonly 
 
 export const max = elementwise({
   name: "max",
+  tensorCases: [{ name: "broadcasting", args: [{ shape: [3, 2] }, { shape: [2] }] }],
   arity: 2,
   commutative: true,
   summary: "larger of a and b",
@@ -130,6 +131,7 @@ export const ne = comparison("ne", "!==", "a ≠ b", [
 
 export const select = elementwise({
   name: "select",
+  tensorCases: [{ name: "broadcasting", args: [{ shape: [2, 3] }, { shape: [3] }, { shape: [2, 1] }] }],
   arity: 3,
   summary: "where(c, a, b): a where c ≠ 0, else b",
   aliases: ["where"],

@@ -103,6 +103,14 @@ function sumTerms(b: RuleBuilder, terms: (number | null)[]): number | null {
 
 export const conv2d: OpDef = {
   name: "conv2d",
+  tensorCases: [
+    {
+      name: "stride, padding, dilation",
+      args: [{ shape: [2, 2, 5, 6] }, { shape: [3, 2, 3, 2] }],
+      attrs: { stride: [2, 1], padding: [1, 0, 2, 1], dilation: [1, 2] },
+    },
+    { name: "1×1", args: [{ shape: [1, 3, 4, 4] }, { shape: [2, 3, 1, 1] }] },
+  ],
   kind: "structural",
   arity: 2,
   summary: "2-D convolution (cross-correlation), NCHW: x [N, C, H, W] ⋆ w [O, C, KH, KW] with stride, padding, dilation",
@@ -134,6 +142,13 @@ export const conv2d: OpDef = {
 /** ∂⟨conv2d(x, w), dy⟩/∂x: the transposed convolution of dy by w, back to the input's size. */
 export const conv2dInputGrad: OpDef = {
   name: "conv2d_input_grad",
+  tensorCases: [
+    {
+      name: "stride, padding, dilation",
+      args: [{ shape: [2, 3, 3, 6] }, { shape: [3, 2, 3, 2] }],
+      attrs: { stride: [2, 1], padding: 1, dilation: [1, 2], input_size: [5, 6] },
+    },
+  ],
   kind: "structural",
   arity: 2,
   summary: "the derivative of conv2d with respect to its input: the transposed convolution of dy [N, O, OH, OW] by w",
@@ -171,6 +186,7 @@ export const conv2dInputGrad: OpDef = {
 /** ∂⟨conv2d(x, w), dy⟩/∂w: the correlation of x with dy, summed over the batch. */
 export const conv2dFilterGrad: OpDef = {
   name: "conv2d_filter_grad",
+  tensorCases: [{ name: "padding", args: [{ shape: [2, 2, 5, 6] }, { shape: [2, 3, 5, 6] }], attrs: { padding: 1, kernel_size: [3, 3] } }],
   kind: "structural",
   arity: 2,
   summary: "the derivative of conv2d with respect to its filter: x [N, C, H, W] correlated with dy [N, O, OH, OW]",
@@ -275,6 +291,9 @@ function argmaxOf(g: Pool2dGeometry, x: Shape, float32: boolean) {
 
 export const maxPool2dOp: OpDef = {
   name: "max_pool2d",
+  tensorCases: [
+    { name: "stride and padding", args: [{ shape: [2, 2, 5, 5] }], attrs: { kernel: 2, stride: [2, 1], padding: [1, 0, 0, 1] } },
+  ],
   kind: "structural",
   arity: 1,
   summary: "maximum over each window, NCHW (kernel, stride = kernel by default, padding never read)",
@@ -349,6 +368,7 @@ export const maxPool2dPick: OpDef = {
 
 export const avgPool2dOp: OpDef = {
   name: "avg_pool2d",
+  tensorCases: [{ name: "padding", args: [{ shape: [1, 2, 5, 4] }], attrs: { kernel: [3, 2], stride: 1, padding: 1 } }],
   kind: "structural",
   arity: 1,
   summary: "mean over each window, NCHW; padding is not counted (the divisor is the number of elements inside the input)",
@@ -366,6 +386,7 @@ export const avgPool2dOp: OpDef = {
 /** Spreads each dy evenly over its window: the derivative (and transpose) of average pooling. */
 export const avgPool2dGrad: OpDef = {
   name: "avg_pool2d_grad",
+  tensorCases: [{ name: "back to 4×4", args: [{ shape: [1, 2, 2, 2] }], attrs: { kernel: 2, input_size: [4, 4] } }],
   kind: "structural",
   arity: 1,
   summary: "the derivative of avg_pool2d: each dy spread evenly over its window, back to the input size",

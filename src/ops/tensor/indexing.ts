@@ -23,6 +23,10 @@ const gatherAttrs = (attrs: Attrs | undefined, shape: Shape) => ({ axis: axisAtt
 
 export const gather: OpDef = {
   name: "gather",
+  tensorCases: [
+    { name: "axis 0", args: [{ shape: [4, 3] }, { shape: [5], ints: [3, 0, 1, 3, -1] }], attrs: { axis: 0 } },
+    { name: "axis 1", args: [{ shape: [2, 4] }, { shape: [2, 2], ints: [1, 1, 0, 3] }], attrs: { axis: 1 } },
+  ],
   kind: "structural",
   arity: 2,
   summary: "takes slices of x at integer indices along an axis: x[…, indices, …]",
@@ -57,6 +61,7 @@ export const gather: OpDef = {
 /** The transpose of gather: adds each slice of `updates` into a zero tensor at its index. */
 export const scatterAdd: OpDef = {
   name: "scatter_add",
+  tensorCases: [{ name: "axis 1", args: [{ shape: [2, 3] }, { shape: [3], ints: [0, 2, 0] }], attrs: { axis: 1, shape: [2, 4] } }],
   kind: "structural",
   arity: 2,
   summary: "adds slices of updates into zeros of the given shape at integer indices along an axis (the reverse of gather)",

@@ -24,6 +24,16 @@ function matrixDims(shape: readonly number[], transposed: boolean): [number, num
  */
 export const matmul: OpDef = {
   name: "matmul",
+  tensorCases: [
+    { name: "plain", args: [{ shape: [3, 4] }, { shape: [4, 5] }] },
+    { name: "Aᵀ", args: [{ shape: [4, 3] }, { shape: [4, 5] }], attrs: { transpose_a: true } },
+    { name: "Bᵀ", args: [{ shape: [3, 4] }, { shape: [5, 4] }], attrs: { transpose_b: true } },
+    { name: "AᵀBᵀ", args: [{ shape: [4, 3] }, { shape: [5, 4] }], attrs: { transpose_a: true, transpose_b: true } },
+    { name: "batched", args: [{ shape: [2, 3, 4] }, { shape: [2, 4, 2] }] },
+    { name: "broadcast batch", args: [{ shape: [1, 3, 4] }, { shape: [2, 4, 2] }] },
+    { name: "batch × matrix", args: [{ shape: [2, 3, 4] }, { shape: [4, 2] }] },
+    { name: "partly broadcast batch axes", args: [{ shape: [2, 1, 3, 4] }, { shape: [1, 3, 4, 2] }] },
+  ],
   kind: "structural",
   arity: 2,
   summary: "matrix product over the last two axes, batched over the leading axes (broadcast)",

@@ -25,6 +25,7 @@ function logSoftmaxOf(b: RuleBuilder, x: number, axis: number): number {
 
 export const softmax: OpDef = {
   name: "softmax",
+  tensorCases: [{ name: "last axis", args: [{ shape: [2, 5] }] }],
   kind: "composite",
   arity: 1,
   summary: "exp(x) / Σ exp(x) along an axis (default last), stable for large inputs",
@@ -38,6 +39,7 @@ export const softmax: OpDef = {
 
 export const logSoftmax: OpDef = {
   name: "log_softmax",
+  tensorCases: [{ name: "axis 0", args: [{ shape: [3, 2] }], attrs: { axis: 0 } }],
   kind: "composite",
   arity: 1,
   summary: "x − logsumexp(x) along an axis (default last), stable",
@@ -52,6 +54,10 @@ function meanAll(b: RuleBuilder, x: number): number {
 
 export const softmaxCrossEntropy: OpDef = {
   name: "softmax_cross_entropy",
+  tensorCases: [
+    { name: "integer labels", args: [{ shape: [4, 3] }, { shape: [4], ints: [2, 0, 1, 2] }] },
+    { name: "targets", args: [{ shape: [2, 3] }, { shape: [2, 3], range: [0, 1] }] },
+  ],
   kind: "composite",
   arity: 2,
   summary: "mean cross-entropy of softmax(logits [N, C]) against integer labels [N] or target distributions [N, C]",
@@ -85,6 +91,7 @@ export const softmaxCrossEntropy: OpDef = {
 
 export const bceWithLogits: OpDef = {
   name: "binary_cross_entropy_with_logits",
+  tensorCases: [{ name: "vector", args: [{ shape: [5] }, { shape: [5], range: [0, 1] }] }],
   kind: "composite",
   arity: 2,
   summary: "mean of softplus(z) − z·y: binary cross-entropy of sigmoid(z) against targets y, stable for large |z|",
@@ -98,6 +105,7 @@ export const bceWithLogits: OpDef = {
 
 export const mse: OpDef = {
   name: "mse",
+  tensorCases: [{ name: "matrix", args: [{ shape: [2, 3] }, { shape: [2, 3] }] }],
   kind: "composite",
   arity: 2,
   summary: "mean squared error: mean((prediction − target)²)",
@@ -111,6 +119,7 @@ export const mse: OpDef = {
 
 export const layerNorm: OpDef = {
   name: "layer_norm",
+  tensorCases: [{ name: "with gain and bias", args: [{ shape: [3, 4] }, { shape: [4] }, { shape: [4] }] }],
   kind: "composite",
   arity: { min: 1, max: 3 },
   summary: "(x − mean) / √(var + eps) over the last axis, then · gamma + beta when given",
@@ -141,6 +150,7 @@ export const layerNorm: OpDef = {
 
 export const gelu: OpDef = {
   name: "gelu",
+  tensorCases: [{ name: "matrix", args: [{ shape: [2, 3] }] }],
   kind: "composite",
   arity: 1,
   summary: "x·Φ(x) = ½x(1 + erf(x/√2)), the exact form",

@@ -34,6 +34,12 @@ function reduction(name: string, summary: string, identity: number, js: (acc: st
 }
 
 export const sum = reduction("sum", "Σ", 0, (acc, x) => `${acc} + ${x}`, {
+  tensorCases: [
+    { name: "all", args: [{ shape: [3, 4] }] },
+    { name: "axis 0", args: [{ shape: [3, 4] }], attrs: { axis: 0 } },
+    { name: "axis −1 keepdims", args: [{ shape: [3, 4] }], attrs: { axis: -1, keepdims: true } },
+    { name: "axes [0, 2]", args: [{ shape: [2, 3, 4] }], attrs: { axes: [0, 2] } },
+  ],
   jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("sum", [t], attrs)),
   vjp: (b, [x], _out, ct, _needs, attrs) => [spreadBack(b, ct, x, attrs)],
 });
@@ -53,11 +59,13 @@ function extremumRules(name: string): Partial<OpDef> {
 }
 
 export const amax = reduction("amax", "largest element", Number.NEGATIVE_INFINITY, (acc, x) => `Math.max(${acc}, ${x})`, {
+  tensorCases: [{ name: "axis 0", args: [{ shape: [4, 3] }], attrs: { axis: 0 } }],
   aliases: ["reduce_max"],
   ...extremumRules("maximum"),
 });
 
 export const amin = reduction("amin", "smallest element", Number.POSITIVE_INFINITY, (acc, x) => `Math.min(${acc}, ${x})`, {
+  tensorCases: [{ name: "all", args: [{ shape: [3, 3] }] }],
   aliases: ["reduce_min"],
   ...extremumRules("minimum"),
 });
@@ -122,6 +130,7 @@ export const prodOthers: OpDef = {
 };
 
 export const prod = reduction("prod", "∏", 1, (acc, x) => `${acc} * ${x}`, {
+  tensorCases: [{ name: "axis 1", args: [{ shape: [3, 4], range: [0.5, 1.5] }], attrs: { axis: 1 } }],
   jvp: (b, [x], _out, [t], attrs) => (t === null ? null : b.op("sum", [b.mul(t, b.op("prod_others", [x], attrs))], attrs)),
   vjp: (b, [x], _out, ct, _needs, attrs) => [b.mul(spreadBack(b, ct, x, attrs), b.op("prod_others", [x], attrs))],
   maxOrder: 1,
@@ -129,6 +138,7 @@ export const prod = reduction("prod", "∏", 1, (acc, x) => `${acc} * ${x}`, {
 });
 
 export const mean = reduction("mean", "arithmetic mean", 0, (acc, x) => `${acc} + ${x}`, {
+  tensorCases: [{ name: "axis 1", args: [{ shape: [3, 4] }], attrs: { axis: 1 } }],
   kind: "composite",
   reduce: undefined,
   expand: (b, [x], attrs) => {
@@ -140,6 +150,7 @@ export const mean = reduction("mean", "arithmetic mean", 0, (acc, x) => `${acc} 
 
 /** log Σ exp(x), shifted by the (constant) maximum so that no exp overflows. */
 export const logsumexp = reduction("logsumexp", "log Σ exp, stable", 0, (acc, x) => `${acc} + ${x}`, {
+  tensorCases: [{ name: "axis 1", args: [{ shape: [3, 4] }], attrs: { axis: 1 } }],
   kind: "composite",
   reduce: undefined,
   expand: (b, [x], attrs) => {

@@ -25,6 +25,7 @@ const reshapeView: ViewRule = (argShape, attrs, view) => {
 
 export const reshape: OpDef = {
   name: "reshape",
+  tensorCases: [{ name: "with −1", args: [{ shape: [2, 6] }], attrs: { shape: [3, -1] } }],
   kind: "structural",
   arity: 1,
   summary: "the same elements in a new shape (row-major); one extent may be −1",
@@ -50,6 +51,7 @@ export const reshape: OpDef = {
 
 export const broadcastTo: OpDef = {
   name: "broadcast_to",
+  tensorCases: [{ name: "new and unit axes", args: [{ shape: [3, 1] }], attrs: { shape: [2, 3, 4] } }],
   kind: "structural",
   arity: 1,
   summary: "repeats the operand along new leading axes and axes of extent 1 (NumPy broadcasting)",
@@ -77,6 +79,10 @@ export const broadcastTo: OpDef = {
 
 export const transpose: OpDef = {
   name: "transpose",
+  tensorCases: [
+    { name: "default", args: [{ shape: [2, 3, 4] }] },
+    { name: "perm", args: [{ shape: [2, 3, 4] }], attrs: { perm: [1, 2, 0] } },
+  ],
   kind: "structural",
   arity: 1,
   summary: "permutes the axes (default: reverses them)",
@@ -112,6 +118,7 @@ function resolveSlice(begin: number | null, end: number | null, dim: number): [n
 
 export const slice: OpDef = {
   name: "slice",
+  tensorCases: [{ name: "steps and negatives", args: [{ shape: [5, 6] }], attrs: { begin: [1, -5], end: [null, -1], step: [2, 3] } }],
   kind: "structural",
   arity: 1,
   summary: "x[begin:end:step] per axis (Python semantics, step ≥ 1); axes not given are kept whole",
@@ -165,6 +172,9 @@ export const slice: OpDef = {
 
 export const pad: OpDef = {
   name: "pad",
+  tensorCases: [
+    { name: "with interior", args: [{ shape: [2, 3] }], attrs: { before: [1, 0], after: [0, 2], interior: [1, 2], value: 0.5 } },
+  ],
   kind: "structural",
   arity: 1,
   summary: "surrounds the operand with `value` (before/after each axis) and spreads it by `interior` (between elements)",
@@ -219,6 +229,7 @@ export const pad: OpDef = {
 
 export const concat: OpDef = {
   name: "concat",
+  tensorCases: [{ name: "axis 1", args: [{ shape: [2, 3] }, { shape: [2, 1] }, { shape: [2, 2] }], attrs: { axis: 1 } }],
   kind: "structural",
   arity: { min: 1 },
   summary: "joins tensors along an existing axis (default 0)",
@@ -288,6 +299,7 @@ function expandAxes(b: RuleBuilder, x: number, axes: readonly number[]): number 
 
 export const expandDims: OpDef = {
   name: "expand_dims",
+  tensorCases: [{ name: "axis 1", args: [{ shape: [3, 2] }], attrs: { axis: 1 } }],
   kind: "composite",
   arity: 1,
   summary: "inserts axes of extent 1",
@@ -301,6 +313,7 @@ export const expandDims: OpDef = {
 
 export const squeeze: OpDef = {
   name: "squeeze",
+  tensorCases: [{ name: "all unit axes", args: [{ shape: [3, 1, 2] }] }],
   kind: "composite",
   arity: 1,
   summary: "removes axes of extent 1 (the given ones, or all)",
@@ -324,6 +337,7 @@ export const squeeze: OpDef = {
 
 export const flatten: OpDef = {
   name: "flatten",
+  tensorCases: [{ name: "rank 3", args: [{ shape: [2, 3, 2] }] }],
   kind: "composite",
   arity: 1,
   summary: "keeps the first axis (the batch) and flattens the rest: [N, …] → [N, ∏…]",
@@ -336,6 +350,7 @@ export const flatten: OpDef = {
 
 export const stack: OpDef = {
   name: "stack",
+  tensorCases: [{ name: "axis −1", args: [{ shape: [2, 3] }, { shape: [2, 3] }], attrs: { axis: -1 } }],
   kind: "composite",
   arity: { min: 1 },
   summary: "joins tensors of one shape along a new axis (default 0)",
