@@ -33,6 +33,9 @@ export interface ExpressionSource {
 
 const CONSTANTS: Readonly<Record<string, number>> = { pi: Math.PI, e: Math.E };
 
+/** Deepest nesting accepted: far beyond any formula, well within the parser's stack. */
+const MAX_NESTING = 500;
+
 type TokenKind = "number" | "name" | "op" | "end";
 interface Token {
   readonly kind: TokenKind;
@@ -92,6 +95,7 @@ class Parser {
   private pos = 0;
   private text = "";
   private output: string | undefined;
+  private depth = 0;
 
   constructor(
     private readonly b: GraphBuilder,
@@ -184,11 +188,17 @@ class Parser {
     }
   }
 
+  /** Every level of nesting (parentheses, signs, exponents, arguments) passes here: it bounds the recursion. */
   private unary(): number {
     const t = this.peek();
-    if (this.accept("-")) return this.build(t, "neg", [this.unary()]);
-    if (this.accept("+")) return this.unary();
-    return this.power();
+    if (++this.depth > MAX_NESTING) throw this.error(t, `the expression nests deeper than ${MAX_NESTING} levels`);
+    try {
+      if (this.accept("-")) return this.build(t, "neg", [this.unary()]);
+      if (this.accept("+")) return this.unary();
+      return this.power();
+    } finally {
+      this.depth--;
+    }
   }
 
   private power(): number {

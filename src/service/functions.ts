@@ -206,10 +206,17 @@ function modelBatch(spec: FunctionSpec, field: string, hint?: () => number | und
 
 /** The cache key of a spec: its canonical text, or a digest of it when long. */
 function sourceKey(spec: FunctionSpec, batch?: number): string {
-  const text =
-    spec.expression !== undefined && spec.inputs === undefined && typeof spec.expression === "string"
-      ? `e:${spec.expression}`
-      : `j:${JSON.stringify(spec)}|${batch}`;
+  let text: string;
+  try {
+    text =
+      spec.expression !== undefined && spec.inputs === undefined && typeof spec.expression === "string"
+        ? `e:${spec.expression}`
+        : `j:${JSON.stringify(spec)}|${batch}`;
+  } catch (e) {
+    // JSON.stringify recurses: only a value nested absurdly deep overflows it.
+    if (e instanceof RangeError) throw invalid("function: the definition is nested too deeply", { field: "function" });
+    throw e;
+  }
   return text.length <= 512 ? text : `h:${createHash("sha256").update(text).digest("base64url")}`;
 }
 

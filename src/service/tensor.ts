@@ -1,6 +1,7 @@
 import { endianness } from "node:os";
 import type { Value } from "../engine/values.js";
-import { exhausted, invalid } from "../errors.js";
+import { AdjointError, exhausted, invalid } from "../errors.js";
+import { decodeNestedArray } from "../tensor/literal.js";
 import { formatShape, sizeOf } from "../tensor/shape.js";
 import type { NamedValues, TensorObject, TensorValue } from "./types.js";
 
@@ -93,27 +94,18 @@ export function decodeValues(values: NamedValues, field: string, ctx: DecodeCont
 }
 
 function decodeNested(value: readonly unknown[], field: string, ctx: DecodeContext, input?: string): DecodedTensor {
-  const shape: number[] = [];
-  for (let v: unknown = value; Array.isArray(v); v = v[0]) {
-    shape.push(v.length);
-    if (v.length === 0) break;
+  try {
+    return decodeNestedArray(
+      value,
+      field,
+      (v, path) => ctx.number(v, path, input),
+      (count) => ctx.charge(count, field),
+    );
+  } catch (e) {
+    if (e instanceof AdjointError && input !== undefined && e.location.input === undefined)
+      throw new AdjointError(e.kind, e.message, { ...e.location, input });
+    throw e;
   }
-  const size = sizeOf(shape);
-  ctx.charge(size, field);
-  const data = new Float64Array(size);
-  let next = 0;
-  const walk = (v: unknown, depth: number, path: string): void => {
-    if (depth === shape.length) {
-      data[next++] = ctx.number(v, `${field}${path}`, input);
-      return;
-    }
-    if (!Array.isArray(v) || v.length !== shape[depth]) {
-      throw invalid(`${field}${path}: ragged nested array (expected ${shape[depth]} elements at depth ${depth})`, { field, input });
-    }
-    for (let i = 0; i < v.length; i++) walk(v[i], depth + 1, `${path}[${i}]`);
-  };
-  walk(value, 0, "");
-  return { shape, data };
 }
 
 function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?: string): DecodedTensor {

@@ -6,29 +6,48 @@ export interface DenseLiteral {
   readonly data: Float64Array;
 }
 
-/** Shape of a nested array, checking that it is rectangular. */
-function nestedShape(value: unknown, where: string): number[] {
+/** Deepest nesting read as a tensor: far beyond any real tensor, well within the stack. */
+export const MAX_RANK = 32;
+
+/**
+ * Reads nested arrays as a row-major tensor: the shape from the first element at each depth, every
+ * element through `element` (which checks and converts it), rejecting ragged arrays and absurd depth
+ * with messages that name the path. `reserve` is told the element count before anything is read.
+ */
+export function decodeNestedArray(
+  value: readonly unknown[],
+  field: string,
+  element: (v: unknown, path: string) => number,
+  reserve: (count: number) => void = () => {},
+): DenseLiteral {
   const shape: number[] = [];
-  let v = value;
-  while (Array.isArray(v)) {
+  for (let v: unknown = value; Array.isArray(v); v = v[0]) {
+    if (shape.length === MAX_RANK) throw invalid(`${field}: nested deeper than ${MAX_RANK} levels`, { field });
     shape.push(v.length);
     if (v.length === 0) break;
-    v = v[0];
   }
-  const check = (x: unknown, depth: number, path: string) => {
+  const size = sizeOf(shape);
+  reserve(size);
+  const data = new Float64Array(size);
+  let next = 0;
+  const walk = (v: unknown, depth: number, path: string): void => {
     if (depth === shape.length) {
-      if (typeof x !== "number") throw invalid(`${where}${path}: expected a number, got ${JSON.stringify(x)?.slice(0, 40)}`);
+      data[next++] = element(v, `${field}${path}`);
       return;
     }
-    if (!Array.isArray(x) || x.length !== shape[depth]) {
-      throw invalid(`${where}${path}: ragged nested array (expected ${shape[depth]} elements at depth ${depth})`);
+    if (!Array.isArray(v) || v.length !== shape[depth]) {
+      throw invalid(`${field}${path}: ragged nested array (expected ${shape[depth]} elements at depth ${depth})`, { field });
     }
-    x.forEach((y, i) => {
-      check(y, depth + 1, `${path}[${i}]`);
-    });
+    for (let i = 0; i < v.length; i++) walk(v[i], depth + 1, `${path}[${i}]`);
   };
-  check(value, 0, "");
-  return shape;
+  walk(value, 0, "");
+  return { shape, data };
+}
+
+function finiteConstant(v: unknown, path: string): number {
+  if (typeof v !== "number" || !Number.isFinite(v))
+    throw invalid(`${path}: a constant element must be a finite number, got ${JSON.stringify(v)?.slice(0, 40)}`);
+  return v;
 }
 
 /**
@@ -42,8 +61,7 @@ export function decodeConstantLiteral(value: unknown): DenseLiteral {
     shape = [];
     flat = [value];
   } else if (Array.isArray(value)) {
-    shape = nestedShape(value, "value");
-    flat = value.flat(Number.POSITIVE_INFINITY) as unknown[];
+    return decodeNestedArray(value, "value", finiteConstant);
   } else if (typeof value === "object" && value !== null && "shape" in value && "data" in value) {
     const v = value as { shape: unknown; data: unknown };
     if (!Array.isArray(v.shape) || !v.shape.every((d) => Number.isInteger(d) && d >= 0))
@@ -57,10 +75,6 @@ export function decodeConstantLiteral(value: unknown): DenseLiteral {
     throw invalid("a constant is a number, nested arrays of numbers, or {shape, data}");
   }
   const data = new Float64Array(flat.length);
-  for (let i = 0; i < flat.length; i++) {
-    const x = flat[i];
-    if (typeof x !== "number" || !Number.isFinite(x)) throw invalid(`constant element ${i} is not a finite number`);
-    data[i] = x;
-  }
+  for (let i = 0; i < flat.length; i++) data[i] = finiteConstant(flat[i], `value[${i}]`);
   return { shape, data };
 }

@@ -73,6 +73,12 @@ describe("the expression parser", () => {
     expect(lines[2]).toBe(`  ${" ".repeat(column - 1)}^`);
   });
 
+  it("refuses absurdly deep nesting with an error instead of exhausting the stack", () => {
+    expect(() => parseExpression(`${"(".repeat(20_000)}x${")".repeat(20_000)}`)).toThrow(/nests deeper than 500 levels at column 501/);
+    expect(() => parseExpression(`${"-".repeat(50_000)}x`)).toThrow(/nests deeper than 500 levels/);
+    expect(value(`${"(".repeat(400)}2${")".repeat(400)}`)).toBe(2);
+  });
+
   it("rejects a variable that is not declared, naming the declared ones", () => {
     expect(() => parseExpression("x + z", [{ name: "x" }, { name: "y" }])).toThrow(/unknown variable z; the declared inputs are x, y/);
   });
@@ -161,7 +167,7 @@ describe("JSON graphs", () => {
     const e = graphError({ inputs: ["x"], nodes: [{ id: "c", op: "const", value: "Infinity" }], outputs: ["c"] });
     expect(e.message).toMatch(/node c: a constant is a number/);
     expect(graphError({ inputs: ["x"], nodes: [{ id: "c", op: "const", value: [1, Number.NaN] }], outputs: ["c"] }).message).toMatch(
-      /node c: constant element 1 is not a finite number/,
+      /node c: value\[1\]: a constant element must be a finite number, got null/,
     );
     expect(
       graphError({ inputs: ["x"], nodes: [{ id: "p", op: "mul", args: ["x", Number.POSITIVE_INFINITY] }], outputs: ["p"] }).message,

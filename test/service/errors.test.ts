@@ -224,3 +224,27 @@ describe("every error class, with its status and a message that names the fault"
     expect(frame).toMatchObject({ status: 400, field: "adjoint-header-length" });
   });
 });
+
+describe("hostile nesting", () => {
+  it("answers 400 for arrays nested absurdly deep, and stays up", async () => {
+    const s = await startTestServer();
+    try {
+      let deep = "1";
+      for (let i = 0; i < 100_000; i++) deep = `[${deep}]`;
+      for (const body of [
+        `{"function": {"expression": "sum(x)", "inputs": [{"name": "x", "shape": [1]}]}, "point": {"x": ${deep}}}`,
+        `{"function": {"graph": {"inputs": ["x"], "nodes": [{"id": "c", "op": "const", "value": ${deep}}], "outputs": ["c"]}}, "point": {"x": 1}}`,
+        `{"function": {"expression": "${"(".repeat(5000)}x${")".repeat(5000)}"}, "point": {"x": 1}}`,
+      ]) {
+        const r = await fetch(`${s.base}/v1/differentiate`, { method: "POST", headers: { "content-type": "application/json" }, body });
+        expect(r.status).toBe(400);
+        expect(((await r.json()) as { detail: string }).detail).toMatch(
+          /nested deeper than 32 levels|nests deeper than 500 levels|nested too deeply/,
+        );
+      }
+      expect((await fetch(`${s.base}/healthz`)).status).toBe(200);
+    } finally {
+      await s.close();
+    }
+  });
+});
