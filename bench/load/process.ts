@@ -1,0 +1,66 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { openSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface Started {
+  readonly child: ChildProcess;
+  readonly httpPort: number;
+  readonly grpcPort: number;
+  /** The file its stdout (the JSON log) goes to. */
+  readonly log: string;
+}
+
+/**
+ * Starts a server process with its stdout in a log file and waits for the JSON line containing
+ * `banner` (`adjoint is serving` for the service), resolving to the ports that line announces.
+ */
+export async function startProcess(
+  command: string,
+  args: readonly string[],
+  banner: string,
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+): Promise<Started> {
+  const log = join(tmpdir(), `adjoint-${banner.split(" ")[0]}-${process.pid}-${Date.now()}.log`);
+  const fd = openSync(log, "w");
+  const child = spawn(command, [...args], { stdio: ["ignore", fd, "inherit"], env: options.env ?? process.env, cwd: options.cwd });
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    const line = readFileSync(log, "utf8")
+      .split("\n")
+      .find((l) => l.includes(banner));
+    if (line) return { child, log, ...(JSON.parse(line) as { httpPort: number; grpcPort: number }) };
+    if (child.exitCode !== null || child.signalCode !== null) break;
+  }
+  child.kill("SIGKILL");
+  throw new Error(`${command} ${args.join(" ")} did not start (see ${log}):\n${readFileSync(log, "utf8").slice(-2000)}`);
+}
+
+/** Sends SIGTERM and resolves to the exit code once the process is gone (SIGKILL after `graceMs`). */
+export function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+/** Resident memory of a process in bytes (Linux /proc; `ps` elsewhere); undefined once it is gone. */
+export function residentBytes(pid: number): number | undefined {
+  try {
+    const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    if (kb) return Number(kb[1]) * 1024;
+  } catch {
+    // not Linux, or gone
+  }
+  try {
+    return Number(execFileSync("ps", ["-o", "rss=", "-p", String(pid)], { encoding: "utf8" }).trim()) * 1024;
+  } catch {
+    return undefined;
+  }
+}
