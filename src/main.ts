@@ -48,7 +48,13 @@ export async function startAdjoint(config: ServiceConfig, logger?: Logger): Prom
   await http.listen({ host: config.host, port: config.httpPort });
   const httpPort = (http.server.address() as { port: number }).port;
 
-  const { server: grpcServer, health } = buildGrpcServer({ service, metrics, logger: log, maxMessage: config.grpcMaxMessage });
+  const { server: grpcServer, health } = buildGrpcServer({
+    service,
+    metrics,
+    logger: log,
+    maxMessage: config.grpcMaxMessage,
+    maxConnectionAgeMs: config.grpcMaxConnectionAgeMs,
+  });
   const grpcPort = await bindGrpc(grpcServer, config.host, config.grpcPort);
   setServing(health, service.ready);
   log.info({ httpPort, grpcPort, workers: config.workers }, "adjoint is serving");

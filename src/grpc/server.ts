@@ -25,6 +25,8 @@ export interface GrpcServerOptions {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly maxMessage: number;
+  /** Close connections after this long (0 or absent: never). */
+  readonly maxConnectionAgeMs?: number;
 }
 
 type ServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
@@ -73,6 +75,9 @@ export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Serv
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxMessage,
     "grpc.max_send_message_length": options.maxMessage,
+    ...(options.maxConnectionAgeMs
+      ? { "grpc.max_connection_age_ms": options.maxConnectionAgeMs, "grpc.max_connection_age_grace_ms": 30_000 }
+      : {}),
   });
 
   const finish = (method: string, log: Logger, started: number, error?: AdjointError, cause?: unknown) => {

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 
@@ -15,6 +16,8 @@ export interface ServiceConfig {
   bodyLimit: number;
   /** Largest gRPC message received or sent, in bytes. */
   grpcMaxMessage: number;
+  /** Close gRPC connections after this long (0: never), so that clients balancing across replicas see new ones. */
+  grpcMaxConnectionAgeMs: number;
   /** Most nodes in one function's graph (after parsing). */
   maxNodes: number;
   /** Most elements in one request's tensors (all inputs of all points together). */
@@ -55,8 +58,23 @@ interface Setting {
   readonly kind: "int" | "string";
 }
 
-function defaultWorkers(): number {
-  return Math.max(1, availableParallelism());
+/**
+ * One worker per CPU the process may use: the container's CPU limit where there is one (cgroup v2
+ * `cpu.max`, e.g. "200000 100000" is two CPUs), since Node's count is the host's.
+ */
+export function defaultWorkers(cpuMax = readCpuMax()): number {
+  const cpus = availableParallelism();
+  const [quota, period] = (cpuMax ?? "").trim().split(/\s+/);
+  const limit = quota !== undefined && quota !== "max" && Number(period) > 0 ? Math.ceil(Number(quota) / Number(period)) : Number.NaN;
+  return Math.max(1, Number.isFinite(limit) && limit > 0 ? Math.min(cpus, limit) : cpus);
+}
+
+function readCpuMax(): string | undefined {
+  try {
+    return readFileSync("/sys/fs/cgroup/cpu.max", "utf8");
+  } catch {
+    return undefined;
+  }
 }
 
 export const SETTINGS: readonly Setting[] = [
@@ -78,6 +96,14 @@ export const SETTINGS: readonly Setting[] = [
     kind: "int",
     fallback: () => 16 * 1024 * 1024,
     doc: "largest gRPC message received or sent, bytes",
+  },
+  {
+    key: "grpcMaxConnectionAgeMs",
+    env: "ADJOINT_GRPC_MAX_CONNECTION_AGE_MS",
+    flag: "grpc-max-connection-age-ms",
+    kind: "int",
+    fallback: () => 0,
+    doc: "close gRPC connections after this long, ms (0: never); lets client-side balancing see new replicas",
   },
   { key: "maxNodes", env: "ADJOINT_MAX_NODES", flag: "max-nodes", kind: "int", fallback: () => 100_000, doc: "most nodes in one function" },
   {
@@ -169,7 +195,14 @@ function parseSetting(s: Setting, raw: string, source: string): string | number 
   if (s.kind === "string") return raw;
   const n = Number(raw);
   const min =
-    s.key === "httpPort" || s.key === "grpcPort" || s.key === "drainMs" || s.key === "shardMinUs" || s.key === "inlineBudgetUs" ? 0 : 1;
+    s.key === "httpPort" ||
+    s.key === "grpcPort" ||
+    s.key === "drainMs" ||
+    s.key === "shardMinUs" ||
+    s.key === "inlineBudgetUs" ||
+    s.key === "grpcMaxConnectionAgeMs"
+      ? 0
+      : 1;
   if (!Number.isInteger(n) || n < min) throw new ConfigError(`${source}: expected an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
   return n;
 }

@@ -248,3 +248,15 @@ describe("hostile nesting", () => {
     }
   });
 });
+
+describe("defaults from the environment", () => {
+  it("take one worker per CPU the container may use", async () => {
+    const { defaultWorkers } = await import("../../src/service/config.js");
+    const { availableParallelism } = await import("node:os");
+    expect(defaultWorkers("max 100000")).toBe(availableParallelism());
+    expect(defaultWorkers("50000 100000")).toBe(1);
+    expect(defaultWorkers("100000 100000\n")).toBe(1);
+    expect(defaultWorkers(`${100000 * 64} 100000`)).toBe(availableParallelism());
+    expect(defaultWorkers(undefined)).toBe(availableParallelism());
+  });
+});
