@@ -20,7 +20,7 @@
  */
 import { MATMUL_SMALL_WORK, type MatmulBackend, matmul } from "./matmul.js";
 import { align64, defaultWasmGemm, WASM_STAGING_LIMIT, wasmGemmAvailable } from "./matmul-wasm.js";
-import { checkDim, checkSameType, checkSpan, type FloatArray, KernelArgumentError } from "./types.js";
+import { checkDim, checkSameType, checkSpan, type FloatArray, KernelArgumentError, optionalDim } from "./types.js";
 
 export interface Conv2dGeometry {
   batch: number;
@@ -79,12 +79,6 @@ interface Geometry {
   direct: boolean;
 }
 
-function dim(v: number | undefined, fallback: number, name: string, min: number): number {
-  if (v === undefined) return fallback;
-  checkDim(v, `conv2d ${name}`, min);
-  return v;
-}
-
 function resolve(g: Conv2dGeometry): Geometry {
   checkDim(g.batch, "conv2d batch");
   checkDim(g.inChannels, "conv2d inChannels");
@@ -93,14 +87,14 @@ function resolve(g: Conv2dGeometry): Geometry {
   checkDim(g.outChannels, "conv2d outChannels");
   checkDim(g.kernelHeight, "conv2d kernelHeight", 1);
   checkDim(g.kernelWidth, "conv2d kernelWidth", 1);
-  const sh = dim(g.strideH, 1, "strideH", 1);
-  const sw = dim(g.strideW, 1, "strideW", 1);
-  const pt = dim(g.padTop, 0, "padTop", 0);
-  const pb = dim(g.padBottom, 0, "padBottom", 0);
-  const pl = dim(g.padLeft, 0, "padLeft", 0);
-  const pr = dim(g.padRight, 0, "padRight", 0);
-  const dh = dim(g.dilationH, 1, "dilationH", 1);
-  const dw = dim(g.dilationW, 1, "dilationW", 1);
+  const sh = optionalDim(g.strideH, 1, "conv2d strideH", 1);
+  const sw = optionalDim(g.strideW, 1, "conv2d strideW", 1);
+  const pt = optionalDim(g.padTop, 0, "conv2d padTop", 0);
+  const pb = optionalDim(g.padBottom, 0, "conv2d padBottom", 0);
+  const pl = optionalDim(g.padLeft, 0, "conv2d padLeft", 0);
+  const pr = optionalDim(g.padRight, 0, "conv2d padRight", 0);
+  const dh = optionalDim(g.dilationH, 1, "conv2d dilationH", 1);
+  const dw = optionalDim(g.dilationW, 1, "conv2d dilationW", 1);
   const KH = g.kernelHeight;
   const KW = g.kernelWidth;
   const spanH = g.inHeight + pt + pb - dh * (KH - 1);

@@ -14,7 +14,7 @@
  * element inside the input (possible only when padding is at least the kernel) yields −∞ for max
  * pooling, 0 for average pooling without countIncludePad, and receives no gradient.
  */
-import { checkDim, checkSameType, checkSpan, type FloatArray, KernelArgumentError } from "./types.js";
+import { checkDim, checkSameType, checkSpan, type FloatArray, KernelArgumentError, optionalDim } from "./types.js";
 
 export interface Pool2dGeometry {
   batch: number;
@@ -57,12 +57,6 @@ interface Geometry {
   OW: number;
 }
 
-function dim(v: number | undefined, fallback: number, name: string, min: number): number {
-  if (v === undefined) return fallback;
-  checkDim(v, `pool2d ${name}`, min);
-  return v;
-}
-
 function resolve(g: Pool2dGeometry): Geometry {
   checkDim(g.batch, "pool2d batch");
   checkDim(g.channels, "pool2d channels");
@@ -72,12 +66,12 @@ function resolve(g: Pool2dGeometry): Geometry {
   checkDim(g.kernelWidth, "pool2d kernelWidth", 1);
   const KH = g.kernelHeight;
   const KW = g.kernelWidth;
-  const sh = dim(g.strideH, KH, "strideH", 1);
-  const sw = dim(g.strideW, KW, "strideW", 1);
-  const pt = dim(g.padTop, 0, "padTop", 0);
-  const pb = dim(g.padBottom, 0, "padBottom", 0);
-  const pl = dim(g.padLeft, 0, "padLeft", 0);
-  const pr = dim(g.padRight, 0, "padRight", 0);
+  const sh = optionalDim(g.strideH, KH, "pool2d strideH", 1);
+  const sw = optionalDim(g.strideW, KW, "pool2d strideW", 1);
+  const pt = optionalDim(g.padTop, 0, "pool2d padTop", 0);
+  const pb = optionalDim(g.padBottom, 0, "pool2d padBottom", 0);
+  const pl = optionalDim(g.padLeft, 0, "pool2d padLeft", 0);
+  const pr = optionalDim(g.padRight, 0, "pool2d padRight", 0);
   const spanH = g.inHeight + pt + pb - KH;
   const spanW = g.inWidth + pl + pr - KW;
   if (spanH < 0 || spanW < 0) {

@@ -21,6 +21,13 @@ export function checkDim(value: number, name: string, min = 0): void {
   }
 }
 
+/** An optional geometry field: its default when absent, else checked like checkDim. */
+export function optionalDim(value: number | undefined, fallback: number, name: string, min: number): number {
+  if (value === undefined) return fallback;
+  checkDim(value, name, min);
+  return value;
+}
+
 export function checkSameType(arrays: readonly FloatArray[], what: string): void {
   const first = arrays[0];
   const f64 = first instanceof Float64Array;
