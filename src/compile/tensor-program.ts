@@ -38,7 +38,7 @@ interface BufferPlan {
 /** A unit of work before loop nests are formed. */
 type Task =
   | { readonly kind: "loop"; readonly node: number; readonly shape: Shape; readonly members: readonly number[] }
-  | { readonly kind: "copy"; readonly node: number; readonly shape: Shape; readonly from: Location }
+  | { readonly kind: "copy"; readonly node: number; readonly shape: Shape; readonly from: Location; readonly target: BufferLocation }
   | { readonly kind: "kernel"; readonly node: number; readonly args: readonly BufferLocation[]; readonly kernel: TensorKernel }
   | { readonly kind: "const"; readonly node: number; readonly data: Float64Array };
 
@@ -152,22 +152,32 @@ export class TensorProgram {
     const plans: BufferPlan[] = [];
     const locations: (Location | undefined)[] = new Array(n);
     const tasks: Task[] = [];
-    const ownBuffer = (id: number, dtype: "float" | "int" = nodes[id].dtype) => {
+    /** Contiguous copies of nodes whose own location is a view or a literal, for the readers that need one. */
+    const copies: (BufferLocation | undefined)[] = new Array(n);
+    const newBuffer = (id: number, dtype: "float" | "int" = nodes[id].dtype): BufferLocation => {
       plans.push({ size: sizeOf(nodes[id].shape), dtype, pinned: kept[id] === 1, used: false, first: Number.POSITIVE_INFINITY, last: -1 });
-      const loc: BufferLocation = { kind: "buffer", buffer: plans.length - 1, offset: 0, strides: rowMajor(nodes[id].shape) };
+      return { kind: "buffer", buffer: plans.length - 1, offset: 0, strides: rowMajor(nodes[id].shape) };
+    };
+    const ownBuffer = (id: number, dtype: "float" | "int" = nodes[id].dtype) => {
+      const loc = newBuffer(id, dtype);
       locations[id] = loc;
       return loc;
     };
-    /** Copies what `id` reads into a fresh contiguous buffer of its own. */
-    const materialize = (id: number): BufferLocation => {
-      const from = locations[id] as Location;
-      const loc = ownBuffer(id, "float");
-      tasks.push({ kind: "copy", node: id, shape: nodes[id].shape, from });
-      return loc;
-    };
+    /**
+     * A node's value as a plain row-major array: its own location when it is one, else a copy made
+     * here, at this point of the program. The node's location stays as it was, so readers planned
+     * earlier still read it where it was then.
+     */
     const contiguous = (id: number): BufferLocation => {
       const loc = locations[id] as Location;
-      return loc.kind === "buffer" && isContiguous(nodes[id].shape, loc) ? loc : materialize(id);
+      if (loc.kind === "buffer" && isContiguous(nodes[id].shape, loc)) return loc;
+      let copy = copies[id];
+      if (!copy) {
+        copy = newBuffer(id, "float");
+        copies[id] = copy;
+        tasks.push({ kind: "copy", node: id, shape: nodes[id].shape, from: loc, target: copy });
+      }
+      return copy;
     };
 
     for (let id = 0; id < n; id++) {
@@ -183,7 +193,7 @@ export class TensorProgram {
         }
       } else if (def?.view || (node.op === "pad" && (node.attrs as { interior: number[] }).interior.every((s) => s === 0))) {
         locations[id] = this.viewOf(node, def as OpDef, locations[node.args[0]] as Location, nodes[node.args[0]].shape, () =>
-          materialize(node.args[0]),
+          contiguous(node.args[0]),
         );
         if (kept[id]) contiguous(id);
       } else if (group[id] >= 0) {
@@ -202,9 +212,12 @@ export class TensorProgram {
     }
     for (const o of outputs) contiguous(o);
     for (let id = 0; id < n; id++) {
-      const loc = locations[id];
-      if (kept[id] && loc?.kind === "buffer") plans[loc.buffer].pinned = true;
+      if (!kept[id]) continue;
+      const loc = copies[id] ?? locations[id];
+      if (loc?.kind === "buffer") plans[loc.buffer].pinned = true;
     }
+    const writtenBy = (task: Task): number | undefined =>
+      task.kind === "copy" ? task.target.buffer : (locations[task.node] as BufferLocation | undefined)?.buffer;
 
     // Horizontal fusion: consecutive loops over one index space become one nest, as long as each
     // reads what an earlier loop of the nest writes only at the same index (then it is a register).
@@ -217,11 +230,10 @@ export class TensorProgram {
       const iterable = task.kind === "loop" || task.kind === "copy";
       let join = false;
       if (iterable && head && (head.kind === "loop" || head.kind === "copy") && sameShape(head.shape, task.shape)) {
-        join = this.readsOf(task, nodes, group, locations).every(({ node, access }) => {
-          const loc = locations[node];
-          if (loc?.kind !== "buffer" || writerNest.get(loc.buffer) !== nests.length - 1) return true;
+        join = this.readsOf(task, nodes, group, locations).every(({ buffer, access }) => {
+          if (writerNest.get(buffer) !== nests.length - 1) return true;
           // Written in this nest: only a read at the same index of a finished elementwise value will do.
-          const writer = current.map((k) => tasks[k]).find((w) => (locations[w.node] as BufferLocation | undefined)?.buffer === loc.buffer);
+          const writer = current.map((k) => tasks[k]).find((w) => writtenBy(w) === buffer);
           const elementwise = writer !== undefined && (writer.kind === "copy" || (writer.kind === "loop" && !isReduce(writer.node)));
           return elementwise && sameAccess(access, identity(task.shape), task.shape);
         });
@@ -229,26 +241,24 @@ export class TensorProgram {
       if (join) current.push(t);
       else nests.push([t]);
       nestOf[t] = nests.length - 1;
-      const written = locations[task.node];
-      if (written?.kind === "buffer") writerNest.set(written.buffer, nests.length - 1);
+      const written = writtenBy(task);
+      if (written !== undefined) writerNest.set(written, nests.length - 1);
     });
 
     // A sum of shifted, zero-padded values (what the reverse of slicing produces) is written by
     // accumulation from the nest that computes those values, instead of storing them for a later pass.
-    const scatters = this.planScatters(tasks, nests, writerNest, nodes, defs, group, locations);
+    const scatters = this.planScatters(tasks, nests, writerNest, nodes, defs, group, locations, writtenBy);
 
     // Lifetimes at nest granularity; a buffer read only inside its writer's nest is never stored.
     nests.forEach((nest, s) => {
       for (const scatter of scatters.get(s) ?? []) plans[scatter.target].first = Math.min(plans[scatter.target].first, s);
       for (const t of nest) {
-        const w = locations[tasks[t].node];
-        if (w?.kind === "buffer") plans[w.buffer].first = Math.min(plans[w.buffer].first, s);
-        for (const { node } of this.readsOf(tasks[t], nodes, group, locations)) {
-          const loc = locations[node];
-          if (loc?.kind !== "buffer") continue;
-          const plan = plans[loc.buffer];
+        const w = writtenBy(tasks[t]);
+        if (w !== undefined) plans[w].first = Math.min(plans[w].first, s);
+        for (const { buffer } of this.readsOf(tasks[t], nodes, group, locations)) {
+          const plan = plans[buffer];
           plan.last = Math.max(plan.last, s);
-          if (writerNest.get(loc.buffer) !== s) plan.used = true;
+          if (writerNest.get(buffer) !== s) plan.used = true;
         }
       }
     });
@@ -257,7 +267,7 @@ export class TensorProgram {
     const { arena, views } = allocate(plans, float32);
     this.arena = arena;
     this.buffers = views;
-    this.locations = locations;
+    this.locations = locations.map((loc, id) => copies[id] ?? loc);
     this.steps = [];
     this.stepLabels = [];
     nests.forEach((nest, s) => {
@@ -372,11 +382,12 @@ export class TensorProgram {
 
   /** The location of a view op's result, copying the operand first when no strided view expresses it. */
   private viewOf(node: IrNode, def: OpDef, from: Location, argShape: Shape, copy: () => BufferLocation): Location {
-    if (from.kind === "literal") return from;
     if (node.op === "pad") {
-      // Zero padding read in place: shift the window and bound it.
+      // Zero padding read in place: shift the window and bound it. Padding a constant with itself
+      // changes nothing; with another value it needs the constant stored, to have a window.
       const { before, value } = node.attrs as { before: number[]; value: number };
-      const base = from.bounds ? copy() : from;
+      if (from.kind === "literal" && Object.is(from.value, value)) return from;
+      const base = from.kind === "literal" || from.bounds ? copy() : from;
       let offset = base.offset;
       before.forEach((b, i) => {
         offset -= b * base.strides[i];
@@ -390,6 +401,8 @@ export class TensorProgram {
         fill: value,
       };
     }
+    // Re-indexing a constant gives the same constant everywhere.
+    if (from.kind === "literal") return from;
     const view = def.view as NonNullable<OpDef["view"]>;
     const mapped = from.bounds ? undefined : view(argShape, node.attrs, from);
     if (mapped) return { kind: "buffer", buffer: from.buffer, ...mapped };
@@ -410,6 +423,7 @@ export class TensorProgram {
     defs: readonly (OpDef | undefined)[],
     group: Int32Array,
     locations: readonly (Location | undefined)[],
+    writtenBy: (task: Task) => number | undefined,
   ): Map<number, Scatter[]> {
     const scatters = new Map<number, Scatter[]>();
     nests.forEach((nest, s) => {
@@ -432,7 +446,7 @@ export class TensorProgram {
         const at = writerNest.get(loc.buffer);
         if (at === undefined || at >= s || (source !== undefined && at !== source)) return;
         source = at;
-        const writer = nests[at].map((t) => tasks[t]).find((w) => (locations[w.node] as BufferLocation | undefined)?.buffer === loc.buffer);
+        const writer = nests[at].map((t) => tasks[t]).find((w) => writtenBy(w) === loc.buffer);
         if (!writer || (writer.kind !== "loop" && writer.kind !== "copy") || (writer.kind === "loop" && defs[writer.node]?.reduce)) return;
         const inner = (tasks[nests[at][0]] as { shape: Shape }).shape;
         if (inner.length !== task.shape.length || (loc.fill ?? 0) !== 0) return;
@@ -446,7 +460,7 @@ export class TensorProgram {
         );
         const offset = before.reduce((acc, b, d) => acc - b * strides[d], 0);
         if (!fits || loc.offset !== offset) return;
-        const target = (locations[task.node] as BufferLocation).buffer;
+        const target = writtenBy(task) as number;
         planned.push({
           source: loc.buffer,
           target,
@@ -460,36 +474,32 @@ export class TensorProgram {
     return scatters;
   }
 
-  /** The nodes a task reads from outside itself, and how (over the task's index space). */
+  /** The buffers a task reads from outside itself, and how (over the task's index space). */
   private readsOf(
     task: Task,
     nodes: readonly IrNode[],
     group: Int32Array,
     locations: readonly (Location | undefined)[],
-  ): { node: number; access: Access }[] {
-    const reads: { node: number; access: Access }[] = [];
-    const add = (a: number, shape: Shape) => {
-      const loc = locations[a];
-      if (loc?.kind === "buffer") reads.push({ node: a, access: accessOver(nodes[a].shape, loc, shape) });
-    };
+  ): { buffer: number; access: Access }[] {
+    const reads: { buffer: number; access: Access }[] = [];
     if (task.kind === "loop") {
       const g = group[task.node];
-      for (const m of task.members) for (const a of nodes[m].args) if (group[a] !== g) add(a, task.shape);
+      for (const m of task.members) {
+        for (const a of nodes[m].args) {
+          const loc = locations[a];
+          if (group[a] !== g && loc?.kind === "buffer")
+            reads.push({ buffer: loc.buffer, access: accessOver(nodes[a].shape, loc, task.shape) });
+        }
+      }
     } else if (task.kind === "copy") {
-      if (task.from.kind === "buffer") reads.push({ node: -1, access: accessOver(task.shape, task.from, task.shape) });
+      if (task.from.kind === "buffer") reads.push({ buffer: task.from.buffer, access: accessOver(task.shape, task.from, task.shape) });
     } else if (task.kind === "kernel") {
-      for (const a of nodes[task.node].args) add(a, nodes[a].shape);
+      task.args.forEach((loc, k) => {
+        const shape = nodes[nodes[task.node].args[k]].shape;
+        reads.push({ buffer: loc.buffer, access: accessOver(shape, loc, shape) });
+      });
     }
-    // A copy's source is a window, not a node: report it under any node stored in that buffer.
-    return reads.map((r) =>
-      r.node === -1 && task.kind === "copy" && task.from.kind === "buffer"
-        ? { node: this.nodeInBuffer(locations, task.from.buffer), access: r.access }
-        : r,
-    );
-  }
-
-  private nodeInBuffer(locations: readonly (Location | undefined)[], buffer: number): number {
-    return locations.findIndex((l) => l?.kind === "buffer" && l.buffer === buffer);
+    return reads;
   }
 
   /** One loop for a nest of tasks: every member computed once per index, stores only where needed. */
@@ -526,7 +536,7 @@ export class TensorProgram {
       return `a${k}`;
     };
     for (const task of tasks) {
-      const target = locations[task.node] as BufferLocation;
+      const target = task.kind === "copy" ? task.target : (locations[task.node] as BufferLocation);
       let value: string;
       let reduce: LoopOutput["reduce"];
       let access: Access = { offset: 0, strides: rowMajor(nodes[task.node].shape) };
