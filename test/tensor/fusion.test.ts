@@ -81,8 +81,15 @@ function randomGraph(steps: readonly Step[]): Graph {
   return b.build([{ name: "f", node: total }]);
 }
 
-function run(graph: Graph, results: readonly number[], keepAll: boolean, x: Float64Array, y: Float64Array): Float64Array[] {
-  const p = compileProgram(graph, results, { keepAll });
+function run(
+  graph: Graph,
+  results: readonly number[],
+  keepAll: boolean,
+  x: Float64Array,
+  y: Float64Array,
+  precision: "float64" | "float32" = "float64",
+): Float64Array[] {
+  const p = compileProgram(graph, results, { keepAll, precision });
   p.setInput(0, x);
   p.setInput(1, y);
   p.run();
@@ -105,16 +112,20 @@ describe("fused tensor programs", () => {
           const next = rng(seed);
           const x = Float64Array.from({ length: N }, () => next() * 2 - 1);
           const y = Float64Array.from({ length: N }, () => next() * 2 - 1);
-          const fused = run(r.graph, results, false, x, y);
-          const plain = run(r.graph, results, true, x, y);
-          fused.forEach((values, k) => {
-            values.forEach((v, i) => {
-              const want = plain[k][i];
-              expect(Math.abs(v - want), `result ${k}[${i}]: fused ${v}, unfused ${want}`).toBeLessThanOrEqual(
-                1e-12 * (1 + Math.abs(want)),
-              );
+          for (const [precision, tolerance] of [
+            ["float64", 1e-12],
+            ["float32", 1e-5],
+          ] as const) {
+            const fused = run(r.graph, results, false, x, y, precision);
+            const plain = run(r.graph, results, true, x, y, precision);
+            fused.forEach((values, k) => {
+              values.forEach((v, i) => {
+                const want = plain[k][i];
+                const where = `${precision} result ${k}[${i}]: fused ${v}, unfused ${want}`;
+                expect(Math.abs(v - want), where).toBeLessThanOrEqual(tolerance * (1 + Math.abs(want)));
+              });
             });
-          });
+          }
         },
       ),
       { numRuns: 300, seed: 42 },
