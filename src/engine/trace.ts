@@ -1,5 +1,4 @@
 import type { Graph } from "../ir/graph.js";
-import type { MaybeNode } from "../ops/types.js";
 
 /** One row of the textbook evaluation trace: uᵢ = op(operands), with its adjoint ūᵢ or tangent u̇ᵢ. */
 export interface TraceRow {
@@ -83,12 +82,4 @@ export function buildTrace(primal: Graph, mode: Trace["mode"], read: NodeReader,
     trace.seed = { id: labels[out], adjoint: derivative(out) };
   }
   return trace;
-}
-
-/** Reads a node's derivative through the transform's table; identically zero derivatives read as 0. */
-export function derivativeReader(derivatives: readonly MaybeNode[], read: (node: number) => number): (node: number) => number {
-  return (node) => {
-    const d = derivatives[node];
-    return d === null ? 0 : read(d);
-  };
 }

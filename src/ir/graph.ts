@@ -54,10 +54,6 @@ export class Graph {
   }
 }
 
-export function isSource(node: IrNode): boolean {
-  return node.op === "input" || node.op === "const";
-}
-
 /** Stable JSON with sorted keys, for hashing and keying attributes. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== "object") {

@@ -1,9 +1,8 @@
-import { createHash } from "node:crypto";
 import { AdjointError, invalid } from "../errors.js";
 import type { Shape } from "../ops/types.js";
 import { formatShape, sizeOf } from "../tensor/shape.js";
 import { GraphBuilder } from "./builder.js";
-import { canonicalJson, type Graph } from "./graph.js";
+import type { Graph } from "./graph.js";
 
 /**
  * Sequential models (schema: docs/model.schema.json). A model compiles to the same graph IR as any
@@ -194,11 +193,6 @@ export function compileModel(model: ModelDefinition, batch: number): CompiledMod
     throw e;
   }
   return { graph: b.build([{ name: "loss", node: lossNode }]), parameters, data: { x: xShape, y: yShape, yType } };
-}
-
-/** The id of a model definition, independent of the batch size it is later called with. */
-export function modelHash(model: ModelDefinition): string {
-  return `model_${createHash("sha256").update(canonicalJson(model)).digest("hex").slice(0, 32)}`;
 }
 
 /**
