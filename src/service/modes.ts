@@ -264,5 +264,8 @@ function makePlan(fn: CompiledFunction, input: DifferentiateInput, defaultWrt?: 
     precision: input.precision,
     allowNonFinite: input.allowNonFinite ?? false,
   };
-  return { mode, plan: spec.plan(fn, input, base) };
+  const plan = spec.plan(fn, input, base);
+  // The service's decoder enforces the non-finite policy on every input, tangent and cotangent, once;
+  // the engine need not scan the same values again. (Results are checked by the service as well.)
+  return { mode, plan: { ...plan, request: { ...plan.request, allowNonFinite: true } } };
 }

@@ -138,7 +138,7 @@ export class AdjointService {
       const shards = this.shardsFor(entry, plan, cost);
       if (shards > 1) return { ...head, result: await this.runSharded(entry, input, point, shards, cost, ctx, deadline) };
       const batch = this.allocate(entry, plan, 1, true);
-      writePoint(batch.layout, batch.inputs, 0, entry.fn.pointValues(point, allowNonFinite));
+      writePoint(batch.layout, batch.inputs, 0, checkedPoint(entry, point));
       const extras = await this.runOnPool(entry, batch, cost, ctx, deadline);
       return { ...head, result: rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, () => "point", plan.annotations)[0] };
     }
@@ -203,7 +203,7 @@ export class AdjointService {
         const { plan } = planMode(shard.fn, input, shard.plans, shard.defaultWrt);
         const values = { ...point, x: rowsSlice(point.x, start, end, "x"), y: rowsSlice(point.y, start, end, "y") };
         const batch = this.allocate(shard, plan, 1, true);
-        writePoint(batch.layout, batch.inputs, 0, shard.fn.pointValues(values, allowNonFinite));
+        writePoint(batch.layout, batch.inputs, 0, checkedPoint(shard, values));
         const extras = await this.runOnPool(shard, batch, cost / shards, ctx, deadline);
         return {
           weight: (end - start) / total,
@@ -300,7 +300,7 @@ export class AdjointService {
   private fillFromPoints(entry: FunctionEntry, points: readonly NamedValues[], batch: Batch, decode: DecodeContext): void {
     for (let i = 0; i < points.length; i++) {
       const field = `points[${i}]`;
-      const values = entry.fn.pointValues(decodeValues(points[i], field, decode), decode.allowNonFinite, field);
+      const values = checkedPoint(entry, decodeValues(points[i], field, decode), field);
       writePoint(batch.layout, batch.inputs, i, values);
     }
   }
@@ -577,4 +577,12 @@ function combineWeighted(parts: readonly { weight: number; row: ResultRow }[]): 
     }
   }
   return { ...first.row, ...sum } as ResultRow;
+}
+
+/**
+ * A decoded point in input order, its names, shapes and types checked by the engine. Finiteness is
+ * not checked again: the decoder already enforced the request's policy.
+ */
+function checkedPoint(entry: FunctionEntry, point: Record<string, Value>, field = "point") {
+  return entry.fn.pointValues(point, true, field);
 }
