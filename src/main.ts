@@ -4,7 +4,9 @@ import type { FastifyInstance } from "fastify";
 import { type Logger, pino } from "pino";
 import { bindGrpc, buildGrpcServer, setServing } from "./grpc/server.js";
 import { buildHttpServer } from "./http/server.js";
+import { MemorySteward } from "./runtime/memory.js";
 import { WorkerPool } from "./runtime/pool.js";
+import { Admission } from "./service/admission.js";
 import { ConfigError, configHelp, loadConfig, type ServiceConfig } from "./service/config.js";
 import { Metrics } from "./service/metrics.js";
 import { AdjointService } from "./service/service.js";
@@ -39,12 +41,35 @@ function stdoutLogger(level: string): { logger: Logger; flush: () => void } {
 /** Starts the service: the pool, then HTTP and gRPC, then readiness. */
 export async function startAdjoint(config: ServiceConfig, logger?: Logger): Promise<RunningAdjoint> {
   const log = logger ?? pino({ level: config.logLevel, base: { service: "adjoint" } });
-  const pool = new WorkerPool({ workers: config.workers, queueSize: config.queueSize, cacheSize: config.cacheSize });
+  const pool = new WorkerPool({
+    workers: config.workers,
+    queueSize: config.queueSize,
+    cacheSize: config.cacheSize,
+    cacheBytes: config.workerCacheBytes,
+    // Half the time limit of queued work per worker: what is admitted starts with half its time left.
+    maxQueuedUs: config.workers * config.timeLimitMs * 500,
+  });
   const metrics = new Metrics(() => pool);
+  const admission = (transport: "http" | "grpc") => {
+    const a = new Admission(transport, config, (reason) => metrics.shedRequest(transport, reason));
+    metrics.trackAdmission(a);
+    return a;
+  };
+  const httpAdmission = admission("http");
+  const grpcAdmission = admission("grpc");
   const service = new AdjointService(config, pool, metrics);
   await service.start();
 
-  const http = await buildHttpServer({ service, metrics, logger: log, bodyLimit: config.bodyLimit });
+  const http = await buildHttpServer({
+    service,
+    metrics,
+    logger: log,
+    bodyLimit: config.bodyLimit,
+    admission: httpAdmission,
+    requestTimeoutMs: config.bodyTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+  });
   await http.listen({ host: config.host, port: config.httpPort });
   const httpPort = (http.server.address() as { port: number }).port;
 
@@ -54,9 +79,12 @@ export async function startAdjoint(config: ServiceConfig, logger?: Logger): Prom
     logger: log,
     maxMessage: config.grpcMaxMessage,
     maxConnectionAgeMs: config.grpcMaxConnectionAgeMs,
+    maxStreams: config.grpcMaxStreams,
+    admission: grpcAdmission,
   });
   const grpcPort = await bindGrpc(grpcServer, config.host, config.grpcPort);
   setServing(health, service.ready);
+  const steward = new MemorySteward(() => httpAdmission.requests === 0 && grpcAdmission.requests === 0).start();
   log.info({ httpPort, grpcPort, workers: config.workers }, "adjoint is serving");
 
   let closing: Promise<void> | undefined;
@@ -69,6 +97,8 @@ export async function startAdjoint(config: ServiceConfig, logger?: Logger): Prom
       if (config.drainMs > 0) await new Promise((r) => setTimeout(r, config.drainMs));
       await Promise.all([http.close(), new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()))]);
       await service.close();
+      steward.stop();
+      metrics.close();
       log.info("adjoint stopped");
     })();
     return closing;

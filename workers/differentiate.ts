@@ -1,15 +1,48 @@
+import { getHeapStatistics } from "node:v8";
 import { workerData } from "node:worker_threads";
 import { CompiledFunction } from "../src/engine/compiled-function.js";
 import { errorToData, evaluateRange } from "../src/runtime/batch.js";
 import { decodeDefinition } from "../src/runtime/definition.js";
 import { LruMap } from "../src/runtime/lru.js";
+import { MemorySteward } from "../src/runtime/memory.js";
 import { now, type PoolTask, type TaskResult } from "../src/runtime/task.js";
 
 /**
  * The pool's worker: evaluates a slice of a batch in place in shared memory. Compiled functions are
  * cached by content hash, so a function is compiled once per worker, on the first task that needs it.
  */
-const cache = new LruMap<string, CompiledFunction>((workerData as { cacheSize?: number } | undefined)?.cacheSize ?? 1000);
+const settings = (workerData ?? {}) as { cacheSize?: number; cacheBytes?: number; heapBytes?: number };
+const cache = new LruMap<string, CompiledFunction>(settings.cacheSize ?? 1000, {
+  maxBytes: settings.cacheBytes ?? 128 * 1024 * 1024,
+  weigh: (fn) => fn.estimatedBytes(),
+});
+const heapBytes = settings.heapBytes ?? 112 * 1024 * 1024;
+
+/** The worker's heap (committed) and buffers, as its own V8 counts them. */
+function heldBytes(): number {
+  const heap = getHeapStatistics();
+  return heap.total_heap_size + heap.external_memory;
+}
+
+// Tasks run synchronously, so whenever a timer fires the worker is between tasks: idle. The steward
+// collects garbage; if the heap stays over its bound even so (V8 keeps pages it once needed), the
+// worker leaves and the pool starts a fresh one.
+new MemorySteward(() => true).start();
+setInterval(() => {
+  if (heldBytes() > heapBytes) process.exit(0);
+}, 5000).unref();
+
+/**
+ * A worker whose heap grew past twice its bound (a large derivation, refused or not, leaves hundreds
+ * of MB behind) leaves at once after answering, without waiting to be idle, and the pool starts a
+ * fresh one: handing the thread's memory back whole. The cache goes with it; it is rebuilt on demand.
+ * The pool re-runs a task that reached the worker as it left (WorkerPool.run).
+ */
+function finish(result: TaskResult): TaskResult {
+  if (heldBytes() <= 2 * heapBytes) return result;
+  setImmediate(() => process.exit(0));
+  return { ...result, recycled: true };
+}
 
 export default function run(task: PoolTask): TaskResult {
   const startedAt = now();
@@ -22,9 +55,13 @@ export default function run(task: PoolTask): TaskResult {
       cache.set(task.hash, fn);
       compiled = true;
     }
-    const extras = evaluateRange(fn, task, task.start, task.end);
-    return { extras, compiled, startedAt, finishedAt: now() };
+    try {
+      return finish({ extras: evaluateRange(fn, task, task.start, task.end), compiled, startedAt, finishedAt: now() });
+    } finally {
+      // Evaluating prepares programs (and their buffers) for the task's mode: the function may have grown.
+      cache.reweigh(task.hash);
+    }
   } catch (e) {
-    return { error: errorToData(e), compiled, startedAt, finishedAt: now() };
+    return finish({ error: errorToData(e), compiled, startedAt, finishedAt: now() });
   }
 }

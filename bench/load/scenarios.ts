@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, type JsonObject, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import {
   DifferentiateRequestSchema,
   type DifferentiateResponse,
@@ -136,21 +136,29 @@ function w2(n = W2_N): Scenario {
   };
 }
 
+/** The W3 request's parts: the model of examples/mlp.model.json and the point's tensors, in order. */
+export function w3Request(): { model: JsonObject; tensors: [string, number[], Float64Array][] } {
+  const d = generateW3();
+  const model = JSON.parse(readFileSync(join(repoRoot(), "examples/mlp.model.json"), "utf8"));
+  return {
+    model,
+    tensors: [
+      ["x", [128, 784], d.X],
+      ["y", [128], Float64Array.from(d.labels)],
+      ["fc1.weight", [784, 256], d.W1],
+      ["fc1.bias", [256], d.b1],
+      ["fc2.weight", [256, 10], d.W2],
+      ["fc2.bias", [10], d.b2],
+    ],
+  };
+}
+
 /**
  * W3 in the binary framing (HTTP) and as raw bytes (gRPC). Besides the loss, the check uses a closed
  * form of the gradient: softmax rows sum to one, so the gradient of fc2.bias sums to zero.
  */
 function w3(): Scenario {
-  const d = generateW3();
-  const model = JSON.parse(readFileSync(join(repoRoot(), "examples/mlp.model.json"), "utf8"));
-  const tensors: [string, number[], Float64Array][] = [
-    ["x", [128, 784], d.X],
-    ["y", [128], Float64Array.from(d.labels)],
-    ["fc1.weight", [784, 256], d.W1],
-    ["fc1.bias", [256], d.b1],
-    ["fc2.weight", [256, 10], d.W2],
-    ["fc2.bias", [10], d.b2],
-  ];
+  const { model, tensors } = w3Request();
   let offset = 0;
   const point: Record<string, unknown> = {};
   for (const [name, shape, data] of tensors) {

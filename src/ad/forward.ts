@@ -1,3 +1,4 @@
+import type { Budget } from "../ir/budget.js";
 import { GraphBuilder } from "../ir/builder.js";
 import type { Graph, IrNode, NamedNode } from "../ir/graph.js";
 import { findOp } from "../ops/registry.js";
@@ -21,6 +22,8 @@ export interface ForwardResult {
 export interface ForwardOptions {
   readonly outputs?: readonly string[];
   readonly wrt?: readonly string[];
+  /** Refuses to build past it (the request's budget); unbounded without one. */
+  readonly budget?: Budget;
 }
 
 export const TANGENT_PREFIX = "tangent:";
@@ -31,7 +34,7 @@ export const TANGENT_PREFIX = "tangent:";
  * serves every direction (a Jacobian-vector product per call).
  */
 export function forward(graph: Graph, options: ForwardOptions = {}): ForwardResult {
-  const b = GraphBuilder.extend(graph);
+  const b = GraphBuilder.extend(graph, options.budget);
   const wrt = selectInputs(graph, options.wrt);
   const outputs = selectOutputs(graph, options.outputs);
   const tangents: MaybeNode[] = new Array(graph.nodes.length).fill(null);

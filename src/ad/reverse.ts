@@ -1,4 +1,5 @@
 import { invalid } from "../errors.js";
+import type { Budget } from "../ir/budget.js";
 import { GraphBuilder } from "../ir/builder.js";
 import type { Graph, IrNode, NamedNode } from "../ir/graph.js";
 import { findOp } from "../ops/registry.js";
@@ -28,6 +29,8 @@ export interface ReverseOptions {
    * "input": each output's cotangent is a new input `cotangent:<name>` (a vector-Jacobian product).
    */
   readonly cotangent: "seed" | "input";
+  /** Refuses to build past it (the request's budget); unbounded without one. */
+  readonly budget?: Budget;
 }
 
 export const COTANGENT_PREFIX = "cotangent:";
@@ -38,7 +41,7 @@ export const COTANGENT_PREFIX = "cotangent:";
  * result is a graph, so it can be compiled like any other, and differentiated again.
  */
 export function reverse(graph: Graph, options: ReverseOptions): ReverseResult {
-  const b = GraphBuilder.extend(graph);
+  const b = GraphBuilder.extend(graph, options.budget);
   const n = graph.nodes.length;
   const outputs = selectOutputs(graph, options.outputs);
   const wrt = selectInputs(graph, options.wrt);

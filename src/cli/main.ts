@@ -6,6 +6,7 @@ import { parseExpression } from "../ir/expression.js";
 import type { Graph } from "../ir/graph.js";
 import { readJsonGraph } from "../ir/json-graph.js";
 import { toJson } from "../json.js";
+import { record } from "../names.js";
 import { allOps } from "../ops/registry.js";
 
 const USAGE = `usage:
@@ -50,12 +51,12 @@ function readFunction(expr: string | undefined, graphFile: string | undefined): 
 /** `x1=2,x2=0.5` → { x1: 2, x2: 0.5 }. */
 function readPoint(text: string | undefined): Record<string, number> {
   if (text === undefined) throw new UsageError("--at is required, e.g. --at x1=2,x2=0.5");
-  const point: Record<string, number> = {};
+  const point: Record<string, number> = record();
   for (const part of text.split(",")) {
     const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S+)\s*$/.exec(part);
     const value = m ? Number(m[2]) : Number.NaN;
     if (!m || m[2].trim() === "" || Number.isNaN(value)) throw new UsageError(`--at: cannot read "${part}"; write NAME=NUMBER`);
-    if (m[1] in point) throw new UsageError(`--at: ${m[1]} is given twice`);
+    if (Object.hasOwn(point, m[1])) throw new UsageError(`--at: ${m[1]} is given twice`);
     point[m[1]] = value;
   }
   return point;

@@ -1,3 +1,4 @@
+import type { Budget } from "../ir/budget.js";
 import type { Graph } from "../ir/graph.js";
 import type { TensorData } from "../ops/types.js";
 import { type Precision, ScalarProgram } from "./scalar-program.js";
@@ -25,6 +26,8 @@ export interface CompileOptions {
   readonly precision?: Precision;
   /** Keep every node readable (traces, diagnosis); slower, and never the hot path. */
   readonly keepAll?: boolean;
+  /** Refuses, before allocating, a program whose tensors or loops exceed it. */
+  readonly budget?: Budget;
 }
 
 class ScalarAdapter implements Program {
@@ -74,5 +77,5 @@ export function compileProgram(graph: Graph, results: readonly number[], options
   if (graph.isScalar) {
     return new ScalarAdapter(new ScalarProgram(graph, keep, { precision, tier: options.keepAll ? "interpreter" : undefined }));
   }
-  return new TensorAdapter(new TensorProgram(graph, results, { precision, keep }));
+  return new TensorAdapter(new TensorProgram(graph, results, { precision, keep, budget: options.budget }));
 }

@@ -1,4 +1,5 @@
 import { AdjointError, invalid } from "../errors.js";
+import { type Budget, BudgetExceeded, extentError, extentOf } from "../ir/budget.js";
 import type { Graph, IrNode } from "../ir/graph.js";
 import { findOp } from "../ops/registry.js";
 import type { OpDef, TensorData, TensorKernel } from "../ops/types.js";
@@ -104,7 +105,11 @@ export class TensorProgram {
   private readonly arenaInputs: TensorData[];
   private readonly graph: Graph;
 
-  constructor(graph: Graph, outputs: readonly number[], options: { precision?: Precision; keep?: readonly number[] } = {}) {
+  constructor(
+    graph: Graph,
+    outputs: readonly number[],
+    options: { precision?: Precision; keep?: readonly number[]; budget?: Budget } = {},
+  ) {
     this.graph = graph;
     this.outputs = outputs;
     this.precision = options.precision ?? "float64";
@@ -119,6 +124,14 @@ export class TensorProgram {
     for (let id = 0; id < n; id++) if (kept[id]) needed[id] = 1;
     for (let id = n - 1; id >= 0; id--) if (needed[id]) for (const a of nodes[id].args) needed[a] = 1;
     for (const input of graph.inputs) needed[input.node] = 1;
+    const budget = options.budget;
+    if (budget) {
+      for (let id = 0; id < n; id++) {
+        if (needed[id] && extentOf(nodes[id].shape) > budget.maxElements) {
+          throw extentError(budget, nodes[id].shape, `node ${this.label(id)}`, nodes[id].label);
+        }
+      }
+    }
     const consumers: number[][] = Array.from({ length: n }, () => []);
     for (let id = 0; id < n; id++) if (needed[id]) for (const a of new Set(nodes[id].args)) consumers[a].push(id);
     const defs = nodes.map((node) => (node.args.length ? (findOp(node.op) as OpDef) : undefined));
@@ -264,7 +277,7 @@ export class TensorProgram {
     });
     for (const plan of plans) if (plan.pinned) plan.used = true;
 
-    const { arena, views } = allocate(plans, float32);
+    const { arena, views } = allocate(plans, float32, budget);
     this.arena = arena;
     this.buffers = views;
     this.locations = locations.map((loc, id) => copies[id] ?? loc);
@@ -633,7 +646,7 @@ export class TensorProgram {
  * whose lifetimes overlap theirs, so that space is shared by buffers never live together. Buffers no
  * step outside their writer's nest reads get no space at all.
  */
-function allocate(plans: readonly BufferPlan[], float32: boolean): { arena: SharedArrayBuffer; views: TensorData[] } {
+function allocate(plans: readonly BufferPlan[], float32: boolean, budget?: Budget): { arena: SharedArrayBuffer; views: TensorData[] } {
   const bytesPer = (p: BufferPlan) => (p.dtype === "int" ? 4 : float32 ? 4 : 8);
   // Offsets in 16-byte units keep every view aligned for any element type (and for SIMD loads).
   const units = plans.map((p) => (p.used ? Math.max(1, Math.ceil((p.size * bytesPer(p)) / 16)) : 0));
@@ -658,6 +671,13 @@ function allocate(plans: readonly BufferPlan[], float32: boolean): { arena: Shar
     offset[i] = at;
     top = Math.max(top, at + units[i]);
     placed.push(i);
+  }
+  // Counted in float64 elements whatever the precision, so that the limit means the same bytes.
+  if (budget && top * 2 > budget.maxElements) {
+    throw new BudgetExceeded(
+      `the program compiled for this request needs ${top * 2} elements (${Math.ceil((top * 16) / 2 ** 20)} MiB) of tensors at once; the limit is ${budget.maxElements} (${budget.elementsName})`,
+      budget.inline === true,
+    );
   }
   const arena = new SharedArrayBuffer(Math.max(16, top * 16));
   const views = plans.map((p, i) => {

@@ -1,7 +1,9 @@
 import { selectInputs } from "../ad/reverse.js";
 import { compileProgram, type Program } from "../compile/program.js";
 import { invalid } from "../errors.js";
+import type { Budget } from "../ir/budget.js";
 import { vectorize } from "../ir/vectorize.js";
+import { own } from "../names.js";
 import type { CompiledFunction, EvaluateRequest, Prepared } from "./compiled-function.js";
 import { firstNonFinite } from "./values.js";
 
@@ -35,19 +37,19 @@ export function planBatch(fn: CompiledFunction, request: EvaluateRequest): Batch
   const outputs = fn.graph.outputs.map((o) => ({ section: "outputs" as const, name: o.name }));
   switch (request.mode) {
     case "value":
-      return { prepared: fn.prepareValue(precision), fields: outputs, inputs: point };
+      return { prepared: fn.prepareValue(precision, request.budget), fields: outputs, inputs: point };
     case "reverse": {
       const w = wrt();
       if (request.cotangent) {
         const cot = fn.graph.outputs.map((o) => ({ name: o.name, kind: "cotangent" as const }));
         return {
-          prepared: fn.prepareVjp(w, precision),
+          prepared: fn.prepareVjp(w, precision, request.budget),
           fields: [...outputs, ...w.map((x) => ({ section: "vjp" as const, name: x.name }))],
           inputs: [...point, ...cot],
         };
       }
       return {
-        prepared: fn.prepareGradient(w, precision),
+        prepared: fn.prepareGradient(w, precision, request.budget),
         fields: [...outputs, ...w.map((x) => ({ section: "gradient" as const, name: x.name }))],
         inputs: point,
       };
@@ -57,7 +59,7 @@ export function planBatch(fn: CompiledFunction, request: EvaluateRequest): Batch
       const w = wrt();
       const tan = w.map((x) => ({ name: x.name, kind: "tangent" as const }));
       return {
-        prepared: fn.prepareJvp(w, precision),
+        prepared: fn.prepareJvp(w, precision, request.budget),
         fields: [...outputs, ...fn.graph.outputs.map((o) => ({ section: "jvp" as const, name: o.name }))],
         inputs: [...point, ...tan],
       };
@@ -76,7 +78,7 @@ interface LanesProgram {
 const vectorized = new WeakMap<Prepared, Map<number, LanesProgram | null>>();
 
 /** The prepared program turned into one that evaluates `lanes` points per run, or null if it cannot be. */
-function lanesProgram(p: Prepared, lanes: number): LanesProgram | null {
+function lanesProgram(p: Prepared, lanes: number, budget: Budget | undefined): LanesProgram | null {
   let byLanes = vectorized.get(p);
   if (!byLanes) {
     byLanes = new Map();
@@ -87,7 +89,7 @@ function lanesProgram(p: Prepared, lanes: number): LanesProgram | null {
     const v = vectorize(p.graph, lanes, () => true);
     if (v) {
       const results = Array.from(p.results, (r) => v.nodeOf[r]);
-      entry = { program: compileProgram(v.graph, results, { precision: p.program.precision }), results };
+      entry = { program: compileProgram(v.graph, results, { precision: p.program.precision, budget }), results };
     } else entry = null;
     byLanes.set(lanes, entry);
   }
@@ -101,7 +103,7 @@ function lanesProgram(p: Prepared, lanes: number): LanesProgram | null {
 export function canVectorize(fn: CompiledFunction, request: EvaluateRequest): boolean {
   if (request.trace || !fn.graph.isScalar) return false;
   const plan = planBatch(fn, request);
-  return plan !== undefined && lanesProgram(plan.prepared, 8) !== null;
+  return plan !== undefined && lanesProgram(plan.prepared, 8, request.budget) !== null;
 }
 
 /** Blocks of a batch: per name, every point's value one after another (scalars: one number each). */
@@ -126,15 +128,16 @@ export function evaluateVectorized(
   const plan = planBatch(fn, request);
   if (!plan) return false;
   const width = lanesFor(end - start);
-  const compiled = lanesProgram(plan.prepared, width);
+  const compiled = lanesProgram(plan.prepared, width, request.budget);
   if (!compiled) return false;
   const { program, results } = compiled;
   const lanes = new Float64Array(width);
   const sources = plan.inputs.map((input) => {
-    const perPoint = input.kind === "point" ? blocks.point[input.name] : blocks[input.kind]?.[input.name];
+    const byName = input.kind === "point" ? blocks.point : blocks[input.kind];
+    const perPoint = byName && own(byName, input.name);
     if (perPoint) return perPoint;
-    const shared =
-      input.kind === "tangent" ? request.tangent?.[input.name] : input.kind === "cotangent" ? request.cotangent?.[input.name] : undefined;
+    const direction = input.kind === "tangent" ? request.tangent : input.kind === "cotangent" ? request.cotangent : undefined;
+    const shared = direction && own(direction, input.name);
     if (typeof shared !== "number")
       throw invalid(`${input.kind === "point" ? "points" : input.kind}: no value for ${input.name}`, {
         field: input.kind,

@@ -3,8 +3,10 @@ import { reverse, selectInputs, selectOutputs } from "../ad/reverse.js";
 import { compileProgram, type Program } from "../compile/program.js";
 import type { Precision } from "../compile/scalar-program.js";
 import { invalid } from "../errors.js";
+import type { Budget } from "../ir/budget.js";
 import type { Graph, NamedNode } from "../ir/graph.js";
 import { contentHash } from "../ir/hash.js";
+import { own, record, recordOf } from "../names.js";
 import type { MaybeNode } from "../ops/types.js";
 import { sizeOf } from "../tensor/shape.js";
 import { type CheckResult, check, derivative, divergence, hessian, hvp, jacobian, laplacian } from "./operators.js";
@@ -31,6 +33,11 @@ export interface EvaluateRequest {
   readonly method?: "forward" | "reverse";
   /** derivative: the order of the derivative along one input. */
   readonly order?: number;
+  /**
+   * What building this request's programs may cost (derived nodes, tensor elements); unbounded
+   * without one. Programs already built are reused whatever the budget.
+   */
+  readonly budget?: Budget;
 }
 
 export interface Evaluation {
@@ -163,7 +170,7 @@ export class CompiledFunction {
       }
     }
     return names.map((n) => {
-      const v = values[n.name];
+      const v = own(values, n.name);
       const at = `${field}.${n.name}`;
       if (v === undefined) throw invalid(`${at} is missing`, { field: at, input: n.name });
       const node = graph.nodes[n.node];
@@ -171,13 +178,33 @@ export class CompiledFunction {
     });
   }
 
+  /**
+   * Estimated bytes held: graph nodes (the function's and each prepared derivation's) and the buffers
+   * of the programs compiled so far. Cheap: it is remeasured only after a program was added, so a
+   * cache can weigh a function after every use.
+   */
+  estimatedBytes(): number {
+    const programs = this.prepared.size + this.diagnostic.size;
+    if (programs !== this.measuredPrograms) {
+      let bytes = this.graph.nodes.length * NODE_BYTES;
+      for (const p of this.prepared.values())
+        bytes += (p.graph === this.graph ? 0 : p.graph.nodes.length * NODE_BYTES) + programBytes(p.program);
+      for (const program of this.diagnostic.values()) bytes += programBytes(program);
+      this.measured = bytes;
+      this.measuredPrograms = programs;
+    }
+    return this.measured;
+  }
+  private measured = 0;
+  private measuredPrograms = -1;
+
   /** The program for `key`, compiled on first use from the derived graph `make` builds. */
-  prepare(key: string, precision: Precision, make: () => Omit<Prepared, "program">): Prepared {
+  prepare(key: string, precision: Precision, make: () => Omit<Prepared, "program">, budget?: Budget): Prepared {
     const full = `${key}|${precision}`;
     let p = this.prepared.get(full);
     if (!p) {
       const made = make();
-      p = { ...made, program: compileProgram(made.graph, made.results, { precision }) };
+      p = { ...made, program: compileProgram(made.graph, made.results, { precision, budget }) };
       this.prepared.set(full, p);
     }
     return p;
@@ -187,57 +214,72 @@ export class CompiledFunction {
     return this.graph.outputs.map((o) => o.node);
   }
 
-  prepareValue(precision: Precision): Prepared {
-    return this.prepare("value", precision, () => ({ graph: this.graph, results: this.outputNodes(), extraInputs: [], pass: "reverse" }));
+  prepareValue(precision: Precision, budget?: Budget): Prepared {
+    return this.prepare(
+      "value",
+      precision,
+      () => ({ graph: this.graph, results: this.outputNodes(), extraInputs: [], pass: "reverse" }),
+      budget,
+    );
   }
 
   /** Reverse mode seeded at the single scalar output: results are the outputs, then one gradient per wrt input. */
-  prepareGradient(wrt: readonly NamedNode[], precision: Precision): Prepared {
+  prepareGradient(wrt: readonly NamedNode[], precision: Precision, budget?: Budget): Prepared {
     const single = this.singleOutput();
-    return this.prepare(`grad|${single.name}|${names(wrt)}`, precision, () => {
-      const r = reverse(this.graph, { outputs: [single.name], wrt: wrt.map((w) => w.name), cotangent: "seed" });
-      return {
-        graph: r.graph,
-        results: [...this.outputNodes(), ...r.gradients],
-        extraInputs: [],
-        derivatives: r.adjoints,
-        origin: r.origin,
-        pass: "reverse",
-      };
-    });
+    return this.prepare(
+      `grad|${single.name}|${names(wrt)}`,
+      precision,
+      () => {
+        const r = reverse(this.graph, { outputs: [single.name], wrt: wrt.map((w) => w.name), cotangent: "seed", budget });
+        return {
+          graph: r.graph,
+          results: [...this.outputNodes(), ...r.gradients],
+          extraInputs: [],
+          derivatives: r.adjoints,
+          origin: r.origin,
+          pass: "reverse",
+        };
+      },
+      budget,
+    );
   }
 
   /** Reverse mode with a cotangent input per output: results are the outputs, then vᵀJ per wrt input. */
-  prepareVjp(wrt: readonly NamedNode[], precision: Precision): Prepared {
-    return this.prepare(`vjp|${names(wrt)}`, precision, () => {
-      const r = reverse(this.graph, { wrt: wrt.map((w) => w.name), cotangent: "input" });
-      return {
-        graph: r.graph,
-        results: [...this.outputNodes(), ...r.gradients],
-        extraInputs: r.cotangents,
-        derivatives: r.adjoints,
-        origin: r.origin,
-        pass: "reverse",
-      };
-    });
+  prepareVjp(wrt: readonly NamedNode[], precision: Precision, budget?: Budget): Prepared {
+    return this.prepare(
+      `vjp|${names(wrt)}`,
+      precision,
+      () => {
+        const r = reverse(this.graph, { wrt: wrt.map((w) => w.name), cotangent: "input", budget });
+        return {
+          graph: r.graph,
+          results: [...this.outputNodes(), ...r.gradients],
+          extraInputs: r.cotangents,
+          derivatives: r.adjoints,
+          origin: r.origin,
+          pass: "reverse",
+        };
+      },
+      budget,
+    );
   }
 
   private runValue(inputs: InputData[], request: EvaluateRequest): Evaluation {
-    const p = this.prepareValue(request.precision ?? "float64");
+    const p = this.prepareValue(request.precision ?? "float64", request.budget);
     run(p.program, inputs);
     return this.finish(p, inputs, request, "value", {});
   }
 
   private runGradient(inputs: InputData[], request: EvaluateRequest): Evaluation {
     const wrt = this.wrtOf(request.wrt);
-    const p = this.prepareGradient(wrt, request.precision ?? "float64");
+    const p = this.prepareGradient(wrt, request.precision ?? "float64", request.budget);
     run(p.program, inputs);
     return this.finish(p, inputs, request, "reverse", { gradient: this.readNamed(p, wrt) });
   }
 
   private runVjp(inputs: InputData[], request: EvaluateRequest): Evaluation {
     const wrt = this.wrtOf(request.wrt);
-    const p = this.prepareVjp(wrt, request.precision ?? "float64");
+    const p = this.prepareVjp(wrt, request.precision ?? "float64", request.budget);
     const cot = this.decode(
       request.cotangent as NamedValues,
       this.graph.outputs.map((o, k) => ({ name: o.name, node: p.extraInputs[k].node })),
@@ -251,29 +293,34 @@ export class CompiledFunction {
     return this.finish(p, all, request, "reverse", { vjp: this.readNamed(p, wrt) });
   }
 
-  prepareJvp(wrt: readonly NamedNode[], precision: Precision): Prepared {
-    return this.prepare(`jvp|${names(wrt)}`, precision, () => {
-      const f = forward(this.graph, { wrt: wrt.map((w) => w.name) });
-      return {
-        graph: f.graph,
-        results: [...this.outputNodes(), ...f.outputTangents],
-        extraInputs: f.tangentInputs,
-        derivatives: f.tangents,
-        origin: f.origin,
-        pass: "tangent",
-      };
-    });
+  prepareJvp(wrt: readonly NamedNode[], precision: Precision, budget?: Budget): Prepared {
+    return this.prepare(
+      `jvp|${names(wrt)}`,
+      precision,
+      () => {
+        const f = forward(this.graph, { wrt: wrt.map((w) => w.name), budget });
+        return {
+          graph: f.graph,
+          results: [...this.outputNodes(), ...f.outputTangents],
+          extraInputs: f.tangentInputs,
+          derivatives: f.tangents,
+          origin: f.origin,
+          pass: "tangent",
+        };
+      },
+      budget,
+    );
   }
 
   private runJvp(inputs: InputData[], request: EvaluateRequest): Evaluation {
     const wrt = this.wrtOf(request.wrt);
-    const p = this.prepareJvp(wrt, request.precision ?? "float64");
+    const p = this.prepareJvp(wrt, request.precision ?? "float64", request.budget);
     const tangentNames = wrt.map((w, k) => ({ name: w.name, node: p.extraInputs[k].node }));
     const tan = this.decode(request.tangent as NamedValues, tangentNames, "tangent", "input", request.allowNonFinite ?? false, p.graph);
     const all = [...inputs, ...tan];
     run(p.program, all);
     const outs = this.graph.outputs;
-    const jvp = Object.fromEntries(outs.map((o, k) => [o.name, this.readResult(p, outs.length + k)]));
+    const jvp = recordOf(outs.map((o, k) => [o.name, this.readResult(p, outs.length + k)]));
     return this.finish(p, all, request, "forward", { jvp });
   }
 
@@ -288,7 +335,7 @@ export class CompiledFunction {
     const wrt = this.wrtOf(request.wrt);
     const single = this.singleOutput();
     const resultIndex = this.graph.outputs.length + this.graph.outputs.indexOf(single);
-    const p = this.prepareJvp(wrt, precision);
+    const p = this.prepareJvp(wrt, precision, request.budget);
     const shapes = wrt.map((w) => this.graph.nodes[w.node].shape);
     const scratch = shapes.map((shape) => new Float64Array(sizeOf(shape)));
     /** Tangents for the sweep along element e of input k (all zero when k < 0). */
@@ -303,7 +350,7 @@ export class CompiledFunction {
         .filter((_, j) => only === undefined || j === only);
 
     const sweeps: { input: number; element: number }[] = [];
-    const gradient: Record<string, Value> = {};
+    const gradient = record<Value>();
     let failed: { program: Prepared; inputs: InputData[] } | undefined;
     wrt.forEach((w, k) => {
       const g = new Float64Array(scratch[k].length);
@@ -311,7 +358,7 @@ export class CompiledFunction {
         run(p.program, [...inputs, ...unit(k, e)]);
         let d = scalarOf(p.program.read(p.results[resultIndex]));
         if (!Number.isFinite(d)) {
-          const alone = this.prepareJvp([w], precision);
+          const alone = this.prepareJvp([w], precision, request.budget);
           const args = [...inputs, ...unit(k, e, k)];
           run(alone.program, args);
           d = scalarOf(alone.program.read(alone.results[resultIndex]));
@@ -324,12 +371,13 @@ export class CompiledFunction {
     });
     if (wrt.length === 0) run(p.program, inputs);
     const evaluation: { -readonly [K in keyof Evaluation]: Evaluation[K] } = { outputs: this.readOutputs(p), gradient };
-    if (failed) evaluation.nonFinite = this.diagnose(failed.program, failed.inputs).report;
-    else if (firstNonFiniteResult(p) !== undefined) evaluation.nonFinite = this.diagnose(p, [...inputs, ...unit(-1, 0)]).report;
+    if (failed) evaluation.nonFinite = this.diagnose(failed.program, failed.inputs, request.budget).report;
+    else if (firstNonFiniteResult(p) !== undefined)
+      evaluation.nonFinite = this.diagnose(p, [...inputs, ...unit(-1, 0)], request.budget).report;
     if (request.trace) {
       // The trace's tangent column holds one entry per sweep, keyed by the input (and element) swept.
       const columns = sweeps.map(({ input, element }) => {
-        const { read } = this.diagnose(p, [...inputs, ...unit(input, element)]);
+        const { read } = this.diagnose(p, [...inputs, ...unit(input, element)], request.budget);
         const key = shapes[input].length ? `${wrt[input].name}[${element}]` : wrt[input].name;
         const values = new Map<number, Value>();
         p.graph.nodes.forEach((_, id) => {
@@ -337,8 +385,8 @@ export class CompiledFunction {
         });
         return { key, values };
       });
-      const { read } = this.diagnose(p, [...inputs, ...unit(-1, 0)]);
-      evaluation.trace = buildTrace(this.graph, "forward", read, (id) => Object.fromEntries(columns.map((c) => [c.key, c.values.get(id)])));
+      const { read } = this.diagnose(p, [...inputs, ...unit(-1, 0)], request.budget);
+      evaluation.trace = buildTrace(this.graph, "forward", read, (id) => recordOf(columns.map((c) => [c.key, c.values.get(id)])));
     }
     return evaluation;
   }
@@ -368,7 +416,7 @@ export class CompiledFunction {
   }
 
   private readOutputs(p: Prepared): Record<string, Value> {
-    const out: Record<string, Value> = {};
+    const out = record<Value>();
     const outputs = this.graph.outputs;
     for (let k = 0; k < outputs.length; k++) out[outputs[k].name] = this.readResult(p, k);
     return out;
@@ -376,7 +424,7 @@ export class CompiledFunction {
 
   private readNamed(p: Prepared, wrt: readonly NamedNode[]): Record<string, Value> {
     const offset = this.graph.outputs.length;
-    const out: Record<string, Value> = {};
+    const out = record<Value>();
     for (let k = 0; k < wrt.length; k++) out[wrt[k].name] = this.readResult(p, offset + k);
     return out;
   }
@@ -397,7 +445,7 @@ export class CompiledFunction {
     const evaluation: { -readonly [K in keyof Evaluation]: Evaluation[K] } = { outputs: this.readOutputs(p), ...extra };
     const bad = firstNonFiniteResult(p) !== undefined;
     if (!request.trace && !bad) return evaluation;
-    const { read, report } = this.diagnose(p, inputs);
+    const { read, report } = this.diagnose(p, inputs, request.budget);
     if (report) evaluation.nonFinite = report;
     if (request.trace) {
       const derivative = p.derivatives && ((id: number) => (p.derivatives?.[id] === null ? 0 : read(p.derivatives?.[id] as number)));
@@ -410,10 +458,10 @@ export class CompiledFunction {
    * Re-runs on a program that keeps every node, to read any node (for the trace) and to find where a
    * non-finite value first appeared. Only traces and failures pay for it.
    */
-  diagnose(p: Prepared, inputs: InputData[]): { read: (node: number) => Value; report: NonFiniteReport | undefined } {
+  diagnose(p: Prepared, inputs: InputData[], budget?: Budget): { read: (node: number) => Value; report: NonFiniteReport | undefined } {
     let program = this.diagnostic.get(p);
     if (!program) {
-      program = compileProgram(p.graph, p.results, { precision: p.program.precision, keepAll: true });
+      program = compileProgram(p.graph, p.results, { precision: p.program.precision, keepAll: true, budget });
       this.diagnostic.set(p, program);
     }
     run(program, inputs);
@@ -422,6 +470,15 @@ export class CompiledFunction {
     const report = findNonFinite(p.graph, this.graph, p.origin, p.pass, (node) => keep.read(node), p.results);
     return { read, report };
   }
+}
+
+/** A graph node with its shape, arguments and attributes, and the compiled program's share per node, in bytes (measured roughly). */
+const NODE_BYTES = 512;
+
+/** A program's own buffers: the tensor program's arena, the scalar program's value slots. */
+function programBytes(program: Program): number {
+  const inner = (program as { program?: { arenaBytes?: number; slots?: ArrayBufferView } }).program;
+  return (inner?.arenaBytes ?? 0) + (inner?.slots?.byteLength ?? 0);
 }
 
 const joined = new WeakMap<readonly NamedNode[], string>();

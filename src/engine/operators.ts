@@ -2,7 +2,9 @@ import { forward } from "../ad/forward.js";
 import { reverse, selectInputs } from "../ad/reverse.js";
 import type { Precision } from "../compile/scalar-program.js";
 import { invalid } from "../errors.js";
+import { type Budget, BudgetExceeded } from "../ir/budget.js";
 import { Graph, type NamedNode } from "../ir/graph.js";
+import { record, recordOf } from "../names.js";
 import type { TensorData } from "../ops/types.js";
 import { sizeOf } from "../tensor/shape.js";
 import type { CompiledFunction, EvaluateRequest, Prepared } from "./compiled-function.js";
@@ -88,9 +90,9 @@ export function jacobian(fn: CompiledFunction, inputs: InputData[], request: Eva
   const outTotal = outSizes.reduce((a, b) => a + b, 0);
   const method = jacobianMethod(fn, request);
   const blocks = outs.map((_, o) => wrt.map((_, k) => new Float64Array(outSizes[o] * dirs.sizes[k])));
-  let values: Record<string, Value> = {};
+  let values = record<Value>();
   if (method === "forward") {
-    const p = fn.prepareJvp(wrt, precision);
+    const p = fn.prepareJvp(wrt, precision, request.budget);
     for (const { k, e } of dirs.each()) {
       run(p.program, [...inputs, ...dirs.unit(k, e)]);
       outs.forEach((_, o) => {
@@ -101,7 +103,7 @@ export function jacobian(fn: CompiledFunction, inputs: InputData[], request: Eva
     if (dirs.total === 0) run(p.program, inputs);
     values = readOutputs(fn, p);
   } else {
-    const p = fn.prepareVjp(wrt, precision);
+    const p = fn.prepareVjp(wrt, precision, request.budget);
     const cot = outShapes.map((s) => new Float64Array(sizeOf(s)));
     const cotArgs = () => cot.map((c, o) => (outShapes[o].length ? c : c[0]));
     outs.forEach((_, o) => {
@@ -118,20 +120,20 @@ export function jacobian(fn: CompiledFunction, inputs: InputData[], request: Eva
     if (outTotal === 0) run(p.program, [...inputs, ...cotArgs()]);
     values = readOutputs(fn, p);
   }
-  const result: Record<string, Record<string, Value>> = {};
+  const result = record<Record<string, Value>>();
   outs.forEach((o, i) => {
-    result[o.name] = Object.fromEntries(wrt.map((w, k) => [w.name, asValue([...outShapes[i], ...dirs.shapes[k]], blocks[i][k])]));
+    result[o.name] = recordOf(wrt.map((w, k) => [w.name, asValue([...outShapes[i], ...dirs.shapes[k]], blocks[i][k])]));
   });
   return { outputs: values, jacobian: result, method };
 }
 
 /** Forward-over-reverse: the tangent of the gradient along v is H·v, with no Hessian built. */
-function prepareHvp(fn: CompiledFunction, wrt: readonly NamedNode[], precision: Precision): Prepared {
+function prepareHvp(fn: CompiledFunction, wrt: readonly NamedNode[], precision: Precision, budget: Budget | undefined): Prepared {
   const names = wrt.map((w) => w.name);
-  return fn.prepare(`hvp|${names.join(",")}`, precision, () => {
+  const make = () => {
     const single = fn.singleOutput();
-    const r = reverse(fn.graph, { outputs: [single.name], wrt: names, cotangent: "seed" });
-    const f = forward(r.graph, { wrt: names, outputs: names.map((n) => `gradient:${n}`) });
+    const r = reverse(fn.graph, { outputs: [single.name], wrt: names, cotangent: "seed", budget });
+    const f = forward(r.graph, { wrt: names, outputs: names.map((n) => `gradient:${n}`), budget });
     // Attribute the nodes of both passes to the primal node whose rule made them.
     const origin = Int32Array.from(f.origin, (o, id) =>
       id < r.graph.nodes.length ? r.origin[id] : o >= fn.graph.nodes.length ? r.origin[o] : o,
@@ -142,13 +144,14 @@ function prepareHvp(fn: CompiledFunction, wrt: readonly NamedNode[], precision: 
       extraInputs: f.tangentInputs,
       derivatives: f.tangents.slice(0, fn.graph.nodes.length),
       origin,
-      pass: "tangent",
+      pass: "tangent" as const,
     };
-  });
+  };
+  return fn.prepare(`hvp|${names.join(",")}`, precision, make, budget);
 }
 
 function readOutputs(fn: CompiledFunction, p: Prepared): Record<string, Value> {
-  return Object.fromEntries(fn.graph.outputs.map((o, k) => [o.name, toValue(p, k)]));
+  return recordOf(fn.graph.outputs.map((o, k) => [o.name, toValue(p, k)]));
 }
 
 function toValue(p: Prepared, k: number): Value {
@@ -169,7 +172,7 @@ export interface HessianResult {
 export function hessian(fn: CompiledFunction, inputs: InputData[], request: EvaluateRequest): HessianResult {
   const wrt = selectInputs(fn.graph, request.wrt);
   const dirs = new Directions(fn, wrt);
-  const p = prepareHvp(fn, wrt, request.precision ?? "float64");
+  const p = prepareHvp(fn, wrt, request.precision ?? "float64", request.budget);
   const blocks = wrt.map((_, a) => wrt.map((_, b) => new Float64Array(dirs.sizes[a] * dirs.sizes[b])));
   for (const { k, e } of dirs.each()) {
     run(p.program, [...inputs, ...dirs.unit(k, e)]);
@@ -180,14 +183,11 @@ export function hessian(fn: CompiledFunction, inputs: InputData[], request: Eval
     });
   }
   if (dirs.total === 0) run(p.program, [...inputs, ...dirs.unit(-1, 0)]);
-  const gradient = Object.fromEntries(wrt.map((w, k) => [w.name, toValue(p, 1 + k)]));
-  const result = Object.fromEntries(
-    wrt.map((a, i) => [
-      a.name,
-      Object.fromEntries(wrt.map((b, j) => [b.name, asValue([...dirs.shapes[i], ...dirs.shapes[j]], blocks[i][j])])),
-    ]),
+  const gradient = recordOf(wrt.map((w, k) => [w.name, toValue(p, 1 + k)]));
+  const result = recordOf(
+    wrt.map((a, i) => [a.name, recordOf(wrt.map((b, j) => [b.name, asValue([...dirs.shapes[i], ...dirs.shapes[j]], blocks[i][j])]))]),
   );
-  return { outputs: { [fn.singleOutput().name]: toValue(p, 0) }, gradient, hessian: result };
+  return { outputs: recordOf([[fn.singleOutput().name, toValue(p, 0)]]), gradient, hessian: result };
 }
 
 /** H·v along the request's tangent, by one forward-over-reverse sweep. */
@@ -198,7 +198,7 @@ export function hvp(
 ): { outputs: Record<string, Value>; gradient: Record<string, Value>; hvp: Record<string, Value> } {
   const wrt = selectInputs(fn.graph, request.wrt);
   if (!request.tangent) throw invalid("mode hvp needs a tangent: the vector v of H·v, by input name", { field: "tangent" });
-  const p = prepareHvp(fn, wrt, request.precision ?? "float64");
+  const p = prepareHvp(fn, wrt, request.precision ?? "float64", request.budget);
   const tangent = fn.decode(
     request.tangent,
     wrt.map((w, k) => ({ name: w.name, node: p.extraInputs[k].node })),
@@ -209,9 +209,9 @@ export function hvp(
   );
   run(p.program, [...inputs, ...tangent]);
   return {
-    outputs: { [fn.singleOutput().name]: toValue(p, 0) },
-    gradient: Object.fromEntries(wrt.map((w, k) => [w.name, toValue(p, 1 + k)])),
-    hvp: Object.fromEntries(wrt.map((w, k) => [w.name, toValue(p, 1 + wrt.length + k)])),
+    outputs: recordOf([[fn.singleOutput().name, toValue(p, 0)]]),
+    gradient: recordOf(wrt.map((w, k) => [w.name, toValue(p, 1 + k)])),
+    hvp: recordOf(wrt.map((w, k) => [w.name, toValue(p, 1 + wrt.length + k)])),
   };
 }
 
@@ -227,26 +227,63 @@ export function derivative(
 ): { outputs: Record<string, Value>; derivative: number; partials: string[] } {
   const single = fn.singleOutput();
   const sequence = partialSequence(fn, request);
-  const p = fn.prepare(`derivative|${sequence.join(",")}`, request.precision ?? "float64", () => {
+  const make = () => {
     let graph = new Graph(fn.graph.nodes, fn.graph.inputs, [single]);
     let node = single.node;
-    for (const name of sequence) {
-      const r = reverse(graph, { wrt: [name], cotangent: "seed" });
+    let growth = Number.POSITIVE_INFINITY;
+    for (let k = 0; k < sequence.length; k++) {
+      const before = graph.nodes.length;
+      const r = reverse(graph, { wrt: [sequence[k]], cotangent: "seed", budget: request.budget });
       node = r.gradients[0];
       graph = new Graph(r.graph.nodes, r.graph.inputs, [{ name: "d", node }]);
+      const ratio = graph.nodes.length / Math.max(1, before);
+      if (request.budget) checkGrowth(request.budget, graph.nodes.length, Math.min(ratio, growth), sequence.length - k - 1);
+      growth = ratio;
     }
-    return { graph, results: [single.node, node], extraInputs: [], pass: "reverse" };
-  });
+    return { graph, results: [single.node, node], extraInputs: [], pass: "reverse" as const };
+  };
+  const p = fn.prepare(`derivative|${sequence.join(",")}`, request.precision ?? "float64", make, request.budget);
   run(p.program, inputs);
-  return { outputs: { [single.name]: toValue(p, 0) }, derivative: element(p.program.read(p.results[1]), 0), partials: sequence };
+  return { outputs: recordOf([[single.name, toValue(p, 0)]]), derivative: element(p.program.read(p.results[1]), 0), partials: sequence };
 }
+
+/**
+ * Each order of a derivative multiplies the graph by about the same factor, so the last orders cost
+ * almost everything: the size the remaining orders would reach, at the growth just seen, is refused
+ * now (with room to spare for growth that slows down) rather than after seconds of building.
+ */
+function checkGrowth(budget: Budget, after: number, ratio: number, remaining: number): void {
+  // Small graphs prove nothing yet (early orders grow fast, then hash-consing catches up), and are cheap.
+  if (remaining === 0 || ratio <= 1.5 || after < Math.min(budget.maxNodes / 4, 10_000)) return;
+  const projected = after * ratio ** remaining;
+  if (projected > 2 * budget.maxNodes) {
+    throw new BudgetExceeded(
+      budget.inline
+        ? `a derivative graph of about ${Math.round(projected)} nodes is too large for the event loop`
+        : `the derivative would need about ${projected.toPrecision(2)} nodes (the graph grows ${ratio.toFixed(1)}-fold per order, ${remaining} orders to go); the limit is ${budget.maxNodes} (${budget.nodesName}): ask for a lower order`,
+      budget.inline === true,
+      { field: "order" },
+    );
+  }
+}
+
+/**
+ * Highest order of a partial derivative, however it is asked for (`order`, or the names in `wrt`,
+ * repeated or not): each order differentiates the whole derivative graph built so far again.
+ */
+export const MAX_ORDER = 16;
 
 /** The inputs a `derivative` request differentiates with respect to, in order: `wrt`, or `order` times one input. */
 export function partialSequence(fn: CompiledFunction, request: Pick<EvaluateRequest, "wrt" | "order">): string[] {
+  if (request.wrt !== undefined && Array.isArray(request.wrt) && request.wrt.length > MAX_ORDER) {
+    throw invalid(`wrt: a partial derivative of order ${request.wrt.length} was asked for; the highest order is ${MAX_ORDER}`, {
+      field: "wrt",
+    });
+  }
   let sequence = request.wrt ? [...request.wrt] : [];
   if (request.order !== undefined) {
-    if (!Number.isInteger(request.order) || request.order < 0 || request.order > 16) {
-      throw invalid("order must be an integer from 0 to 16", { field: "order" });
+    if (!Number.isInteger(request.order) || request.order < 0 || request.order > MAX_ORDER) {
+      throw invalid(`order must be an integer from 0 to ${MAX_ORDER}`, { field: "order" });
     }
     if (sequence.length > 1) {
       throw invalid("give either order (with at most one wrt name) or the sequence of names in wrt, not both", { field: "order" });
@@ -290,7 +327,7 @@ export function divergence(
       { field: "mode" },
     );
   }
-  const p = fn.prepareJvp(wrt, request.precision ?? "float64");
+  const p = fn.prepareJvp(wrt, request.precision ?? "float64", request.budget);
   // Output element `flat` lives in output o at position a.
   const locate = (flat: number): [number, number] => {
     let o = 0;
@@ -315,14 +352,14 @@ export function laplacian(
 ): { outputs: Record<string, Value>; laplacian: number } {
   const wrt = selectInputs(fn.graph, request.wrt);
   const dirs = new Directions(fn, wrt);
-  const p = prepareHvp(fn, wrt, request.precision ?? "float64");
+  const p = prepareHvp(fn, wrt, request.precision ?? "float64", request.budget);
   let sum = 0;
   for (const { k, e } of dirs.each()) {
     run(p.program, [...inputs, ...dirs.unit(k, e)]);
     sum += element(p.program.read(p.results[1 + wrt.length + k]), e);
   }
   if (dirs.total === 0) run(p.program, [...inputs, ...dirs.unit(-1, 0)]);
-  return { outputs: { [fn.singleOutput().name]: toValue(p, 0) }, laplacian: sum };
+  return { outputs: recordOf([[fn.singleOutput().name, toValue(p, 0)]]), laplacian: sum };
 }
 
 /** What `check` reports for one input element (tensors: the worst element). */
@@ -358,8 +395,9 @@ export function check(fn: CompiledFunction, inputs: InputData[], request: Evalua
     wrt: request.wrt,
     precision: request.precision,
     allowNonFinite: request.allowNonFinite,
+    budget: request.budget,
   });
-  const valueProgram = fn.prepareValue(request.precision ?? "float64");
+  const valueProgram = fn.prepareValue(request.precision ?? "float64", request.budget);
   const outIndex = fn.graph.outputs.indexOf(single);
   const f = (args: InputData[]) => {
     run(valueProgram.program, args);
@@ -367,7 +405,7 @@ export function check(fn: CompiledFunction, inputs: InputData[], request: Evalua
   };
   const f0 = element(grad.outputs[single.name] as number, 0);
   const wrt = selectInputs(fn.graph, request.wrt);
-  const entries: Record<string, CheckEntry> = {};
+  const entries = record<CheckEntry>();
   let passed = true;
   for (const w of wrt) {
     const k = fn.graph.inputs.findIndex((i) => i.name === w.name);
@@ -413,14 +451,14 @@ export function check(fn: CompiledFunction, inputs: InputData[], request: Evalua
   }
   return {
     outputs: grad.outputs,
-    gradient: grad.gradient ?? {},
+    gradient: grad.gradient ?? record(),
     check: { passed, inputs: entries, rule: CHECK_RULE },
     ...(grad.nonFinite ? { nonFinite: grad.nonFinite } : {}),
   };
 }
 
 function pointOf(fn: CompiledFunction, inputs: InputData[]): Record<string, Value> {
-  return Object.fromEntries(
+  return recordOf(
     fn.graph.inputs.map((input, k) => {
       const v = inputs[k];
       const shape = fn.graph.nodes[input.node].shape;

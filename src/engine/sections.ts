@@ -1,3 +1,4 @@
+import { own, record } from "../names.js";
 import type { Evaluation } from "./compiled-function.js";
 import type { Value } from "./values.js";
 
@@ -36,22 +37,29 @@ export function fieldValue(evaluation: Evaluation, f: FieldPath): Value {
     case "scalar":
       return section as number;
     case "map":
-      return (section as Record<string, Value>)[f.name];
+      return own(section as Record<string, Value>, f.name) as Value;
     case "nested":
-      return (section as Record<string, Record<string, Value>>)[f.name][f.key as string];
+      return own(own(section as Record<string, Record<string, Value>>, f.name) ?? {}, f.key as string) as Value;
   }
 }
 
-/** Puts a field's value into a row (or columns) object being built. */
+/**
+ * Puts a field's value into a row (or columns) object being built. Section names are ours; the
+ * records under them are keyed by the client's names, so they have no prototype.
+ */
 export function setField<T>(row: Record<string, unknown>, f: FieldPath, value: T): void {
   const kind = SECTIONS[f.section];
   if (kind === "scalar") {
     row[f.section] = value;
     return;
   }
-  const section = (row[f.section] ??= {}) as Record<string, unknown>;
+  const section = (row[f.section] ??= record()) as Record<string, unknown>;
   if (kind === "map") section[f.name] = value;
-  else ((section[f.name] ??= {}) as Record<string, unknown>)[f.key as string] = value;
+  else {
+    let inner = own(section, f.name) as Record<string, unknown> | undefined;
+    if (inner === undefined) section[f.name] = inner = record();
+    inner[f.key as string] = value;
+  }
 }
 
 /** Every value of a row's numeric sections, for finiteness checks and conversions. */
@@ -60,9 +68,8 @@ export function* sectionValues<T>(row: Partial<Record<Section, unknown>>): Gener
     const v = row[s];
     if (v === undefined) continue;
     if (SECTIONS[s] === "scalar") yield v as T;
-    else if (SECTIONS[s] === "map") for (const k in v as object) yield (v as Record<string, T>)[k];
-    else
-      for (const a in v as object) for (const b in (v as Record<string, object>)[a]) yield (v as Record<string, Record<string, T>>)[a][b];
+    else if (SECTIONS[s] === "map") yield* Object.values(v as Record<string, T>);
+    else for (const inner of Object.values(v as Record<string, Record<string, T>>)) yield* Object.values(inner);
   }
 }
 
@@ -81,7 +88,7 @@ export function mapSections<T, U>(row: Partial<Record<Section, unknown>>, f: (v:
 }
 
 function mapObject<T, U>(m: Record<string, T>, f: (v: T) => U): Record<string, U> {
-  const out: Record<string, U> = {};
-  for (const k in m) out[k] = f(m[k]);
+  const out = record<U>();
+  for (const k of Object.keys(m)) out[k] = f(m[k]);
   return out;
 }

@@ -1,6 +1,7 @@
 import { create, type DescEnum, type MessageInitShape } from "@bufbuild/protobuf";
 import { mapSections, SECTION_NAMES, SECTIONS } from "../engine/sections.js";
 import type { Value } from "../engine/values.js";
+import { record, recordOf } from "../names.js";
 import type { OpsManifest } from "../service/manifest.js";
 import { toLittleEndianBytes } from "../service/tensor.js";
 import type {
@@ -66,14 +67,15 @@ export function tensorValue(t: Tensor): TensorValue {
   return { shape: t.shape, data: t.values };
 }
 
+/** Map fields arrive as ordinary objects whose keys are the client's: only their own entries are read. */
 function pointValues(p: Point): NamedValues {
-  const out: Record<string, TensorValue> = { ...p.values };
+  const out = recordOf<TensorValue>(Object.entries(p.values));
   for (const [name, t] of Object.entries(p.tensors)) out[name] = tensorValue(t);
   return out;
 }
 
 function namedTensors(m: Record<string, Tensor>): NamedValues {
-  const out: Record<string, TensorValue> = {};
+  const out = record<TensorValue>();
   for (const [name, t] of Object.entries(m)) out[name] = tensorValue(t);
   return out;
 }
@@ -108,7 +110,7 @@ export function functionSpec(f: FunctionMsg | undefined): FunctionSpec | undefin
     case "expression":
       return { expression: f.source.value, ...inputs };
     case "expressions":
-      return { expressions: Object.fromEntries(f.source.value.outputs.map((o) => [o.name, o.text])), ...inputs };
+      return { expressions: recordOf(f.source.value.outputs.map((o) => [o.name, o.text])), ...inputs };
     case "graph":
       return { graph: graphJson(f.source.value) };
     case "model":
@@ -152,8 +154,8 @@ function tensorMessage(v: Value): Tensor {
 }
 
 function tensorMap(m: ValueMap | ColumnMap | undefined): Record<string, Tensor> {
-  const out: Record<string, Tensor> = {};
-  if (m) for (const k in m) out[k] = tensorMessage(m[k]);
+  const out = record<Tensor>();
+  if (m) for (const k of Object.keys(m)) out[k] = tensorMessage(m[k]);
   return out;
 }
 
@@ -185,8 +187,8 @@ function sections(r: ResultRow | ColumnsResult) {
 }
 
 function mapValues<T, U>(m: Record<string, T>, f: (v: T) => U): Record<string, U> {
-  const out: Record<string, U> = {};
-  for (const k in m) out[k] = f(m[k]);
+  const out = record<U>();
+  for (const k of Object.keys(m)) out[k] = f(m[k]);
   return out;
 }
 

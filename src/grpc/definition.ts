@@ -14,8 +14,13 @@ function asBuffer(bytes: Uint8Array): Buffer {
  * A grpc-js service definition from a protobuf-es v2 service descriptor: each method's path and
  * streaming kind from the descriptor, its messages (de)serialised with toBinary/fromBinary. Handlers
  * and clients then work with the generated message types.
+ *
+ * With `rawRequests` (the server's side), requests reach the handler as the received bytes: the
+ * handler admits them by size before paying for decoding, and answers bytes that do not decode with
+ * INVALID_ARGUMENT (grpc-js would say INTERNAL). A handler may also answer with bytes it serialised
+ * itself (to check the answer's size first); they are sent as they are.
  */
-export function grpcServiceDefinition(service: DescService): ServiceDefinition {
+export function grpcServiceDefinition(service: DescService, rawRequests = false): ServiceDefinition {
   const definition: Record<string, MethodDefinition<unknown, unknown>> = {};
   for (const method of service.methods) {
     const kind = method.methodKind;
@@ -25,8 +30,8 @@ export function grpcServiceDefinition(service: DescService): ServiceDefinition {
       requestStream: kind === "client_streaming" || kind === "bidi_streaming",
       responseStream: kind === "server_streaming" || kind === "bidi_streaming",
       requestSerialize: (m) => asBuffer(toBinary(method.input, m as never)),
-      requestDeserialize: (b) => fromBinary(method.input, b),
-      responseSerialize: (m) => asBuffer(toBinary(method.output, m as never)),
+      requestDeserialize: rawRequests ? (b: Buffer) => b : (b) => fromBinary(method.input, b),
+      responseSerialize: (m) => (m instanceof Uint8Array ? asBuffer(m) : asBuffer(toBinary(method.output, m as never))),
       responseDeserialize: (b) => fromBinary(method.output, b),
     };
   }

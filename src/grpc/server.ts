@@ -1,10 +1,12 @@
 import { randomUUID } from "node:crypto";
+import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
-import type { AdjointError } from "../errors.js";
-import { asAdjointError, grpcCode } from "../service/errors.js";
+import { type AdjointError, exhausted, invalid } from "../errors.js";
+import { type Admission, overloaded } from "../service/admission.js";
+import { asAdjointError, grpcCode, retryAfter } from "../service/errors.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
 import type { CallContext } from "../service/types.js";
@@ -12,10 +14,13 @@ import { differentiateInput, differentiateResponse, functionInfo, functionSpec, 
 import { grpcServiceDefinition, reflectionPackage } from "./definition.js";
 import {
   AdjointService as AdjointServiceDesc,
-  type DifferentiateRequest,
-  type DifferentiateResponse,
-  type GetFunctionRequest,
-  type RegisterFunctionRequest,
+  DifferentiateRequestSchema,
+  DifferentiateResponseSchema,
+  FunctionInfoSchema,
+  GetFunctionRequestSchema,
+  ListOpsRequestSchema,
+  ListOpsResponseSchema,
+  RegisterFunctionRequestSchema,
 } from "./gen/adjoint/v1/adjoint_pb.js";
 
 export const SERVICE_NAME = AdjointServiceDesc.typeName;
@@ -27,6 +32,10 @@ export interface GrpcServerOptions {
   readonly maxMessage: number;
   /** Close connections after this long (0 or absent: never). */
   readonly maxConnectionAgeMs?: number;
+  /** Calls in flight per connection (absent: grpc-js's default, unbounded). */
+  readonly maxStreams?: number;
+  /** Requests and message bytes in flight; without it nothing is refused for load. */
+  readonly admission?: Admission;
 }
 
 type ServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
@@ -63,18 +72,34 @@ function status(error: AdjointError, requestId: string): Partial<grpc.StatusObje
   metadata.set("x-request-id", requestId);
   metadata.set("adjoint-kind", error.kind);
   for (const [k, v] of Object.entries(error.location)) if (v !== undefined) metadata.set(`adjoint-${k}`, String(v));
+  const after = retryAfter(error);
+  if (after !== undefined) metadata.set("retry-after", String(after));
   return { code: grpcCode(error) as grpc.status, details: error.message, metadata };
+}
+
+/** A request's bytes as a message; bytes that are not one are the client's fault, not the server's. */
+function decode<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array): MessageShape<Desc> {
+  try {
+    return fromBinary(schema, bytes);
+  } catch (e) {
+    throw invalid(`the request message could not be decoded: ${(e as Error).message}`);
+  }
 }
 
 /**
  * The gRPC adapter: handlers that convert messages and call the service, plus the standard health
- * service and server reflection.
+ * service and server reflection. Requests arrive as bytes (see grpcServiceDefinition): each is admitted
+ * by size before it is decoded, and each answer is serialised here, so that one over the message limit
+ * is refused with RESOURCE_EXHAUSTED, and counted so, rather than failing after the metrics said OK.
  */
 export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Server; health: HealthImplementation } {
-  const { service, metrics, logger } = options;
+  const { service, metrics, logger, admission } = options;
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxMessage,
     "grpc.max_send_message_length": options.maxMessage,
+    // grpc-js reads a call's whole message before any handler runs, so admission cannot refuse one
+    // unread: this bounds what one connection can make the server hold at once.
+    ...(options.maxStreams ? { "grpc.max_concurrent_streams": options.maxStreams } : {}),
     ...(options.maxConnectionAgeMs
       ? { "grpc.max_connection_age_ms": options.maxConnectionAgeMs, "grpc.max_connection_age_grace_ms": 30_000 }
       : {}),
@@ -88,19 +113,47 @@ export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Serv
     log.info({ status: code, ms: Math.round(seconds * 1e6) / 1000, ...(error ? { detail: error.message } : {}) }, "request completed");
   };
 
-  function unary<Req, Res>(method: string, handle: (request: Req, ctx: CallContext) => Res | Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  /** An answer's bytes, refused when over the message limit (grpc-js would fail the call after the handler). */
+  const encode = <Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Uint8Array => {
+    const bytes = toBinary(schema, message);
+    if (bytes.byteLength > options.maxMessage) {
+      throw exhausted(
+        `the answer is ${bytes.byteLength} bytes, over the message limit of ${options.maxMessage} bytes (ADJOINT_GRPC_MAX_MESSAGE); ask for fewer points, or send them in several requests or over DifferentiateStream`,
+      );
+    }
+    return bytes;
+  };
+
+  function unary<In extends DescMessage, Out extends DescMessage>(
+    method: string,
+    input: In,
+    output: Out,
+    handle: (request: MessageShape<In>, ctx: CallContext) => MessageShape<Out> | Promise<MessageShape<Out>>,
+  ): grpc.handleUnaryCall<Buffer, Uint8Array> {
     return (call, callback) => {
       const started = performance.now();
       const { id, log } = requestLog(call as ServerCall, logger, method);
+      const bytes = call.request;
+      const size = bytes.byteLength;
+      const refused = admission?.tryAdmit(size);
+      if (refused !== undefined) {
+        const error = overloaded("grpc", refused);
+        finish(method, log, started, error);
+        callback(status(error, id));
+        return;
+      }
       const ctx = callContext(call as ServerCall);
       Promise.resolve()
-        .then(() => handle(call.request, ctx))
+        .then(() => handle(decode(input, bytes), ctx))
+        .then((response) => encode(output, response))
         .then(
-          (response) => {
+          (answer) => {
+            admission?.release(size);
             finish(method, log, started);
-            callback(null, response);
+            callback(null, answer);
           },
           (e) => {
+            admission?.release(size);
             const error = asAdjointError(e);
             finish(method, log, started, error, e);
             callback(status(error, id));
@@ -110,7 +163,7 @@ export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Serv
   }
 
   /** Answers in order, one message at a time, against one function compiled once for the stream. */
-  const differentiateStream: grpc.handleBidiStreamingCall<DifferentiateRequest, DifferentiateResponse> = (call) => {
+  const differentiateStream: grpc.handleBidiStreamingCall<Buffer, Uint8Array> = (call) => {
     const method = "DifferentiateStream";
     const started = performance.now();
     const { id, log } = requestLog(call as ServerCall, logger, method);
@@ -119,17 +172,33 @@ export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Serv
     let sequence = 0;
     let chain = Promise.resolve();
     let failed = false;
-    call.on("data", (request: DifferentiateRequest) => {
+    const fail = (e: unknown) => {
+      failed = true;
+      const error = asAdjointError(e);
+      finish(method, log, started, error, e);
+      call.emit("error", status(error, id));
+    };
+    call.on("data", (bytes: Buffer) => {
+      if (failed) return;
       const n = sequence++;
+      // Each message holds a slot until answered: a client cannot queue unbounded work on one stream.
+      const size = bytes.byteLength;
+      const refused = admission?.tryAdmit(size);
+      if (refused !== undefined) {
+        chain = chain.then(() => {
+          if (!failed) fail(overloaded("grpc", refused));
+        });
+        return;
+      }
       chain = chain.then(async () => {
-        if (failed) return;
         try {
-          call.write(differentiateResponse(await session.next(differentiateInput(request), ctx), n));
+          if (failed) return;
+          const request = decode(DifferentiateRequestSchema, bytes);
+          call.write(encode(DifferentiateResponseSchema, differentiateResponse(await session.next(differentiateInput(request), ctx), n)));
         } catch (e) {
-          failed = true;
-          const error = asAdjointError(e);
-          finish(method, log, started, error, e);
-          call.emit("error", status(error, id));
+          fail(e);
+        } finally {
+          admission?.release(size);
         }
       });
     });
@@ -142,16 +211,18 @@ export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Serv
     });
   };
 
-  server.addService(grpcServiceDefinition(AdjointServiceDesc), {
-    differentiate: unary<DifferentiateRequest, DifferentiateResponse>("Differentiate", async (request, ctx) =>
+  server.addService(grpcServiceDefinition(AdjointServiceDesc, true), {
+    differentiate: unary("Differentiate", DifferentiateRequestSchema, DifferentiateResponseSchema, async (request, ctx) =>
       differentiateResponse(await service.differentiate(differentiateInput(request), ctx)),
     ),
     differentiateStream,
-    registerFunction: unary("RegisterFunction", (request: RegisterFunctionRequest) =>
+    registerFunction: unary("RegisterFunction", RegisterFunctionRequestSchema, FunctionInfoSchema, (request) =>
       functionInfo(service.registerFunction(functionSpec(request.function)).info),
     ),
-    getFunction: unary("GetFunction", (request: GetFunctionRequest) => functionInfo(service.getFunction(request.id))),
-    listOps: unary("ListOps", () => listOpsResponse(service.listOps())),
+    getFunction: unary("GetFunction", GetFunctionRequestSchema, FunctionInfoSchema, (request) =>
+      functionInfo(service.getFunction(request.id)),
+    ),
+    listOps: unary("ListOps", ListOpsRequestSchema, ListOpsResponseSchema, () => listOpsResponse(service.listOps())),
   });
 
   const health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });

@@ -1,7 +1,9 @@
+import { Transform } from "node:stream";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AdjointError } from "../errors.js";
+import { type Admission, LARGE_BODY, overloaded } from "../service/admission.js";
 import { jsonBody, serializeJson, tensorBase64, tensorJson } from "../service/json-view.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
@@ -13,12 +15,16 @@ import { loadOpenApi, ref, SCHEMA_ID } from "./openapi.js";
 export interface RoutesOptions {
   readonly service: AdjointService;
   readonly metrics: Metrics;
+  /** Requests and body bytes in flight on HTTP; without it nothing is refused for load. */
+  readonly admission?: Admission;
 }
 
 declare module "fastify" {
   interface FastifyRequest {
     /** The binary part of a framed body (binary.ts). */
     binaryPart?: Uint8Array;
+    /** Body bytes this request holds of the admission budget (undefined: not counted). */
+    admitted?: number;
   }
 }
 
@@ -28,10 +34,11 @@ const JSON_TYPE = "application/json; charset=utf-8";
  * The REST adapter: routes validated by the schemas of openapi.yaml, each a few lines over the
  * service. Nothing here knows how a function is evaluated.
  */
-export async function adjointRoutes(app: FastifyInstance, { service, metrics }: RoutesOptions): Promise<void> {
+export async function adjointRoutes(app: FastifyInstance, { service, metrics, admission }: RoutesOptions): Promise<void> {
   const openapi = loadOpenApi();
   app.addSchema({ $id: SCHEMA_ID, components: openapi.doc.components });
   app.decorateRequest("binaryPart", undefined);
+  app.decorateRequest("admitted", undefined);
 
   // JSON with fastify's own protections (prototype poisoning), and the parser's words when it fails.
   const defaultJson = app.getDefaultJsonParser("error", "error");
@@ -55,8 +62,15 @@ export async function adjointRoutes(app: FastifyInstance, { service, metrics }: 
   // Callback-style hooks: an async hook costs a promise per request, more than what these do.
   app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
-    done();
+    if (admission === undefined || !admit(admission, request, reply)) done();
   });
+  if (admission !== undefined) {
+    app.addHook("preParsing", (request, reply, payload, done) => {
+      // A body of undeclared length (chunked) is counted as it arrives: it may not grow past the budget.
+      if (request.admitted === undefined || request.headers["content-length"] !== undefined) done(null, payload);
+      else done(null, payload.pipe(countingStream(admission, request, reply)));
+    });
+  }
   app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "unmatched";
     metrics.observe("http", route, reply.statusCode, reply.elapsedTime / 1000);
@@ -112,6 +126,52 @@ export async function adjointRoutes(app: FastifyInstance, { service, metrics }: 
 
 // Not encapsulated: the parsers, hooks and handlers apply to the whole server.
 (adjointRoutes as unknown as Record<symbol, boolean>)[Symbol.for("skip-override")] = true;
+
+/**
+ * Admission, before fastify reads the body: from Content-Length (a chunked body is taken as large and
+ * counted as it arrives). A refusal is answered at once, and the connection closed rather than left
+ * to drain a body nobody reads. Requests without a body (health, readiness, metrics, lookups) are not counted,
+ * so that probes answer under load. True when it answered.
+ */
+function admit(admission: Admission, request: FastifyRequest, reply: FastifyReply): boolean {
+  const method = request.method;
+  if (method === "GET" || method === "HEAD") return false;
+  const declared = request.headers["content-length"];
+  let bytes = 0;
+  if (declared !== undefined) {
+    bytes = Number(declared);
+    // fastify refuses a body over its limit (413) before reading it: nothing to count.
+    if (!(bytes <= (request.routeOptions.bodyLimit ?? Number.POSITIVE_INFINITY))) return false;
+  } else if (request.headers["transfer-encoding"] !== undefined) bytes = LARGE_BODY + 1;
+  const refused = admission.tryAdmit(bytes);
+  if (refused !== undefined) {
+    // The body is not read: the connection is closed rather than left to drain it.
+    if (bytes > 0) reply.header("connection", "close");
+    sendProblem(reply, overloaded("http", refused));
+    return true;
+  }
+  request.admitted = bytes;
+  // "close" comes once, whether the answer was sent, the client left or a timeout cut the connection.
+  reply.raw.once("close", () => admission.release(request.admitted ?? 0));
+  return false;
+}
+
+function countingStream(admission: Admission, request: FastifyRequest, reply: FastifyReply): Transform {
+  let received = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      received += chunk.byteLength;
+      const held = request.admitted ?? 0;
+      if (received <= held) return callback(null, chunk);
+      request.admitted = received;
+      if (!admission.grow(received - held)) {
+        reply.header("connection", "close");
+        return callback(overloaded("http", "bytes"));
+      }
+      callback(null, chunk);
+    },
+  });
+}
 
 function wantsBinary(request: FastifyRequest): boolean {
   return request.headers.accept?.includes(BINARY_TYPE) ?? false;

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { Logger } from "pino";
+import type { Admission } from "../service/admission.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
 import { adjointRoutes } from "./routes.js";
@@ -10,12 +11,20 @@ export interface HttpServerOptions {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly bodyLimit: number;
+  readonly admission?: Admission;
+  /** Headers and body must arrive within this long (ms), else the connection is closed. */
+  readonly requestTimeoutMs?: number;
+  /** A connection silent this long (ms) is closed. */
+  readonly idleTimeoutMs?: number;
+  /** A kept-alive connection with no new request this long (ms) is closed. */
+  readonly keepAliveTimeoutMs?: number;
 }
 
 /** A request id from the client's x-request-id when it is a sensible token, else a fresh one. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
+  const requestTimeout = options.requestTimeoutMs ?? 10_000;
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
     // One line per request, written by the routes' onResponse hook (with route, status and time).
@@ -26,11 +35,22 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     },
     bodyLimit: options.bodyLimit,
     return503OnClosing: true,
+    // A slow client cannot hold a connection: the request must arrive within requestTimeout (Node
+    // checks every connectionsCheckingInterval, 30 s by default, too coarse for a 10 s limit), and a
+    // silent one is closed after the idle timeout.
+    requestTimeout,
+    connectionTimeout: options.idleTimeoutMs ?? 60_000,
+    keepAliveTimeout: options.keepAliveTimeoutMs ?? 72_000,
+    http: {
+      requestTimeout,
+      headersTimeout: requestTimeout,
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(requestTimeout / 4))),
+    },
     ajv: {
       // Schemas are OpenAPI 3.1 (x- keywords allowed); no coercion, no silent removal of unknown fields.
       customOptions: { strict: false, coerceTypes: false, removeAdditional: false, useDefaults: false, verbose: true, allErrors: false },
     },
   });
-  await app.register(adjointRoutes, { service: options.service, metrics: options.metrics });
+  await app.register(adjointRoutes, { service: options.service, metrics: options.metrics, admission: options.admission });
   return app;
 }

@@ -3,6 +3,7 @@ import { evaluateScalar } from "../ops/evaluate.js";
 import { findOp, suggestOps } from "../ops/registry.js";
 import { type Attrs, arityRange, type DType, type OpDef, type RuleBuilder, type Shape } from "../ops/types.js";
 import { formatShape, sameShape } from "../tensor/shape.js";
+import { type Budget, BudgetExceeded, extentError, extentOf, MAX_DIMENSION, nodeBudgetError } from "./budget.js";
 import { canonicalJson, formatNumberKey, Graph, type IrNode, type NamedNode } from "./graph.js";
 
 /**
@@ -15,9 +16,17 @@ export class GraphBuilder implements RuleBuilder {
   private readonly byKey = new Map<string, number>();
   private readonly inputList: NamedNode[] = [];
 
+  /**
+   * With a budget, the builder refuses to grow past `budget.maxNodes` nodes or to make a node whose
+   * loop would iterate more than `budget.maxElements`: derivations are refused as they build, not
+   * after a graph of unbounded size exists.
+   */
+  constructor(private readonly budget?: Budget) {}
+
   /** Starts from an existing graph; its node ids stay valid, new nodes are appended. */
-  static extend(graph: Graph): GraphBuilder {
-    const b = new GraphBuilder();
+  static extend(graph: Graph, budget?: Budget): GraphBuilder {
+    const b = new GraphBuilder(budget);
+    if (budget && graph.nodes.length > budget.maxNodes) throw nodeBudgetError(budget);
     for (const node of graph.nodes) {
       const id = b.nodeList.length;
       b.nodeList.push(node);
@@ -62,6 +71,7 @@ export class GraphBuilder implements RuleBuilder {
       }
       return existing.node;
     }
+    this.checkShape(shape, `input ${name}`, undefined);
     const id = this.push({ op: "input", args: [], attrs: undefined, shape: [...shape], dtype, name }, `input:${name}`);
     this.inputList.push({ name, node: id });
     return id;
@@ -119,10 +129,12 @@ export class GraphBuilder implements RuleBuilder {
       if (def.expand) return def.expand(this, args, normalized);
       const shape = def.shape ? def.shape(argShapes, normalized) : argShapes[0];
       const dtype = def.dtype ? def.dtype(argTypes, normalized) : "float";
+      this.checkShape(shape, where, label);
       const simpler = this.simplify(def, args, shape);
       if (simpler !== undefined) return simpler;
       return this.intern({ op: def.name, args: [...args], attrs: normalized, shape, dtype, label });
     } catch (e) {
+      if (e instanceof BudgetExceeded) throw e;
       if (e instanceof OpRuleError) {
         const shapes = argShapes.map(formatShape).join(", ");
         throw invalid(`${where}: ${e.message}${e.message.includes("[") ? "" : ` (operand shapes ${shapes})`}`, {
@@ -188,9 +200,28 @@ export class GraphBuilder implements RuleBuilder {
 
   private push(node: IrNode, key: string): number {
     const id = this.nodeList.length;
+    if (this.budget && id >= this.budget.maxNodes) throw nodeBudgetError(this.budget);
     this.nodeList.push(node);
     this.byKey.set(key, id);
     return id;
+  }
+
+  /**
+   * Refuses absurd axes wherever a shape enters a graph (declared inputs, op results such as
+   * broadcast_to and reshape), before anything is sized from it: an empty axis beside a huge one
+   * holds no elements, yet loops over the tensor would still walk the huge one.
+   */
+  private checkShape(shape: Shape, where: string, label: string | undefined): void {
+    for (const d of shape) {
+      if (d > MAX_DIMENSION) {
+        throw new BudgetExceeded(
+          `${where}: shape ${formatShape(shape)} has an axis of ${d}; no axis may exceed ${MAX_DIMENSION}`,
+          false,
+          label === undefined ? {} : { node: label },
+        );
+      }
+    }
+    if (this.budget && extentOf(shape) > this.budget.maxElements) throw extentError(this.budget, shape, where, label);
   }
 
   private intern(node: IrNode): number {

@@ -1,6 +1,8 @@
 import { AdjointError, invalid } from "../errors.js";
+import { checkName, RESERVED_NAMES } from "../names.js";
 import { findOp } from "../ops/registry.js";
 import type { Attrs, DType, Shape } from "../ops/types.js";
+import { type Budget, BudgetExceeded } from "./budget.js";
 import { GraphBuilder } from "./builder.js";
 import type { Graph } from "./graph.js";
 
@@ -29,7 +31,18 @@ export interface ExpressionSource {
   readonly outputs: readonly { readonly name: string; readonly text: string }[];
   /** Declared inputs, in order. Without it, inputs are the free variables in order of appearance. */
   readonly inputs?: readonly InputDeclaration[];
+  /**
+   * Most nodes the graph may have (ADJOINT_MAX_NODES): counted while parsing, so that an oversized
+   * expression is refused before it is built, not after.
+   */
+  readonly maxNodes?: number;
 }
+
+/**
+ * Tokens allowed per node of the limit: generous (a call with keyword lists or a slice spends a dozen
+ * tokens on one node), yet it stops a huge text that folds to few nodes, such as 0+0+0+…, early.
+ */
+const TOKENS_PER_NODE = 16;
 
 const CONSTANTS: Readonly<Record<string, number>> = { pi: Math.PI, e: Math.E };
 
@@ -54,8 +67,9 @@ export function pointAt(text: string, at: number, message: string, output?: stri
   return invalid(`${prefix}${message} at column ${at + 1}\n  ${line}\n  ${" ".repeat(at)}^`, { position: at + 1 });
 }
 
-function tokenize(text: string, output: string | undefined): Token[] {
+function tokenize(text: string, output: string | undefined, maxNodes: number): Token[] {
   const tokens: Token[] = [];
+  const maxTokens = TOKENS_PER_NODE * maxNodes + 64;
   let i = 0;
   const numberPattern = /(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
   const namePattern = /[A-Za-z_][A-Za-z0-9_]*/y;
@@ -64,6 +78,12 @@ function tokenize(text: string, output: string | undefined): Token[] {
     if (/\s/.test(ch)) {
       i++;
       continue;
+    }
+    if (tokens.length >= maxTokens) {
+      throw new BudgetExceeded(
+        `${output === undefined ? "the expression" : `output ${output}`} is longer than ${maxTokens} tokens, more than a function of ${maxNodes} nodes needs; the limit is ${maxNodes} nodes (ADJOINT_MAX_NODES)`,
+        false,
+      );
     }
     numberPattern.lastIndex = i;
     const num = numberPattern.exec(text);
@@ -100,12 +120,13 @@ class Parser {
   constructor(
     private readonly b: GraphBuilder,
     private readonly declared: ReadonlyMap<string, InputDeclaration> | undefined,
+    private readonly maxNodes = Number.POSITIVE_INFINITY,
   ) {}
 
   parse(text: string, output: string | undefined): number {
     this.text = text;
     this.output = output;
-    this.tokens = tokenize(text, output);
+    this.tokens = tokenize(text, output, this.maxNodes);
     this.pos = 0;
     if (this.peek().kind === "end") throw this.error(this.peek(), "empty expression");
     const node = this.comparison();
@@ -147,7 +168,7 @@ class Parser {
     try {
       return this.b.op(op, args, attrs);
     } catch (e) {
-      if (e instanceof AdjointError) throw this.error(t, e.message.replace(/^op \w+: /, `${op}: `));
+      if (e instanceof AdjointError && !(e instanceof BudgetExceeded)) throw this.error(t, e.message.replace(/^op \w+: /, `${op}: `));
       throw e;
     }
   }
@@ -266,7 +287,7 @@ class Parser {
     }
     if (t.kind === "name") {
       if (this.peek().kind === "op" && this.peek().text === "(") return this.call(t);
-      if (t.text in CONSTANTS && !this.declared?.has(t.text)) return this.b.constant(CONSTANTS[t.text]);
+      if (Object.hasOwn(CONSTANTS, t.text) && !this.declared?.has(t.text)) return this.b.constant(CONSTANTS[t.text]);
       return this.variable(t);
     }
     if (t.kind === "end") throw this.error(t, "unexpected end of expression");
@@ -274,6 +295,7 @@ class Parser {
   }
 
   private variable(t: Token): number {
+    if (RESERVED_NAMES.has(t.text)) throw this.error(t, `the name ${t.text} is reserved and cannot name an input; rename the variable`);
     if (findOp(t.text) && !this.declared?.has(t.text)) throw this.error(t, `${t.text} is a function; call it as ${t.text}(...)`);
     if (this.declared) {
       const decl = this.declared.get(t.text);
@@ -339,10 +361,21 @@ class Parser {
 
 /** Parses one or more expressions over shared inputs into one validated graph. */
 export function parseExpressions(source: ExpressionSource): Graph {
-  const b = new GraphBuilder();
+  const budget: Budget | undefined =
+    source.maxNodes === undefined
+      ? undefined
+      : {
+          maxNodes: source.maxNodes,
+          maxElements: Number.POSITIVE_INFINITY,
+          subject: "the function",
+          nodesName: "ADJOINT_MAX_NODES",
+          elementsName: "ADJOINT_MAX_TENSOR_ELEMENTS",
+        };
+  const b = new GraphBuilder(budget);
   let declared: Map<string, InputDeclaration> | undefined;
   if (source.inputs) {
     declared = new Map();
+    for (const [i, decl] of source.inputs.entries()) checkName(decl.name, `inputs[${i}]`);
     for (const decl of source.inputs) {
       if (declared.has(decl.name)) throw invalid(`input ${decl.name} is declared twice`, { input: decl.name });
       declared.set(decl.name, decl);
@@ -350,13 +383,14 @@ export function parseExpressions(source: ExpressionSource): Graph {
     }
   }
   if (source.outputs.length === 0) throw invalid("a function needs at least one output expression");
-  const parser = new Parser(b, declared);
+  for (const o of source.outputs) checkName(o.name, `outputs.${o.name}`);
+  const parser = new Parser(b, declared, source.maxNodes);
   const multiple = source.outputs.length > 1;
   const outputs = source.outputs.map((o) => ({ name: o.name, node: parser.parse(o.text, multiple ? o.name : undefined) }));
   return b.build(outputs);
 }
 
 /** A single expression; its output is named `f`. */
-export function parseExpression(text: string, inputs?: readonly InputDeclaration[]): Graph {
-  return parseExpressions({ outputs: [{ name: "f", text }], inputs });
+export function parseExpression(text: string, inputs?: readonly InputDeclaration[], maxNodes?: number): Graph {
+  return parseExpressions({ outputs: [{ name: "f", text }], inputs, maxNodes });
 }

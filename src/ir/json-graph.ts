@@ -1,4 +1,5 @@
 import { AdjointError, invalid } from "../errors.js";
+import { checkName } from "../names.js";
 import { findOp, suggestOps } from "../ops/registry.js";
 import type { Attrs, DType, Shape } from "../ops/types.js";
 import { decodeConstantLiteral } from "../tensor/literal.js";
@@ -56,6 +57,7 @@ export function readJsonGraph(raw: unknown): Graph {
     if (!decl || typeof decl.name !== "string" || !ID_PATTERN.test(decl.name)) {
       throw invalid(`${field}: an input needs a name made of letters, digits and _ (starting with a letter or _)`, { field });
     }
+    checkName(decl.name, typeof entry === "string" ? field : `${field}.name`);
     if (ids.has(decl.name)) throw invalid(`${field}: input ${decl.name} is declared twice`, { field, input: decl.name });
     const shape = readShape(decl.shape, `${field}.shape`);
     const dtype = readDType(decl.dtype, `${field}.dtype`);
@@ -72,6 +74,7 @@ export function readJsonGraph(raw: unknown): Graph {
     if (typeof node.id !== "string" || !ID_PATTERN.test(node.id)) {
       throw invalid(`${field}: id must be a string of letters, digits, _ . : - (starting with a letter or _)`, { field: `${field}.id` });
     }
+    checkName(node.id, `${field}.id`);
     if (ids.has(node.id)) throw invalid(`node ${node.id}: the id is already used by an input`, { node: node.id, field: `${field}.id` });
     if (byId.has(node.id))
       throw invalid(`node ${node.id}: duplicate id (also nodes[${byId.get(node.id)?.index}])`, { node: node.id, field: `${field}.id` });
@@ -94,6 +97,7 @@ export function readJsonGraph(raw: unknown): Graph {
     if (node.attrs !== undefined && !isObject(node.attrs)) {
       throw invalid(`node ${node.id}: attrs must be an object`, { node: node.id, field: `${field}.attrs` });
     }
+    for (const key of Object.keys(node.attrs ?? {})) checkName(key, `${field}.attrs.${key}`);
     byId.set(node.id, { node, index });
   });
 
@@ -180,6 +184,7 @@ function readOutputs(raw: unknown, ids: ReadonlyMap<string, number>): { name: st
     if (!out || typeof out.name !== "string" || typeof out.node !== "string") {
       throw invalid(`${field}: an output is a node id or {name, node}`, { field });
     }
+    checkName(out.name, typeof entry === "string" ? field : `${field}.name`);
     const node = ids.get(out.node);
     if (node === undefined) throw invalid(`${field}: output ${out.name} refers to unknown id ${out.node}`, { field, node: out.node });
     if (names.has(out.name)) throw invalid(`${field}: output name ${out.name} is used twice`, { field });

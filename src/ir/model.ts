@@ -1,4 +1,5 @@
 import { AdjointError, invalid } from "../errors.js";
+import { checkName, record } from "../names.js";
 import type { Shape } from "../ops/types.js";
 import { formatShape, sizeOf } from "../tensor/shape.js";
 import { GraphBuilder } from "./builder.js";
@@ -110,6 +111,7 @@ export function compileModel(model: ModelDefinition, batch: number): CompiledMod
     const field = `model.layers[${index}]`;
     if (typeof layer !== "object" || layer === null) throw invalid(`${field} must be an object with a type`, { field });
     const name = layer.name ?? `${layer.type}_${index}`;
+    checkName(name, `${field}.name`);
     if (!NAME.test(name) || used.has(name))
       throw invalid(`${field}: layer name ${name} is not a unique identifier`, { field: `${field}.name` });
     used.add(name);
@@ -208,7 +210,7 @@ export function initializeParameters(
     s = (Math.imul(1664525, s) + 1013904223) >>> 0;
     return (s >>> 8) / 16777216;
   };
-  const out: Record<string, { shape: number[]; data: Float64Array }> = {};
+  const out = record<{ shape: number[]; data: Float64Array }>();
   for (const p of parameters) {
     const data = new Float64Array(sizeOf(p.shape));
     if (p.init.kind === "glorot_uniform") {

@@ -3,6 +3,8 @@ import type { CompiledFunction, EvaluateRequest, Evaluation } from "../engine/co
 import { fieldValue, type Section } from "../engine/sections.js";
 import type { Value } from "../engine/values.js";
 import { AdjointError, type ErrorKind, type ErrorLocation } from "../errors.js";
+import { record, recordOf } from "../names.js";
+import { asAdjointError } from "../service/errors.js";
 import { COST } from "./scheduler.js";
 
 /** A block of a batch's memory: one input, or one result field, for every point. */
@@ -83,15 +85,26 @@ export interface ErrorData {
   readonly kind: ErrorKind;
   readonly message: string;
   readonly location: ErrorLocation;
+  /** For the server log only, never for the client: an unexpected error's stack. */
+  readonly logDetail?: string;
 }
 
+/**
+ * A worker's error as data. Unexpected errors cross with a generic message: their stack (file paths,
+ * internals) goes in `logDetail`, which the main thread logs with the request id and never sends.
+ */
 export function errorToData(e: unknown): ErrorData {
   if (e instanceof AdjointError) return { kind: e.kind, message: e.message, location: e.location };
-  return { kind: "internal", message: (e as Error)?.stack ?? String(e), location: {} };
+  const known = asAdjointError(e);
+  return { kind: known.kind, message: known.message, location: {}, logDetail: (e as Error)?.stack ?? String(e) };
 }
 
 export function errorFromData(d: ErrorData): AdjointError {
-  return new AdjointError(d.kind, d.message, d.location);
+  const error = new AdjointError(d.kind, d.message, d.location);
+  // Not enumerable: whatever serialises the error for a client does not see it; the log's err serialiser does.
+  if (d.logDetail !== undefined)
+    Object.defineProperty(error, "cause", { value: { message: "in a worker", stack: d.logDetail }, enumerable: false });
+  return error;
 }
 
 /** Points of a batch with non-finite results that get a diagnosis (where the first NaN or ±∞ arose). */
@@ -124,7 +137,7 @@ export function evaluateRange(fn: CompiledFunction, batch: Batch, start: number,
 }
 
 function pointAt(layout: BatchLayout, inputs: Float64Array, i: number): Record<string, Value> {
-  const point: Record<string, Value> = {};
+  const point = record<Value>();
   for (const slot of layout.inputs) point[slot.name] = readValue(inputs, slot, i);
   return point;
 }
@@ -141,7 +154,7 @@ function vectorized(fn: CompiledFunction, { layout, inputs, outputs }: Batch, st
     if (field === undefined) return false;
     out.push(block(outputs, field));
   }
-  const point = Object.fromEntries(layout.inputs.map((slot) => [slot.name, block(inputs, slot)]));
+  const point = recordOf(layout.inputs.map((slot) => [slot.name, block(inputs, slot)]));
   return evaluateVectorized(fn, layout.request, { point }, start, end, out);
 }
 

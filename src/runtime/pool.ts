@@ -5,8 +5,8 @@ import type { PoolTask, TaskResult } from "./task.js";
 
 /** The pool's queue is full: the caller should answer "come back later". */
 export class PoolFullError extends Error {
-  constructor() {
-    super("the worker pool's queue is full");
+  constructor(message = "its work queue is full (ADJOINT_QUEUE_SIZE)") {
+    super(message);
     this.name = "PoolFullError";
   }
 }
@@ -23,6 +23,14 @@ export interface PoolOptions {
   readonly workers: number;
   readonly queueSize: number;
   readonly cacheSize: number;
+  /** Each worker's cache budget in estimated bytes. */
+  readonly cacheBytes?: number;
+  /**
+   * The most estimated work (µs, the scheduler's estimates) ahead of a new task, running and waiting,
+   * across the workers: past it a task is refused, so that nothing admitted waits longer than about
+   * this divided by the workers. A task that finds a worker free is always taken.
+   */
+  readonly maxQueuedUs?: number;
   /** The worker module (compiled JavaScript); found next to the build output by default. */
   readonly filename?: string;
 }
@@ -53,6 +61,8 @@ export class WorkerPool {
   private closed = false;
   /** Tasks handed to piscina and not settled yet: running plus waiting. */
   private pending = 0;
+  /** Their estimated cost, µs. */
+  private pendingUs = 0;
 
   constructor(readonly options: PoolOptions) {
     this.piscina = new Piscina<PoolTask, TaskResult>({
@@ -60,7 +70,15 @@ export class WorkerPool {
       minThreads: options.workers,
       maxThreads: options.workers,
       idleTimeout: Number.POSITIVE_INFINITY,
-      workerData: { cacheSize: options.cacheSize },
+      // Between tasks a worker waits with Atomics.waitAsync rather than blocking in Atomics.wait, so its
+      // event loop runs: its memory steward's timer (workers/differentiate.ts) fires only then.
+      atomics: "async",
+      workerData: {
+        cacheSize: options.cacheSize,
+        cacheBytes: options.cacheBytes,
+        // Room for one large task's working memory above a full cache before the worker is replaced.
+        heapBytes: (options.cacheBytes ?? 48 * 1024 * 1024) + 64 * 1024 * 1024,
+      },
     });
     // A worker that crashes is replaced by piscina; the error reaches the task's caller.
     this.piscina.on("error", () => {});
@@ -71,18 +89,40 @@ export class WorkerPool {
     await Promise.all(Array.from({ length: this.options.workers }, () => this.piscina.run({ kind: "ping" })));
   }
 
-  async run(task: PoolTask, signal?: AbortSignal): Promise<TaskResult> {
+  /** Runs a task; `costUs` is its estimated time, counted against `maxQueuedUs` until it settles. */
+  async run(task: PoolTask, signal?: AbortSignal, costUs = 0): Promise<TaskResult> {
     if (this.closed) throw new Error("the worker pool is closed");
     if (this.pending >= this.options.workers + this.options.queueSize) throw new PoolFullError();
+    const max = this.options.maxQueuedUs;
+    // With a worker free the task starts at once; otherwise it waits for about pendingUs / workers.
+    if (max !== undefined && this.pending >= this.options.workers && this.pendingUs > max) {
+      throw new PoolFullError(
+        `the work already queued would keep this request waiting past the time limit (about ${Math.round(this.pendingUs / 1000 / this.options.workers)} ms per worker)`,
+      );
+    }
     this.pending++;
+    this.pendingUs += costUs;
     try {
-      return await this.piscina.run(task, signal ? { signal } : {});
+      try {
+        return await this.piscina.run(task, signal ? { signal } : {});
+      } catch (e) {
+        // A task handed to a worker as it left to give its memory back (workers/differentiate.ts) never
+        // ran, or ran into the exit: tasks write their answer in place, so running it again is safe.
+        if (signal?.aborted || !isWorkerExit(e)) throw e;
+        return await this.piscina.run(task, signal ? { signal } : {});
+      }
     } catch (e) {
       if (signal?.aborted) throw new TaskAbortedError(signal.reason);
       throw e;
     } finally {
       this.pending--;
+      this.pendingUs -= costUs;
     }
+  }
+
+  /** Estimated µs of work taken on and not finished. */
+  get queuedUs(): number {
+    return this.pendingUs;
   }
 
   get workers(): number {
@@ -105,4 +145,9 @@ export class WorkerPool {
     this.closed = true;
     await this.piscina.close();
   }
+}
+
+/** piscina's error for the tasks of a worker that exited (its message is all it carries). */
+function isWorkerExit(e: unknown): boolean {
+  return e instanceof Error && /^worker exited with code/.test(e.message);
 }

@@ -1,7 +1,7 @@
 import { canVectorize } from "../engine/batch.js";
 import type { CompiledFunction, EvaluateRequest } from "../engine/compiled-function.js";
+import { extentOf } from "../ir/budget.js";
 import type { Graph } from "../ir/graph.js";
-import { sizeOf } from "../tensor/shape.js";
 
 /**
  * Inline or pool, and how to split: decided by an estimate of the job's cost. A pool round trip costs
@@ -22,6 +22,14 @@ export const COST = {
    * block the event loop.
    */
   inlineMaxWork: 20_000,
+  /**
+   * Derived graphs estimated larger than this are never built on the event loop (8,192 nodes: a few
+   * milliseconds to derive and compile, once per function); the engine also stops an inline build
+   * that grows past it, and the request moves to the pool.
+   */
+  inlineMaxNodes: 8192,
+  /** A trace's rows (nodes × points) cost about this much each to record and shape; large traces go to the pool. */
+  nsPerTraceRow: 2000,
   /** Each pool task should carry at least this much work, so that the round trip is a small share of it. */
   minTaskUs: 500,
 } as const;
@@ -34,7 +42,8 @@ export function graphWork(graph: Graph): number {
   let work = 0;
   for (const node of graph.nodes) {
     if (node.op === "input" || node.op === "const") continue;
-    let units = Math.max(1, sizeOf(node.shape));
+    // Empty axes do not make a loop free: the nest still walks the other axes.
+    let units = extentOf(node.shape);
     if (node.op === "matmul") {
       const a = graph.nodes[node.args[0]].shape;
       const transposed = (node.attrs as { transpose_a?: boolean } | undefined)?.transpose_a === true;
@@ -61,8 +70,12 @@ export function estimateUs(work: number, sweeps: number, points: number, vectori
 
 export type Placement = "inline" | "pool";
 
-export function place(work: number, estimatedUs: number, inlineBudgetUs: number): Placement {
-  return work <= COST.inlineMaxWork && estimatedUs <= inlineBudgetUs ? "inline" : "pool";
+/**
+ * Inline only what is provably small: little work per sweep, a small estimated cost, and derived
+ * graphs (`derivedNodes`, estimated from the mode before anything is built) small enough to build here.
+ */
+export function place(work: number, estimatedUs: number, inlineBudgetUs: number, derivedNodes = 0): Placement {
+  return work <= COST.inlineMaxWork && estimatedUs <= inlineBudgetUs && derivedNodes <= COST.inlineMaxNodes ? "inline" : "pool";
 }
 
 /** Splits points [0, count) into at most `workers` contiguous ranges of at least COST.minTaskUs each. */

@@ -24,6 +24,8 @@ export interface TaskResult {
   readonly error?: ErrorData;
   /** The worker had to compile the function (its cache lacked the hash). */
   readonly compiled?: boolean;
+  /** The worker's heap outgrew its bound and the worker is leaving after this answer (see workers/). */
+  readonly recycled?: boolean;
   readonly startedAt: number;
   readonly finishedAt: number;
 }

@@ -18,6 +18,8 @@ export interface ServiceConfig {
   grpcMaxMessage: number;
   /** Close gRPC connections after this long (0: never), so that clients balancing across replicas see new ones. */
   grpcMaxConnectionAgeMs: number;
+  /** Calls in flight on one gRPC connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); clients queue the rest. */
+  grpcMaxStreams: number;
   /** Most nodes in one function's graph (after parsing). */
   maxNodes: number;
   /** Most elements in one request's tensors (all inputs of all points together). */
@@ -47,6 +49,22 @@ export interface ServiceConfig {
   drainMs: number;
   /** pino level: fatal, error, warn, info, debug, trace or silent. */
   logLevel: string;
+  /** Requests in flight per transport (received, not yet answered); more are refused before their bodies are read. */
+  maxInflight: number;
+  /** Bytes of request bodies in flight per transport; a request that would exceed it is refused before its body is read. */
+  maxInflightBytes: number;
+  /** Requests with a large body (over 64 KiB) in flight per transport: their own small allowance, so cheap requests keep theirs. */
+  maxInflightLarge: number;
+  /** An HTTP request (headers and body) must arrive within this long, ms; a slow body is cut off. */
+  bodyTimeoutMs: number;
+  /** HTTP: close a connection idle this long, ms (also while an answer is computed, so above the time limit). */
+  idleTimeoutMs: number;
+  /** HTTP: close a keep-alive connection with no new request after this long, ms. */
+  keepAliveTimeoutMs: number;
+  /** Estimated bytes of compiled functions kept on the main thread (per cache: compiled, registered). */
+  cacheBytes: number;
+  /** Estimated bytes of compiled functions kept by each worker. */
+  workerCacheBytes: number;
 }
 
 interface Setting {
@@ -104,6 +122,14 @@ export const SETTINGS: readonly Setting[] = [
     kind: "int",
     fallback: () => 0,
     doc: "close gRPC connections after this long, ms (0: never); lets client-side balancing see new replicas",
+  },
+  {
+    key: "grpcMaxStreams",
+    env: "ADJOINT_GRPC_MAX_STREAMS",
+    flag: "grpc-max-streams",
+    kind: "int",
+    fallback: () => 32,
+    doc: "gRPC calls in flight per connection; a client queues the rest (grpc-js reads every call's message before the service can refuse it)",
   },
   { key: "maxNodes", env: "ADJOINT_MAX_NODES", flag: "max-nodes", kind: "int", fallback: () => 100_000, doc: "most nodes in one function" },
   {
@@ -187,6 +213,70 @@ export const SETTINGS: readonly Setting[] = [
     doc: "on SIGTERM: serve this long while not ready, then close",
   },
   { key: "logLevel", env: "ADJOINT_LOG_LEVEL", flag: "log-level", kind: "string", fallback: () => "info", doc: "pino log level" },
+  {
+    key: "maxInflight",
+    env: "ADJOINT_MAX_INFLIGHT",
+    flag: "max-inflight",
+    kind: "int",
+    fallback: () => 256,
+    doc: "requests in flight per transport; more get HTTP 503 + Retry-After / RESOURCE_EXHAUSTED before their body is read",
+  },
+  {
+    key: "maxInflightBytes",
+    env: "ADJOINT_MAX_INFLIGHT_BYTES",
+    flag: "max-inflight-bytes",
+    kind: "int",
+    fallback: () => 64 * 1024 * 1024,
+    doc: "request body bytes in flight per transport; a request that would pass it is refused like a busy server",
+  },
+  {
+    key: "maxInflightLarge",
+    env: "ADJOINT_MAX_INFLIGHT_LARGE",
+    flag: "max-inflight-large",
+    kind: "int",
+    fallback: defaultWorkers,
+    doc: "requests with bodies over 64 KiB in flight per transport (default: the worker count); small requests keep their own slots",
+  },
+  {
+    key: "bodyTimeoutMs",
+    env: "ADJOINT_BODY_TIMEOUT_MS",
+    flag: "body-timeout-ms",
+    kind: "int",
+    fallback: () => 10_000,
+    doc: "HTTP: headers and body must arrive within this long, ms; else the connection is closed (408)",
+  },
+  {
+    key: "idleTimeoutMs",
+    env: "ADJOINT_IDLE_TIMEOUT_MS",
+    flag: "idle-timeout-ms",
+    kind: "int",
+    fallback: () => 60_000,
+    doc: "HTTP: close a connection silent this long, ms (keep it above the time limit: a computing answer is silent)",
+  },
+  {
+    key: "keepAliveTimeoutMs",
+    env: "ADJOINT_KEEP_ALIVE_TIMEOUT_MS",
+    flag: "keep-alive-timeout-ms",
+    kind: "int",
+    fallback: () => 72_000,
+    doc: "HTTP: close a keep-alive connection after this long without a request, ms (above a load balancer's idle timeout)",
+  },
+  {
+    key: "cacheBytes",
+    env: "ADJOINT_CACHE_BYTES",
+    flag: "cache-bytes",
+    kind: "int",
+    fallback: () => 64 * 1024 * 1024,
+    doc: "estimated bytes of compiled functions kept on the main thread, per cache (compiled, registered); least recently used go first",
+  },
+  {
+    key: "workerCacheBytes",
+    env: "ADJOINT_WORKER_CACHE_BYTES",
+    flag: "worker-cache-bytes",
+    kind: "int",
+    fallback: () => 48 * 1024 * 1024,
+    doc: "estimated bytes of compiled functions (programs and their buffers) kept by each worker; a worker whose heap stays 64 MiB above this is replaced",
+  },
 ];
 
 export class ConfigError extends Error {}

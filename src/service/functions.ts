@@ -3,8 +3,10 @@ import { CompiledFunction } from "../engine/compiled-function.js";
 import { AdjointError, exhausted, invalid } from "../errors.js";
 import { parseExpression, parseExpressions } from "../ir/expression.js";
 import type { Graph } from "../ir/graph.js";
+import { contentHash } from "../ir/hash.js";
 import { readJsonGraph } from "../ir/json-graph.js";
 import { compileModel, type ModelDefinition, type ParameterSpec } from "../ir/model.js";
+import { checkName } from "../names.js";
 import { encodeDefinition } from "../runtime/definition.js";
 import { LruMap } from "../runtime/lru.js";
 import { graphWork } from "../runtime/scheduler.js";
@@ -39,6 +41,11 @@ export class FunctionEntry {
     return this.shared;
   }
 
+  /** Estimated bytes held: the compiled function (graphs, programs) and its shared definition. */
+  estimatedBytes(): number {
+    return this.fn.estimatedBytes() + (this.shared?.byteLength ?? 0);
+  }
+
   info(): FunctionInfo {
     const g = this.fn.graph;
     const spec = (n: { name: string; node: number }) => ({ name: n.name, shape: [...g.nodes[n.node].shape], dtype: g.nodes[n.node].dtype });
@@ -50,6 +57,8 @@ export interface StoreLimits {
   readonly maxNodes: number;
   readonly cacheSize: number;
   readonly registrySize: number;
+  /** Estimated bytes kept by the compiled cache, and by the registry (each). */
+  readonly cacheBytes?: number;
 }
 
 export interface CacheEvents {
@@ -66,7 +75,8 @@ const SOURCES = ["expression", "expressions", "graph", "model", "id"] as const;
  * written, so every replica gives the same function the same id.
  */
 export class FunctionStore {
-  private readonly bySource: LruMap<string, FunctionEntry>;
+  /** Spec text → id: it holds no function, so what the byte budgets evict is freed. */
+  private readonly bySource: LruMap<string, string>;
   private readonly compiled: LruMap<string, FunctionEntry>;
   private readonly registry: LruMap<string, FunctionEntry>;
 
@@ -74,9 +84,10 @@ export class FunctionStore {
     private readonly limits: StoreLimits,
     private readonly events: CacheEvents,
   ) {
+    const budget = { maxBytes: limits.cacheBytes ?? 128 * 1024 * 1024, weigh: (e: FunctionEntry) => e.estimatedBytes() };
     this.bySource = new LruMap(limits.cacheSize);
-    this.compiled = new LruMap(limits.cacheSize);
-    this.registry = new LruMap(limits.registrySize);
+    this.compiled = new LruMap(limits.cacheSize, budget);
+    this.registry = new LruMap(limits.registrySize, budget);
   }
 
   /**
@@ -98,14 +109,15 @@ export class FunctionStore {
     if (spec.id !== undefined) return this.byId(spec.id, `${field}.id`);
     const batch = spec.model !== undefined ? modelBatch(spec, field, batchHint) : undefined;
     const key = sourceKey(spec, batch);
-    const known = this.bySource.get(key);
+    const id = this.bySource.get(key);
+    const known = id === undefined ? undefined : this.kept(id);
     if (known !== undefined) {
       this.events.hit("source");
       return known;
     }
     this.events.miss("source");
     const entry = batch !== undefined ? this.model(spec, field, batch) : this.intern(new CompiledFunction(this.parse(spec, field)));
-    this.bySource.set(key, entry);
+    this.bySource.set(key, entry.hash);
     return entry;
   }
 
@@ -117,8 +129,21 @@ export class FunctionStore {
     return { entry, created };
   }
 
-  byId(id: string, field = "id"): FunctionEntry {
+  /**
+   * A function still held, by id, weighed again: the requests since its last lookup may have compiled
+   * programs for it (the measure is cached, so this costs a lookup when nothing grew).
+   */
+  private kept(id: string): FunctionEntry | undefined {
     const entry = this.registry.get(id) ?? this.compiled.get(id);
+    if (entry !== undefined) {
+      this.compiled.reweigh(id);
+      this.registry.reweigh(id);
+    }
+    return entry;
+  }
+
+  byId(id: string, field = "id"): FunctionEntry {
+    const entry = this.kept(id);
     if (entry) {
       this.events.hit("registry");
       return entry;
@@ -150,12 +175,18 @@ export class FunctionStore {
     return entry;
   }
 
-  /** A model's loss graph for a batch size; its parameters are what a request differentiates by default. */
+  /**
+   * A model's loss graph for a batch size; its parameters are what a request differentiates by default.
+   * Its id covers, besides the graph, what a model's answers depend on (the parameters: the default
+   * gradient, what `initialize` draws; the batch), so it never shares an id, and a cache entry, with
+   * the same graph sent as a plain function, whose answers differ.
+   */
   private model(spec: FunctionSpec, field: string, batch: number): FunctionEntry {
     const compiled = located(() => compileModel(spec.model as ModelDefinition, batch), field);
     this.checkSize(compiled.graph.size, field);
+    const identity = JSON.stringify({ graph: contentHash(compiled.graph), model: compiled.parameters, batch });
     return this.intern(
-      new CompiledFunction(compiled.graph),
+      new CompiledFunction(compiled.graph, `fn_${createHash("sha256").update(identity).digest("hex").slice(0, 32)}`),
       compiled.parameters.map((p) => p.name),
       { definition: spec.model as ModelDefinition, batch, parameters: compiled.parameters },
     );
@@ -168,17 +199,21 @@ export class FunctionStore {
       if (Array.isArray(nodes)) this.checkSize(nodes.length, `${field}.graph.nodes`);
       graph = located(() => readJsonGraph(withDecodedConstants(spec.graph)), `${field}.graph`);
     } else {
-      const inputs = spec.inputs?.map((d): InputDecl => (typeof d === "string" ? { name: d } : d));
+      const inputs = spec.inputs?.map((d, i): InputDecl => {
+        const decl = typeof d === "string" ? { name: d } : d;
+        checkName(decl?.name, typeof d === "string" ? `${field}.inputs[${i}]` : `${field}.inputs[${i}].name`);
+        return decl;
+      });
       if (spec.expression !== undefined) {
         if (typeof spec.expression !== "string") throw invalid(`${field}.expression must be a string`, { field: `${field}.expression` });
-        graph = located(() => parseExpression(spec.expression as string, inputs), `${field}.expression`, true);
+        graph = located(() => parseExpression(spec.expression as string, inputs, this.limits.maxNodes), `${field}.expression`, true);
       } else {
         const exprs = spec.expressions;
         if (typeof exprs !== "object" || exprs === null || Array.isArray(exprs)) {
           throw invalid(`${field}.expressions must map output names to expressions`, { field: `${field}.expressions` });
         }
-        const outputs = Object.entries(exprs).map(([name, text]) => ({ name, text }));
-        graph = located(() => parseExpressions({ outputs, inputs }), `${field}.expressions`, true);
+        const outputs = Object.entries(exprs).map(([name, text]) => ({ name: checkName(name, `${field}.expressions.${name}`), text }));
+        graph = located(() => parseExpressions({ outputs, inputs, maxNodes: this.limits.maxNodes }), `${field}.expressions`, true);
       }
     }
     this.checkSize(graph.size, field);
@@ -225,7 +260,7 @@ function located<T>(read: () => T, field: string, whole = false): T {
   try {
     return read();
   } catch (e) {
-    if (e instanceof AdjointError && e.kind === "invalid_argument") {
+    if (e instanceof AdjointError && (e.kind === "invalid_argument" || e.kind === "resource_exhausted")) {
       const inner = e.location.field;
       const at = whole || inner === undefined ? field : `${field}.${inner}`;
       throw new AdjointError(e.kind, e.message, { ...e.location, field: at });

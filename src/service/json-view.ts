@@ -1,6 +1,7 @@
 import { mapSections, SECTION_NAMES } from "../engine/sections.js";
 import type { Value } from "../engine/values.js";
 import { toJson } from "../json.js";
+import { recordOf } from "../names.js";
 import { toLittleEndianBytes } from "./tensor.js";
 import type { Column, ColumnsResult, DifferentiateOutput, ResultRow } from "./types.js";
 
@@ -78,7 +79,7 @@ function columnsBody(columns: ColumnsResult, tensor: TensorWriter): Record<strin
 function plain(v: unknown): unknown {
   if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>);
   if (Array.isArray(v)) return v.map(plain);
-  if (typeof v === "object" && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  if (typeof v === "object" && v !== null) return recordOf(Object.entries(v).map(([k, x]) => [k, plain(x)]));
   return v;
 }
 

@@ -1,10 +1,14 @@
+import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Admission, ShedReason } from "./admission.js";
 
 /** What the pool reports for the utilisation gauges. */
 export interface PoolGauge {
   readonly workers: number;
   readonly queued: number;
   readonly utilization: number;
+  /** Estimated µs of work taken on and not finished. */
+  readonly queuedUs?: number;
 }
 
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -22,6 +26,9 @@ export class Metrics {
   readonly cache: Counter<"cache" | "result">;
   readonly placements: Counter<"where">;
   readonly cancelled: Counter<"reason">;
+  readonly shed: Counter<"transport" | "reason">;
+  private readonly admissions: Admission[] = [];
+  private readonly loopDelay: IntervalHistogram;
 
   constructor(pool: () => PoolGauge | undefined, defaultMetrics = true) {
     const registers = [this.registry];
@@ -93,7 +100,72 @@ export class Metrics {
         this.set(pool()?.utilization ?? 0);
       },
     });
+    this.shed = new Counter({
+      name: "adjoint_requests_shed_total",
+      help: "Requests refused for load before their body was read or decoded, by transport and the limit reached (requests, large, bytes)",
+      labelNames: ["transport", "reason"],
+      registers,
+    });
+    const admissions = this.admissions;
+    new Gauge({
+      name: "adjoint_inflight_requests",
+      help: "Requests admitted and not yet answered, by transport",
+      labelNames: ["transport"],
+      registers,
+      collect() {
+        for (const a of admissions) this.set({ transport: a.transport }, a.requests);
+      },
+    });
+    new Gauge({
+      name: "adjoint_inflight_bytes",
+      help: "Request body bytes admitted and not yet answered, by transport",
+      labelNames: ["transport"],
+      registers,
+      collect() {
+        for (const a of admissions) this.set({ transport: a.transport }, a.bytes);
+      },
+    });
+    new Gauge({
+      name: "adjoint_pool_queued_work_seconds",
+      help: "Estimated work taken on by the pool and not finished (the bound of the queue by time)",
+      registers,
+      collect() {
+        this.set((pool()?.queuedUs ?? 0) / 1e6);
+      },
+    });
+    // How long the event loop was held since the last scrape: the delay any request waited for it.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+    this.loopDelay = loopDelay;
+    new Gauge({
+      name: "adjoint_event_loop_delay_seconds",
+      help: "Event-loop delay since the previous scrape: its p50, p99 and max (quantile label)",
+      labelNames: ["quantile"],
+      registers,
+      collect() {
+        if (loopDelay.count > 0) {
+          this.set({ quantile: "0.5" }, loopDelay.percentile(50) / 1e9);
+          this.set({ quantile: "0.99" }, loopDelay.percentile(99) / 1e9);
+          this.set({ quantile: "1" }, loopDelay.max / 1e9);
+        }
+        loopDelay.reset();
+      },
+    });
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Reports a transport's admission in the in-flight gauges. */
+  trackAdmission(admission: Admission): void {
+    this.admissions.push(admission);
+  }
+
+  shedRequest(transport: "http" | "grpc", reason: ShedReason): void {
+    this.count(`shed|${transport}|${reason}`, () => this.shed.labels(transport, reason));
+  }
+
+  /** Stops the event-loop monitor (its sampling timer). */
+  close(): void {
+    this.loopDelay.disable();
   }
 
   private inlineCompute: { observe(v: number): void } | undefined;

@@ -1,10 +1,12 @@
 import { selectInputs } from "../ad/reverse.js";
 import type { CompiledFunction, EvaluateRequest } from "../engine/compiled-function.js";
 import { jacobianMethod, partialSequence } from "../engine/operators.js";
-import { invalid } from "../errors.js";
+import { exhausted, invalid } from "../errors.js";
+import type { Budget } from "../ir/budget.js";
 import type { NamedNode } from "../ir/graph.js";
 import type { Field } from "../runtime/batch.js";
 import type { LruMap } from "../runtime/lru.js";
+import { COST } from "../runtime/scheduler.js";
 import { sizeOf } from "../tensor/shape.js";
 import { DecodeContext, decodeValues } from "./tensor.js";
 import type { DifferentiateInput, NamedValues, ResultRow } from "./types.js";
@@ -16,7 +18,14 @@ import type { DifferentiateInput, NamedValues, ResultRow } from "./types.js";
  * (a test checks the three agree).
  */
 export interface ModePlan {
+  /** What a worker is asked: carries the request's full budget. */
   readonly request: EvaluateRequest;
+  /** The same, with the event loop's small budget: going past it sends the request to the pool. */
+  readonly inlineRequest: EvaluateRequest;
+  /** Estimated nodes of the graphs this mode derives from the function, before any is built. */
+  readonly derivedNodes: number;
+  /** Set once an inline build ran past the small budget: later requests go straight to the pool. */
+  inlineRefused?: boolean;
   readonly fields: readonly Omit<Field, "offset">[];
   /** Sweeps over the function per point (the forward pass counts as one). */
   readonly sweeps: number;
@@ -28,7 +37,65 @@ interface ModeSpec {
   readonly summary: string;
   /** Highest order of derivative the mode computes. */
   readonly order: number;
-  plan(fn: CompiledFunction, input: DifferentiateInput, base: BaseRequest): ModePlan;
+  /**
+   * Nodes of the derived graphs per node of the function (reverse mode adds about three adjoint
+   * nodes per primal one, forward-over-reverse about three per node of the reverse graph).
+   */
+  readonly growth: number;
+  plan(fn: CompiledFunction, input: DifferentiateInput, base: BaseRequest): SpecPlan;
+}
+
+type SpecPlan = Omit<ModePlan, "inlineRequest" | "derivedNodes" | "inlineRefused"> & {
+  /** Overrides the mode's growth (a derivative's depends on its order). */
+  readonly growth?: number;
+};
+
+/**
+ * Most result fields of one point: a Hessian of n named inputs has n² of them, each an object in
+ * the answer, so they are counted before any is made.
+ */
+export const MAX_FIELDS = 100_000;
+
+/** The limits a plan is checked against (the service's settings). */
+export interface PlanLimits {
+  readonly maxNodes: number;
+  readonly maxTensorElements: number;
+}
+
+/**
+ * Derived graphs may have this many times their function's nodes (a Hessian's graph is about 12 times
+ * its function's), at least ADJOINT_MAX_NODES and at most DERIVED_NODES_CAP times it. The floor lets
+ * small functions have high-order derivatives; the proportion keeps a 12-op expression from building a
+ * million nodes (6 s and 600 MB of a worker) before it is refused.
+ */
+export const DERIVED_NODES_PER_NODE = 16;
+export const DERIVED_NODES_CAP = 10;
+
+/** The budgets of a function's requests planned under `limits`: the full one (pool) and the event loop's. */
+export function budgetsFor(limits: PlanLimits, functionNodes = 0): { pool: Budget; inline: Budget } {
+  const pool: Budget = {
+    maxNodes: Math.min(DERIVED_NODES_CAP * limits.maxNodes, Math.max(limits.maxNodes, DERIVED_NODES_PER_NODE * functionNodes)),
+    maxElements: 2 * limits.maxTensorElements,
+    nodesName: `${DERIVED_NODES_PER_NODE} × the function's nodes, at least ADJOINT_MAX_NODES and at most ${DERIVED_NODES_CAP} × ADJOINT_MAX_NODES`,
+    elementsName: "2 × ADJOINT_MAX_TENSOR_ELEMENTS",
+  };
+  const inline: Budget = { ...pool, maxNodes: Math.min(pool.maxNodes, COST.inlineMaxNodes), inline: true };
+  return { pool, inline };
+}
+
+/** Refuses an answer too big to lay out, before a single field of it is made. */
+function checkFields(count: number, elements: number, limits: PlanLimits | undefined): void {
+  if (count > MAX_FIELDS) {
+    throw exhausted(`the answer would have ${count} result fields per point; the limit is ${MAX_FIELDS}: ask for fewer inputs in wrt`, {
+      field: "wrt",
+    });
+  }
+  if (limits !== undefined && elements > 2 * limits.maxTensorElements) {
+    throw exhausted(
+      `the answer would have ${elements} elements per point; the limit is ${2 * limits.maxTensorElements} (2 × ADJOINT_MAX_TENSOR_ELEMENTS): ask for fewer inputs in wrt`,
+      { field: "wrt" },
+    );
+  }
 }
 
 type BaseRequest = Pick<EvaluateRequest, "wrt" | "trace" | "precision" | "allowNonFinite">;
@@ -47,6 +114,7 @@ function pairFields(
   rows: readonly NamedNode[],
   cols: readonly NamedNode[],
 ): Omit<Field, "offset">[] {
+  checkFields(rows.length * cols.length, elementsOf(fn, rows) * elementsOf(fn, cols), activeLimits);
   return rows.flatMap((r) =>
     cols.map((c) => {
       const shape = [...fn.graph.nodes[r.node].shape, ...fn.graph.nodes[c.node].shape];
@@ -78,11 +146,13 @@ export const MODES: Readonly<Record<string, ModeSpec>> = {
   value: {
     summary: "the outputs only",
     order: 0,
+    growth: 1,
     plan: (fn, _input, base) => ({ request: { ...base, mode: "value" }, fields: outputs(fn), sweeps: 1 }),
   },
   reverse: {
     summary: "reverse mode: the gradient of the single output, or with a cotangent the vector-Jacobian product",
     order: 1,
+    growth: 4,
     plan: (fn, input, base) => {
       const wrt = wrtOf(fn, base);
       if (input.cotangent === undefined) {
@@ -99,6 +169,7 @@ export const MODES: Readonly<Record<string, ModeSpec>> = {
   forward: {
     summary: "forward mode: with a tangent the Jacobian-vector product, without one the gradient by one sweep per input element",
     order: 1,
+    growth: 3,
     plan: (fn, input, base) => {
       const wrt = wrtOf(fn, base);
       if (input.tangent === undefined) {
@@ -121,6 +192,7 @@ export const MODES: Readonly<Record<string, ModeSpec>> = {
     summary:
       "the full Jacobian of every output with respect to every input, by forward sweeps when inputs are fewer than outputs, else reverse sweeps",
     order: 1,
+    growth: 4,
     plan: (fn, input, base) => {
       const wrt = wrtOf(fn, base);
       const method = jacobianMethod(fn, { wrt: base.wrt, method: input.method });
@@ -136,6 +208,7 @@ export const MODES: Readonly<Record<string, ModeSpec>> = {
   hessian: {
     summary: "the exact Hessian of the scalar output, by one forward-over-reverse sweep per input element",
     order: 2,
+    growth: 12,
     plan: (fn, _input, base) => {
       const wrt = wrtOf(fn, base);
       return {
@@ -148,6 +221,7 @@ export const MODES: Readonly<Record<string, ModeSpec>> = {
   hvp: {
     summary: "the Hessian-vector product H·v along the tangent v, by forward-over-reverse, without building the Hessian",
     order: 2,
+    growth: 12,
     plan: (fn, input, base) => {
       const wrt = wrtOf(fn, base);
       if (input.tangent === undefined) throw invalid("tangent: mode hvp needs the vector v of H·v, by input name", { field: "tangent" });
@@ -162,12 +236,15 @@ export const MODES: Readonly<Record<string, ModeSpec>> = {
   derivative: {
     summary: "a higher-order derivative: the order-th along one input, or the mixed partial named by the sequence in wrt",
     order: 16,
+    growth: 1,
     plan: (fn, input, base) => {
       const partials = partialSequence(fn, { wrt: input.wrt, order: input.order });
       return {
         request: { ...base, wrt: input.wrt, mode: "derivative", order: input.order },
         fields: [...singleOutput(fn), scalarField("derivative")],
         sweeps: 1 + 3 * partials.length,
+        // Each order differentiates the whole graph built so far: up to about four times its size.
+        growth: 4 ** partials.length,
         annotations: { partials },
       };
     },
@@ -175,6 +252,7 @@ export const MODES: Readonly<Record<string, ModeSpec>> = {
   divergence: {
     summary: "Σᵢ ∂Fᵢ/∂xᵢ of a vector field (output elements paired with input elements), one forward sweep per input",
     order: 1,
+    growth: 3,
     plan: (fn, _input, base) => {
       const wrt = wrtOf(fn, base);
       return {
@@ -187,6 +265,7 @@ export const MODES: Readonly<Record<string, ModeSpec>> = {
   laplacian: {
     summary: "Σᵢ ∂²f/∂xᵢ² of the scalar output, one forward-over-reverse sweep per input, no Hessian built",
     order: 2,
+    growth: 12,
     plan: (fn, _input, base) => {
       const wrt = wrtOf(fn, base);
       return {
@@ -200,6 +279,7 @@ export const MODES: Readonly<Record<string, ModeSpec>> = {
     summary:
       "the reverse-mode gradient compared with central finite differences, per input element, with a pass/fail at a documented tolerance",
     order: 1,
+    growth: 4,
     plan: (fn, _input, base) => {
       const wrt = wrtOf(fn, base);
       return {
@@ -228,18 +308,25 @@ export function planMode(
   input: DifferentiateInput,
   cache?: LruMap<string, unknown>,
   defaultWrt?: readonly string[],
+  limits?: PlanLimits,
 ): PlannedMode {
-  if (cache === undefined || input.tangent !== undefined || input.cotangent !== undefined) return makePlan(fn, input, defaultWrt);
+  if (cache === undefined || input.tangent !== undefined || input.cotangent !== undefined) return makePlan(fn, input, defaultWrt, limits);
   const key = `${input.mode}|${input.wrt?.join(",")}|${input.trace}|${input.allowNonFinite}|${input.precision}|${input.order}|${input.method}`;
   let planned = cache.get(key) as PlannedMode | undefined;
   if (planned === undefined) {
-    planned = makePlan(fn, input, defaultWrt);
+    planned = makePlan(fn, input, defaultWrt, limits);
     cache.set(key, planned);
   }
   return planned;
 }
 
-function makePlan(fn: CompiledFunction, input: DifferentiateInput, defaultWrt?: readonly string[]): PlannedMode {
+/**
+ * The limits of the plan being made, for the field checks deep inside the mode table (set only
+ * for the duration of one synchronous makePlan).
+ */
+let activeLimits: PlanLimits | undefined;
+
+function makePlan(fn: CompiledFunction, input: DifferentiateInput, defaultWrt?: readonly string[], limits?: PlanLimits): PlannedMode {
   const mode = input.mode ?? DEFAULT_MODE;
   const spec = Object.hasOwn(MODES, mode) ? MODES[mode] : undefined;
   if (spec === undefined) {
@@ -264,8 +351,23 @@ function makePlan(fn: CompiledFunction, input: DifferentiateInput, defaultWrt?: 
     precision: input.precision,
     allowNonFinite: input.allowNonFinite ?? false,
   };
-  const plan = spec.plan(fn, input, base);
+  activeLimits = limits;
+  let made: SpecPlan;
+  try {
+    made = spec.plan(fn, input, base);
+  } finally {
+    activeLimits = undefined;
+  }
+  const { growth = spec.growth, ...plan } = made;
+  checkFields(
+    plan.fields.length,
+    plan.fields.reduce((n, f) => n + f.size, 0),
+    limits,
+  );
   // The service's decoder enforces the non-finite policy on every input, tangent and cotangent, once;
   // the engine need not scan the same values again. (Results are checked by the service as well.)
-  return { mode, plan: { ...plan, request: { ...plan.request, allowNonFinite: true } } };
+  const budgets = limits === undefined ? undefined : budgetsFor(limits, fn.graph.size);
+  const request: EvaluateRequest = { ...plan.request, allowNonFinite: true, budget: budgets?.pool };
+  const inlineRequest: EvaluateRequest = budgets === undefined ? request : { ...request, budget: budgets.inline };
+  return { mode, plan: { ...plan, request, inlineRequest, derivedNodes: Math.min(fn.graph.size * growth, Number.MAX_SAFE_INTEGER) } };
 }

@@ -2,7 +2,9 @@ import type { Evaluation } from "../engine/compiled-function.js";
 import { mapSections, sectionValues, setField } from "../engine/sections.js";
 import { firstNonFinite, type Value } from "../engine/values.js";
 import { AdjointError, exhausted, invalid } from "../errors.js";
+import { BudgetExceeded } from "../ir/budget.js";
 import { initializeParameters } from "../ir/model.js";
+import { own, record } from "../names.js";
 import {
   type Batch,
   type BatchLayout,
@@ -14,7 +16,7 @@ import {
   writeValue,
 } from "../runtime/batch.js";
 import { PoolFullError, TaskAbortedError, type WorkerPool } from "../runtime/pool.js";
-import { estimateUs, place, splitRanges, vectorises } from "../runtime/scheduler.js";
+import { COST, estimateUs, place, splitRanges, vectorises } from "../runtime/scheduler.js";
 import { now, type TaskResult } from "../runtime/task.js";
 import { formatShape, sameShape, sizeOf } from "../tensor/shape.js";
 import type { ServiceConfig } from "./config.js";
@@ -38,10 +40,22 @@ import type {
 
 /** Batches with a trace are limited: every point's trace lists every node. */
 const MAX_TRACED_POINTS = 100;
+/** Most trace rows in one answer (the function's nodes times the points traced). */
+const MAX_TRACE_ROWS = 200_000;
+/** Most result fields over all points of a `points` answer, each an object the event loop builds. */
+const MAX_ROW_FIELDS = 2_000_000;
 
 type Limits = Pick<
   ServiceConfig,
-  "maxNodes" | "maxTensorElements" | "maxPoints" | "timeLimitMs" | "cacheSize" | "registrySize" | "inlineBudgetUs" | "shardMinUs"
+  | "maxNodes"
+  | "maxTensorElements"
+  | "maxPoints"
+  | "timeLimitMs"
+  | "cacheSize"
+  | "registrySize"
+  | "cacheBytes"
+  | "inlineBudgetUs"
+  | "shardMinUs"
 >;
 
 /**
@@ -112,7 +126,7 @@ export class AdjointService {
   }
 
   /** Evaluates a request against a function already resolved. */
-  async evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext): Promise<DifferentiateOutput> {
+  async evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext, poolOnly = false): Promise<DifferentiateOutput> {
     if ((input.point !== undefined ? 1 : 0) + (input.points !== undefined ? 1 : 0) + (input.columns !== undefined ? 1 : 0) !== 1) {
       const forms = (["point", "points", "columns"] as const).filter((k) => input[k] !== undefined);
       throw invalid(`give exactly one of point, points and columns${forms.length ? `, got ${forms.join(" and ")}` : ""}`, {
@@ -120,7 +134,7 @@ export class AdjointService {
       });
     }
     const deadline = this.deadlineOf(ctx);
-    const { mode, plan } = planMode(entry.fn, input, entry.plans, entry.defaultWrt);
+    const { mode, plan } = planMode(entry.fn, input, entry.plans, entry.defaultWrt, this.limits);
     const allowNonFinite = input.allowNonFinite ?? false;
     const decode = new DecodeContext(allowNonFinite, this.limits.maxTensorElements, ctx.binary);
     const head = { id: entry.hash, mode, allowNonFinite };
@@ -128,12 +142,19 @@ export class AdjointService {
     if (input.point !== undefined) {
       const point = decodeValues(input.point, "point", decode);
       const cost = estimateUs(entry.work, plan.sweeps, 1);
-      if (place(entry.work, cost, this.limits.inlineBudgetUs) === "inline") {
+      if (!poolOnly && !plan.inlineRefused && place(entry.work, cost, this.limits.inlineBudgetUs, plan.derivedNodes) === "inline") {
         this.checkTime(ctx, deadline);
         const started = performance.now();
-        const evaluation = entry.fn.evaluate(point, plan.request);
-        this.metrics.ranInline((performance.now() - started) / 1000);
-        return { ...head, result: checkFinite(evaluation, allowNonFinite, "point") };
+        let evaluation: Evaluation | undefined;
+        try {
+          evaluation = entry.fn.evaluate(point, plan.inlineRequest);
+        } catch (e) {
+          this.refuseInline(plan, e);
+        }
+        if (evaluation !== undefined) {
+          this.metrics.ranInline((performance.now() - started) / 1000);
+          return { ...head, result: checkFinite(evaluation, allowNonFinite, "point") };
+        }
       }
       const shards = this.shardsFor(entry, plan, cost);
       if (shards > 1) return { ...head, result: await this.runSharded(entry, input, point, shards, cost, ctx, deadline) };
@@ -147,8 +168,24 @@ export class AdjointService {
     if (plan.request.trace && count > MAX_TRACED_POINTS) {
       throw invalid(`trace: a batch with a trace may have at most ${MAX_TRACED_POINTS} points, this one has ${count}`, { field: "trace" });
     }
-    const cost = estimateUs(entry.work, plan.sweeps, count, vectorises(entry.fn, plan.request, count));
-    const where = place(entry.work, cost, this.limits.inlineBudgetUs);
+    const traceRows = plan.request.trace ? entry.fn.graph.size * count : 0;
+    if (traceRows > MAX_TRACE_ROWS) {
+      throw exhausted(
+        `trace: ${count} points of a function of ${entry.fn.graph.size} nodes make ${traceRows} trace rows; the limit is ${MAX_TRACE_ROWS}: trace fewer points`,
+        { field: "trace" },
+      );
+    }
+    if (points !== undefined && plan.fields.length * count > MAX_ROW_FIELDS) {
+      throw exhausted(
+        `points: ${count} points of ${plan.fields.length} result fields each make ${plan.fields.length * count} fields; the limit is ${MAX_ROW_FIELDS}: send columns, or fewer points`,
+        { field: "points" },
+      );
+    }
+    // Whether the batch vectorises is learnt by compiling its program, so only a small one is asked.
+    const small = !poolOnly && !plan.inlineRefused && plan.derivedNodes <= COST.inlineMaxNodes;
+    const fast = small && (this.tryInline(plan, () => vectorises(entry.fn, plan.inlineRequest, count)) ?? false);
+    const cost = estimateUs(entry.work, plan.sweeps, count, fast) + (traceRows * COST.nsPerTraceRow) / 1000;
+    const where = small ? place(entry.work, cost, this.limits.inlineBudgetUs, plan.derivedNodes) : "pool";
     const batch = this.allocate(entry, plan, count, where === "pool");
     if (points !== undefined) this.fillFromPoints(entry, points, batch, decode);
     else this.fillFromColumns(entry, input.columns as NamedValues, batch, decode);
@@ -156,7 +193,9 @@ export class AdjointService {
     if (where === "inline") {
       this.checkTime(ctx, deadline);
       const started = performance.now();
-      extras = evaluateRange(entry.fn, batch, 0, count);
+      const done = this.tryInline(plan, () => evaluateRange(entry.fn, batch, 0, count));
+      if (done === undefined) return this.evaluate(entry, input, ctx, true);
+      extras = done;
       this.metrics.ranInline((performance.now() - started) / 1000);
     } else {
       extras = await this.runOnPool(entry, batch, cost, ctx, deadline);
@@ -164,6 +203,26 @@ export class AdjointService {
     if (points !== undefined)
       return { ...head, results: rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, (i) => `points[${i}]`, plan.annotations) };
     return { ...head, columns: columnsOf(batch.layout, batch.outputs, extras, allowNonFinite, plan.annotations) };
+  }
+
+  /**
+   * Runs work on the event loop under the plan's small budget. Undefined when the work outgrew it
+   * (the derived graph was larger than estimated): the plan is then marked, and the caller moves
+   * this request, and later ones of the plan, to the pool.
+   */
+  private tryInline<T>(plan: ModePlan, work: () => T): T | undefined {
+    try {
+      return work();
+    } catch (e) {
+      this.refuseInline(plan, e);
+      return undefined;
+    }
+  }
+
+  /** Rethrows anything but the event loop's budget running out; that marks the plan for the pool. */
+  private refuseInline(plan: ModePlan, e: unknown): void {
+    if (!(e instanceof BudgetExceeded && e.inline)) throw e;
+    plan.inlineRefused = true;
   }
 
   /**
@@ -200,7 +259,7 @@ export class AdjointService {
     const rows = await Promise.all(
       parts.map(async ([start, end]) => {
         const shard = this.functions.modelShard(entry, end - start);
-        const { plan } = planMode(shard.fn, input, shard.plans, shard.defaultWrt);
+        const { plan } = planMode(shard.fn, input, shard.plans, shard.defaultWrt, this.limits);
         const values = { ...point, x: rowsSlice(point.x, start, end, "x"), y: rowsSlice(point.y, start, end, "y") };
         const batch = this.allocate(shard, plan, 1, true);
         writePoint(batch.layout, batch.inputs, 0, checkedPoint(shard, values));
@@ -226,17 +285,25 @@ export class AdjointService {
     }
     if (input.point === undefined)
       throw invalid("initialize: give one point (x and y); batches of points cannot share drawn parameters", { field: "point" });
+    // Drawn on the event loop, so counted first: the point they join is bound by the same limit.
+    const elements = entry.model.parameters.reduce((n, p) => n + sizeOf(p.shape), 0);
+    if (elements > this.limits.maxTensorElements) {
+      throw exhausted(
+        `initialize: the model has ${elements} parameter elements to draw; the limit is ${this.limits.maxTensorElements} (ADJOINT_MAX_TENSOR_ELEMENTS)`,
+        { field: "initialize" },
+      );
+    }
     const parameters = initializeParameters(entry.model.parameters, seed as number);
     for (const name of Object.keys(input.point)) {
-      if (name in parameters)
+      if (Object.hasOwn(parameters, name))
         throw invalid(`point.${name}: with initialize, the parameters come from the seed; leave ${name} out`, { field: `point.${name}` });
     }
     const { initialize: _seed, ...rest } = input;
-    const drawn: Record<string, TensorObject> = {};
+    const drawn = record<TensorObject>();
     for (const [name, t] of Object.entries(parameters)) {
       drawn[name] = { shape: t.shape, dtype: "float64", bytes: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) };
     }
-    const out = await this.evaluate(entry, { ...rest, point: { ...input.point, ...drawn } }, ctx);
+    const out = await this.evaluate(entry, { ...rest, point: Object.assign(record(), input.point, drawn) }, ctx);
     return { ...out, parameters };
   }
 
@@ -251,8 +318,8 @@ export class AdjointService {
     if (typeof columns !== "object" || columns === null || Array.isArray(columns)) {
       throw invalid("columns must be an object mapping each input name to a tensor of its values", { field: "columns" });
     }
-    const first = entry.fn.inputNames.find((name) => columns[name] !== undefined);
-    const sample = first === undefined ? undefined : (columns[first] as unknown);
+    const first = entry.fn.inputNames.find((name) => own(columns, name) !== undefined);
+    const sample = first === undefined ? undefined : (own(columns, first) as unknown);
     let count = 0;
     if (Array.isArray(sample)) count = sample.length;
     else if (typeof sample === "object" && sample !== null && Array.isArray((sample as { shape?: unknown }).shape)) {
@@ -277,7 +344,8 @@ export class AdjointService {
     );
     const outs = slots(plan.fields, count);
     const layout: BatchLayout = {
-      request: plan.request,
+      // Memory shared with workers means pool work, under the full budget; else the event loop's.
+      request: shared ? plan.request : plan.inlineRequest,
       count,
       inputs: ins.slots,
       fields: outs.slots,
@@ -317,7 +385,7 @@ export class AdjointService {
     }
     for (const slot of inputs) {
       const field = `columns.${slot.name}`;
-      const value = columns[slot.name];
+      const value = own(columns, slot.name);
       if (value === undefined) throw invalid(`${field} is missing`, { field, input: slot.name });
       const t = decodeTensor(value, field, decode, slot.name);
       const expected = [count, ...slot.shape];
@@ -379,7 +447,11 @@ export class AdjointService {
     const tasks = splitRanges(layout.count, cost, this.pool.options.workers).map(([start, end]) => {
       const postedAt = now();
       return this.pool
-        .run({ kind: "batch", hash: entry.hash, definition, layout, inputs, outputs, start, end, postedAt }, signal)
+        .run(
+          { kind: "batch", hash: entry.hash, definition, layout, inputs, outputs, start, end, postedAt },
+          signal,
+          (cost * (end - start)) / Math.max(1, layout.count),
+        )
         .then((r) => this.recordTask(r, postedAt));
     });
     let results: TaskResult[];
@@ -389,7 +461,7 @@ export class AdjointService {
       failed.abort();
       await Promise.allSettled(tasks);
       if (e instanceof PoolFullError) {
-        throw new RetryableError("resource_exhausted", "the server is busy: its work queue is full (ADJOINT_QUEUE_SIZE); retry later", 1);
+        throw new RetryableError("resource_exhausted", `the server is busy: ${e.message}; retry later`, 1);
       }
       if (e instanceof TaskAbortedError) {
         const reason = timeout.aborted ? "deadline" : "cancelled";
@@ -564,7 +636,7 @@ function combineWeighted(parts: readonly { weight: number; row: ResultRow }[]): 
     for (const section of ["outputs", "gradient"] as const) {
       const add = row[section];
       if (!add) continue;
-      for (const name in add) {
+      for (const name of Object.keys(add)) {
         const acc = sum[section][name];
         const v = add[name];
         if (typeof acc === "number") sum[section][name] = acc + weight * (v as number);

@@ -1,6 +1,7 @@
 import { endianness } from "node:os";
 import type { Value } from "../engine/values.js";
 import { AdjointError, exhausted, invalid } from "../errors.js";
+import { record } from "../names.js";
 import { decodeNestedArray } from "../tensor/literal.js";
 import { formatShape, sizeOf } from "../tensor/shape.js";
 import type { NamedValues, TensorObject, TensorValue } from "./types.js";
@@ -88,8 +89,8 @@ export function decodeValues(values: NamedValues, field: string, ctx: DecodeCont
   if (typeof values !== "object" || values === null || Array.isArray(values)) {
     throw invalid(`${field} must be an object mapping names to values`, { field });
   }
-  const out: Record<string, Value> = {};
-  for (const name in values) out[name] = decodeValue(values[name], `${field}.${name}`, ctx, name);
+  const out = record<Value>();
+  for (const name of Object.keys(values)) out[name] = decodeValue(values[name], `${field}.${name}`, ctx, name);
   return out;
 }
 

@@ -26,6 +26,21 @@ describe("the documented JSON schemas", () => {
     const bad = { inputs: ["x"], nodes: [{ id: "p", op: "sin", args: ["x"], colour: "red" }], outputs: ["p"] };
     expect(graphSchema(bad)).toBe(false);
     expect(() => readJsonGraph(bad)).toThrow(/node p: unknown field colour/);
+    for (const name of ["__proto__", "constructor", "prototype"]) {
+      const graphs = [
+        { inputs: [name], nodes: [{ id: "p", op: "sin", args: [name] }], outputs: ["p"] },
+        { inputs: ["x"], nodes: [{ id: name, op: "sin", args: ["x"] }], outputs: [name] },
+        { inputs: ["x"], nodes: [{ id: "p", op: "sin", args: ["x"] }], outputs: [{ name, node: "p" }] },
+        { inputs: ["x"], nodes: [{ id: "p", op: "sum", args: ["x"], attrs: JSON.parse(`{"${name}": 0}`) }], outputs: ["p"] },
+      ];
+      for (const g of graphs) {
+        expect(graphSchema(g), JSON.stringify(g)).toBe(false);
+        expect(() => readJsonGraph(g)).toThrow(`the name ${name} is reserved`);
+      }
+      const model = { input: [3], layers: [{ type: "dense" as const, units: 1, name }], loss: "mse" as const };
+      expect(modelSchema(model)).toBe(false);
+      expect(() => compileModel(model, 2)).toThrow(`the name ${name} is reserved`);
+    }
     expect(modelSchema({ input: [3], layers: [{ type: "dense" }], loss: "mse" })).toBe(false);
     expect(() => compileModel({ input: [3], layers: [{ type: "dense" } as never], loss: "mse" }, 2)).toThrow(
       /units must be a positive integer/,

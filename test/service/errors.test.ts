@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestServer, type TestServer, WORKED } from "./helpers.js";
+import { grpcNodes, startTestServer, type TestServer, WORKED } from "./helpers.js";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -46,14 +46,7 @@ const grpcGraph = (g: ReturnType<typeof graphOf>) => ({
     case: "graph" as const,
     value: {
       inputs: g.inputs.map((name) => ({ name })),
-      nodes: g.nodes.map((n) => ({
-        id: n.id,
-        op: n.op,
-        args: (n.args ?? []).map((a) => ({
-          arg: typeof a === "number" ? { case: "number" as const, value: a } : { case: "id" as const, value: a },
-        })),
-        attrs: n.attrs as never,
-      })),
+      nodes: grpcNodes(g.nodes),
       outputs: g.outputs.map((o) => ({ name: o, node: o })),
     },
   },
@@ -190,7 +183,7 @@ describe("every error class, with its status and a message that names the fault"
   it("too many nodes", async () => {
     const text = Array.from({ length: 600 }, (_, i) => `sin(x*${i + 2})`).join("+");
     const p = await problem({ function: { expression: text }, point: { x: 1 } });
-    expect(p).toMatchObject({ status: 413, kind: "resource_exhausted", field: "function" });
+    expect(p).toMatchObject({ status: 413, kind: "resource_exhausted", field: "function.expression" });
     expect(p.detail).toMatch(/the function has \d+ nodes; the limit is 1000 \(ADJOINT_MAX_NODES\)/);
     const e = await grpcError({ function: expr(text), point: { values: { x: 1 } } });
     expect(e.code).toBe(grpc.status.RESOURCE_EXHAUSTED);

@@ -131,3 +131,17 @@ export function elements(t: Tensor | undefined): number[] {
 export function heavyExpression(terms: number): string {
   return Array.from({ length: terms }, (_, i) => `sin(x*${(1 + i / 1000).toFixed(4)})`).join("+");
 }
+
+/** A JSON graph's nodes as gRPC GraphNode messages: operands by id or inline number, attributes as a Struct. */
+export function grpcNodes(
+  nodes: readonly { id: string; op: string; args?: readonly (string | number)[]; attrs?: Record<string, unknown> }[],
+) {
+  return nodes.map((n) => ({
+    id: n.id,
+    op: n.op,
+    args: (n.args ?? []).map((a) => ({
+      arg: typeof a === "number" ? { case: "number" as const, value: a } : { case: "id" as const, value: a },
+    })),
+    ...(n.attrs ? { attrs: n.attrs as never } : {}),
+  }));
+}

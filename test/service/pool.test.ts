@@ -69,7 +69,8 @@ describe("time limits and deadlines", () => {
 describe("client deadlines, a full queue and client disconnects", () => {
   let s: TestServer;
   beforeAll(async () => {
-    s = await startTestServer({ workers: 1, queueSize: 1, timeLimitMs: 120_000 });
+    // Enough large-body slots (HEAVY is one) for the pool's own bound to be what refuses.
+    s = await startTestServer({ workers: 1, queueSize: 1, timeLimitMs: 120_000, maxInflightLarge: 4 });
   });
   afterAll(async () => {
     await s?.close();

@@ -1,0 +1,88 @@
+import { getHeapStatistics, setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+
+/**
+ * Hands garbage back after a burst. A burst of large requests (bodies and answers are Buffers,
+ * outside the JavaScript heap) or of large functions (graphs parsed and derived) leaves hundreds of MB
+ * that are dead but still resident: V8 collects when JavaScript allocates, and an idle service
+ * allocates nothing. Once a second this looks at the memory its thread holds (heap and buffers); when
+ * the thread is idle and holds more than `slackBytes` above the least it has held, it runs a full
+ * collection (tens of milliseconds on this service's small heaps, and nobody is waiting). Backing stores are freed after the collection returns,
+ * so its effect is read a tick later: a collection that freed little (the memory is live, say caches)
+ * doubles the wait before the next one, up to a minute, unless more memory is taken since. Workers give their memory back by being
+ * replaced (workers/differentiate.ts).
+ */
+export class MemorySteward {
+  private readonly collect: () => void;
+  private timer: NodeJS.Timeout | undefined;
+  /** The least memory held outside the heap seen so far: the service's working size. */
+  private floor: number;
+  private interval: number;
+  private lastCollection = Number.NEGATIVE_INFINITY;
+  /** What was held when the last collection ran, until its effect has been read. */
+  private before: number | undefined;
+  /** What a collection that freed little left: the backoff holds only while memory stays near it. */
+  private stuckAt = Number.POSITIVE_INFINITY;
+  collections = 0;
+
+  constructor(
+    private readonly idle: () => boolean,
+    private readonly slackBytes = 48 * 1024 * 1024,
+    private readonly minIntervalMs = 2000,
+    private readonly maxIntervalMs = 60_000,
+  ) {
+    this.collect = exposedGc();
+    this.floor = heldBytes();
+    this.interval = minIntervalMs;
+  }
+
+  start(): this {
+    this.timer = setInterval(() => this.check(), 1000);
+    this.timer.unref();
+    return this;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** One look; true when it collected. */
+  check(now = Date.now()): boolean {
+    const held = heldBytes();
+    if (this.before !== undefined) {
+      const freed = this.before - held;
+      const useful = freed > this.slackBytes / 2;
+      this.interval = useful ? this.minIntervalMs : Math.min(2 * this.interval, this.maxIntervalMs);
+      this.stuckAt = useful ? Number.POSITIVE_INFINITY : held;
+      this.before = undefined;
+    } else if (held > this.stuckAt + this.slackBytes) {
+      // New memory since the collection that found everything live: worth looking again soon.
+      this.interval = this.minIntervalMs;
+      this.stuckAt = Number.POSITIVE_INFINITY;
+    }
+    this.floor = Math.min(this.floor, held);
+    if (held - this.floor <= this.slackBytes || now - this.lastCollection < this.interval || !this.idle()) return false;
+    this.collect();
+    this.collections++;
+    this.lastCollection = now;
+    this.before = held;
+    return true;
+  }
+}
+
+/** What this thread holds: its heap, and the buffers outside it (as the thread's own V8 counts them). */
+function heldBytes(): number {
+  const heap = getHeapStatistics();
+  return heap.used_heap_size + heap.external_memory;
+}
+
+/**
+ * V8's full collection. Started with --expose-gc it is global; otherwise the flag is set now and the
+ * function taken from a fresh context, as jest's leak detector does.
+ */
+function exposedGc(): () => void {
+  const existing = (globalThis as { gc?: () => void }).gc;
+  if (typeof existing === "function") return existing;
+  setFlagsFromString("--expose-gc");
+  return runInNewContext("gc") as () => void;
+}
