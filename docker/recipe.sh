@@ -25,6 +25,11 @@ case "${1:-}" in
     npm ci --omit=dev --ignore-scripts --no-audit --no-fund
     ;;
   start)
+    # glibc's malloc, told to give memory back: two arenas rather than one per thread, and blocks over
+    # 128 KiB always mapped apart (its default raises that bound to the largest block freed, after
+    # which large request buffers fragment the heap). Without these a burst of large requests leaves
+    # hundreds of MB resident for nothing (docs/service.md).
+    export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
     exec node dist/src/main.js
     ;;
   health)

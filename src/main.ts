@@ -70,7 +70,9 @@ export async function startAdjoint(config: ServiceConfig, logger?: Logger): Prom
     idleTimeoutMs: config.idleTimeoutMs,
     keepAliveTimeoutMs: config.keepAliveTimeoutMs,
   });
-  await http.listen({ host: config.host, port: config.httpPort });
+  // A long accept queue: refused clients reconnect at once, and with Node's default of 511 a burst of
+  // them fills it, so the kernel drops a newcomer's SYN and the cheap request waits out the 1 s retry.
+  await http.listen({ host: config.host, port: config.httpPort, backlog: 4096 });
   const httpPort = (http.server.address() as { port: number }).port;
 
   const { server: grpcServer, health } = buildGrpcServer({
@@ -84,7 +86,10 @@ export async function startAdjoint(config: ServiceConfig, logger?: Logger): Prom
   });
   const grpcPort = await bindGrpc(grpcServer, config.host, config.grpcPort);
   setServing(health, service.ready);
-  const steward = new MemorySteward(() => httpAdmission.requests === 0 && grpcAdmission.requests === 0).start();
+  const steward = new MemorySteward(
+    () => httpAdmission.requests === 0 && grpcAdmission.requests === 0,
+    () => httpAdmission.admittedBytes + grpcAdmission.admittedBytes,
+  ).start();
   log.info({ httpPort, grpcPort, workers: config.workers }, "adjoint is serving");
 
   let closing: Promise<void> | undefined;

@@ -346,6 +346,20 @@ const initialize: Family = {
   },
 };
 
+const bigAnswers: Family = {
+  name: "big-answers",
+  what: "20 concurrent requests for 1.9 million numbers of answer each, and one for 16 million",
+  async run(t, scale) {
+    const tally = new Tally();
+    const ask = (rows: number) =>
+      json({ function: { expression: `broadcast_to(x, shape=[${rows}, 1000])` }, mode: "value", point: { x: 1.5 } });
+    tally.http(await post(t.httpPort, DIFF, ask(16_000)), "16 million numbers");
+    const copies = atLeast(20, scale);
+    await limited(copies, copies, async () => tally.http(await post(t.httpPort, DIFF, ask(1900)), "1.9 million numbers"));
+    return tally.outcome();
+  },
+};
+
 const bigFunctions: Family = {
   name: "big-functions",
   what: "distinct functions of about 100,000 nodes, each differentiated once (what the caches keep)",
@@ -484,6 +498,7 @@ export const FAMILIES: readonly Family[] = [
   hugeExpression,
   intermediates,
   initialize,
+  bigAnswers,
   bigFunctions,
   overloadHttp,
   overloadGrpc,

@@ -10,13 +10,24 @@ import { W1_GRPC_REQUEST, W1_HTTP_BODY, workedExampleError } from "./worked.js";
 
 const MB = 1024 * 1024;
 
-/** The service as its own process (dist/src/main.js), through a link named for ps and top. */
+/**
+ * The service as its own process (dist/src/main.js), through a link named for ps and top, with the
+ * malloc settings that `npm start` and the image use.
+ */
 export async function startService(env: Record<string, string> = {}): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), "adjoint-abuse-"));
   const entry = join(dir, "adjoint-abuse-service.js");
   symlinkSync(join(repoRoot(), "dist/src/main.js"), entry);
   return startProcess(process.execPath, [entry], "adjoint is serving", {
-    env: { ...process.env, ADJOINT_HOST: "127.0.0.1", ADJOINT_HTTP_PORT: "0", ADJOINT_GRPC_PORT: "0", ADJOINT_LOG_LEVEL: "info", ...env },
+    env: {
+      ...process.env,
+      ADJOINT_HOST: "127.0.0.1",
+      ADJOINT_HTTP_PORT: "0",
+      ADJOINT_GRPC_PORT: "0",
+      ADJOINT_LOG_LEVEL: "info",
+      MALLOC_ARENA_MAX: "2",
+      ...env,
+    },
   });
 }
 

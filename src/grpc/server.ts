@@ -5,7 +5,11 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import { type AdjointError, exhausted, invalid } from "../errors.js";
-import { type Admission, overloaded } from "../service/admission.js";
+import { type Admission, overloaded, type ShedReason } from "../service/admission.js";
+
+/** How long a large call may wait for a large slot before it is refused, ms. */
+const ADMISSION_WAIT_MS = 5000;
+
 import { asAdjointError, grpcCode, retryAfter } from "../service/errors.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
@@ -135,30 +139,34 @@ export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Serv
       const { id, log } = requestLog(call as ServerCall, logger, method);
       const bytes = call.request;
       const size = bytes.byteLength;
-      const refused = admission?.tryAdmit(size);
-      if (refused !== undefined) {
+      const refuse = (refused: ShedReason) => {
         const error = overloaded("grpc", refused);
         finish(method, log, started, error);
         callback(status(error, id));
-        return;
-      }
-      const ctx = callContext(call as ServerCall);
-      Promise.resolve()
-        .then(() => handle(decode(input, bytes), ctx))
-        .then((response) => encode(output, response))
-        .then(
-          (answer) => {
-            admission?.release(size);
-            finish(method, log, started);
-            callback(null, answer);
-          },
-          (e) => {
-            admission?.release(size);
-            const error = asAdjointError(e);
-            finish(method, log, started, error, e);
-            callback(status(error, id));
-          },
-        );
+      };
+      const run = () => {
+        const ctx = callContext(call as ServerCall);
+        Promise.resolve()
+          .then(() => handle(decode(input, bytes), ctx))
+          .then((response) => encode(output, response))
+          .then(
+            (answer) => {
+              admission?.release(size);
+              finish(method, log, started);
+              callback(null, answer);
+            },
+            (e) => {
+              admission?.release(size);
+              const error = asAdjointError(e);
+              finish(method, log, started, error, e);
+              callback(status(error, id));
+            },
+          );
+      };
+      const verdict = admission?.admitOrWait(size, ADMISSION_WAIT_MS, true);
+      if (verdict instanceof Promise) verdict.then((refused) => (refused === undefined ? run() : refuse(refused)));
+      else if (verdict !== undefined) refuse(verdict);
+      else run();
     };
   }
 

@@ -3,7 +3,7 @@ import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AdjointError } from "../errors.js";
-import { type Admission, LARGE_BODY, overloaded } from "../service/admission.js";
+import { type Admission, LARGE_BODY, overloaded, type ShedReason } from "../service/admission.js";
 import { jsonBody, serializeJson, tensorBase64, tensorJson } from "../service/json-view.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
@@ -17,6 +17,8 @@ export interface RoutesOptions {
   readonly metrics: Metrics;
   /** Requests and body bytes in flight on HTTP; without it nothing is refused for load. */
   readonly admission?: Admission;
+  /** How long a large request may wait for a slot before it is refused, ms. */
+  readonly admissionWaitMs?: number;
 }
 
 declare module "fastify" {
@@ -34,7 +36,10 @@ const JSON_TYPE = "application/json; charset=utf-8";
  * The REST adapter: routes validated by the schemas of openapi.yaml, each a few lines over the
  * service. Nothing here knows how a function is evaluated.
  */
-export async function adjointRoutes(app: FastifyInstance, { service, metrics, admission }: RoutesOptions): Promise<void> {
+export async function adjointRoutes(
+  app: FastifyInstance,
+  { service, metrics, admission, admissionWaitMs: waitMs = 5000 }: RoutesOptions,
+): Promise<void> {
   const openapi = loadOpenApi();
   app.addSchema({ $id: SCHEMA_ID, components: openapi.doc.components });
   app.decorateRequest("binaryPart", undefined);
@@ -62,7 +67,10 @@ export async function adjointRoutes(app: FastifyInstance, { service, metrics, ad
   // Callback-style hooks: an async hook costs a promise per request, more than what these do.
   app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
-    if (admission === undefined || !admit(admission, request, reply)) done();
+    if (admission === undefined) return done();
+    const answered = admit(admission, request, reply, waitMs);
+    if (answered === false) done();
+    else if (answered !== true) answered.then((yes) => yes || done());
   });
   if (admission !== undefined) {
     app.addHook("preParsing", (request, reply, payload, done) => {
@@ -133,7 +141,7 @@ export async function adjointRoutes(app: FastifyInstance, { service, metrics, ad
  * to drain a body nobody reads. Requests without a body (health, readiness, metrics, lookups) are not counted,
  * so that probes answer under load. True when it answered.
  */
-function admit(admission: Admission, request: FastifyRequest, reply: FastifyReply): boolean {
+function admit(admission: Admission, request: FastifyRequest, reply: FastifyReply, waitMs: number): boolean | Promise<boolean> {
   const method = request.method;
   if (method === "GET" || method === "HEAD") return false;
   const declared = request.headers["content-length"];
@@ -143,11 +151,29 @@ function admit(admission: Admission, request: FastifyRequest, reply: FastifyRepl
     // fastify refuses a body over its limit (413) before reading it: nothing to count.
     if (!(bytes <= (request.routeOptions.bodyLimit ?? Number.POSITIVE_INFINITY))) return false;
   } else if (request.headers["transfer-encoding"] !== undefined) bytes = LARGE_BODY + 1;
-  const refused = admission.tryAdmit(bytes);
+  const verdict = admission.admitOrWait(bytes, waitMs);
+  return verdict instanceof Promise
+    ? verdict.then((refused) => settle(admission, request, reply, bytes, refused))
+    : settle(admission, request, reply, bytes, verdict);
+}
+
+/** Answers a refusal (true), or holds the admitted slot until the exchange ends (false). */
+function settle(
+  admission: Admission,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  bytes: number,
+  refused: ShedReason | undefined,
+): boolean {
   if (refused !== undefined) {
     // The body is not read: the connection is closed rather than left to drain it.
     if (bytes > 0) reply.header("connection", "close");
     sendProblem(reply, overloaded("http", refused));
+    return true;
+  }
+  if (reply.raw.destroyed) {
+    // The client left while waiting for a slot: give it back; there is no one to answer.
+    admission.release(bytes);
     return true;
   }
   request.admitted = bytes;

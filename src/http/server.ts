@@ -51,6 +51,12 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
       customOptions: { strict: false, coerceTypes: false, removeAdditional: false, useDefaults: false, verbose: true, allErrors: false },
     },
   });
-  await app.register(adjointRoutes, { service: options.service, metrics: options.metrics, admission: options.admission });
+  await app.register(adjointRoutes, {
+    service: options.service,
+    metrics: options.metrics,
+    admission: options.admission,
+    // A body waiting for a large slot must still arrive within the request timeout once admitted.
+    admissionWaitMs: Math.min(5000, requestTimeout / 2),
+  });
   return app;
 }

@@ -71,3 +71,18 @@ export function extentError(budget: Budget, shape: Shape, where: string, node?: 
     node === undefined ? {} : { node },
   );
 }
+
+/**
+ * The budget a function's own graph is built under while it is read (parsed, or compiled from a
+ * model): ADJOINT_MAX_NODES, enforced as it grows rather than after. None without a limit.
+ */
+export function functionBudget(maxNodes: number | undefined): Budget | undefined {
+  if (maxNodes === undefined) return undefined;
+  return {
+    maxNodes,
+    maxElements: Number.POSITIVE_INFINITY,
+    subject: "the function",
+    nodesName: "ADJOINT_MAX_NODES",
+    elementsName: "ADJOINT_MAX_TENSOR_ELEMENTS",
+  };
+}

@@ -2,7 +2,7 @@ import { AdjointError, invalid } from "../errors.js";
 import { checkName, RESERVED_NAMES } from "../names.js";
 import { findOp } from "../ops/registry.js";
 import type { Attrs, DType, Shape } from "../ops/types.js";
-import { type Budget, BudgetExceeded } from "./budget.js";
+import { BudgetExceeded, functionBudget } from "./budget.js";
 import { GraphBuilder } from "./builder.js";
 import type { Graph } from "./graph.js";
 
@@ -361,17 +361,7 @@ class Parser {
 
 /** Parses one or more expressions over shared inputs into one validated graph. */
 export function parseExpressions(source: ExpressionSource): Graph {
-  const budget: Budget | undefined =
-    source.maxNodes === undefined
-      ? undefined
-      : {
-          maxNodes: source.maxNodes,
-          maxElements: Number.POSITIVE_INFINITY,
-          subject: "the function",
-          nodesName: "ADJOINT_MAX_NODES",
-          elementsName: "ADJOINT_MAX_TENSOR_ELEMENTS",
-        };
-  const b = new GraphBuilder(budget);
+  const b = new GraphBuilder(functionBudget(source.maxNodes));
   let declared: Map<string, InputDeclaration> | undefined;
   if (source.inputs) {
     declared = new Map();

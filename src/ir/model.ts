@@ -2,6 +2,7 @@ import { AdjointError, invalid } from "../errors.js";
 import { checkName, record } from "../names.js";
 import type { Shape } from "../ops/types.js";
 import { formatShape, sizeOf } from "../tensor/shape.js";
+import { functionBudget } from "./budget.js";
 import { GraphBuilder } from "./builder.js";
 import type { Graph } from "./graph.js";
 
@@ -89,14 +90,14 @@ function positiveInt(v: unknown, field: string): number {
  * Builds the model's loss graph for a batch of `batch` examples. Errors name the layer (by index and
  * name) and the shapes involved.
  */
-export function compileModel(model: ModelDefinition, batch: number): CompiledModel {
+export function compileModel(model: ModelDefinition, batch: number, maxNodes?: number): CompiledModel {
   if (typeof model !== "object" || model === null) throw invalid("model must be an object with input, layers and loss", { field: "model" });
   if (!Array.isArray(model.input) || !model.input.every((d) => Number.isInteger(d) && d > 0)) {
     throw invalid("model.input must be the shape of one example, e.g. [784] or [1, 28, 28]", { field: "model.input" });
   }
   if (!Array.isArray(model.layers)) throw invalid("model.layers must be an array", { field: "model.layers" });
   const loss = lossName(model);
-  const b = new GraphBuilder();
+  const b = new GraphBuilder(functionBudget(maxNodes));
   const xShape = [batch, ...model.input];
   const x = b.input("x", xShape);
   const parameters: ParameterSpec[] = [];
@@ -176,7 +177,7 @@ export function compileModel(model: ModelDefinition, batch: number): CompiledMod
           h = b.op(layer.type, [h]);
       }
     } catch (e) {
-      if (e instanceof AdjointError && !e.message.startsWith(field)) {
+      if (e instanceof AdjointError && e.kind === "invalid_argument" && !e.message.startsWith(field)) {
         throw invalid(`${field} (${name}): ${e.message}`, { ...e.location, field: e.location.field ?? field });
       }
       throw e;
@@ -191,7 +192,8 @@ export function compileModel(model: ModelDefinition, batch: number): CompiledMod
   try {
     lossNode = b.op(loss, [h, y]);
   } catch (e) {
-    if (e instanceof AdjointError) throw invalid(`model.loss ${loss}: ${e.message}`, { field: "model.loss" });
+    if (e instanceof AdjointError && e.kind === "invalid_argument")
+      throw invalid(`model.loss ${loss}: ${e.message}`, { field: "model.loss" });
     throw e;
   }
   return { graph: b.build([{ name: "loss", node: lossNode }]), parameters, data: { x: xShape, y: yShape, yType } };

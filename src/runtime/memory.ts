@@ -23,10 +23,14 @@ export class MemorySteward {
   private before: number | undefined;
   /** What a collection that freed little left: the backoff holds only while memory stays near it. */
   private stuckAt = Number.POSITIVE_INFINITY;
+  /** The traffic count at the last collection. */
+  private trafficAt = 0;
   collections = 0;
 
+  /** `traffic`: a running count of bytes received; that much new since a collection makes another worth trying soon. */
   constructor(
     private readonly idle: () => boolean,
+    private readonly traffic: () => number = () => 0,
     private readonly slackBytes = 48 * 1024 * 1024,
     private readonly minIntervalMs = 2000,
     private readonly maxIntervalMs = 60_000,
@@ -55,8 +59,9 @@ export class MemorySteward {
       this.interval = useful ? this.minIntervalMs : Math.min(2 * this.interval, this.maxIntervalMs);
       this.stuckAt = useful ? Number.POSITIVE_INFINITY : held;
       this.before = undefined;
-    } else if (held > this.stuckAt + this.slackBytes) {
-      // New memory since the collection that found everything live: worth looking again soon.
+    } else if (held > this.stuckAt + this.slackBytes || this.traffic() - this.trafficAt > this.slackBytes) {
+      // New memory, or a burst of requests, since the collection that found everything live: what was
+      // live then (a burst in progress) may be garbage now, so look again soon.
       this.interval = this.minIntervalMs;
       this.stuckAt = Number.POSITIVE_INFINITY;
     }
@@ -65,6 +70,7 @@ export class MemorySteward {
     this.collect();
     this.collections++;
     this.lastCollection = now;
+    this.trafficAt = this.traffic();
     this.before = held;
     return true;
   }

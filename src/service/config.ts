@@ -24,6 +24,8 @@ export interface ServiceConfig {
   maxNodes: number;
   /** Most elements in one request's tensors (all inputs of all points together). */
   maxTensorElements: number;
+  /** Most numbers in one answer (it is encoded on the event loop). */
+  maxAnswerElements: number;
   /** Most points in one batch. */
   maxPoints: number;
   /** Longest a request may compute, in milliseconds (a client deadline may shorten it). */
@@ -128,7 +130,7 @@ export const SETTINGS: readonly Setting[] = [
     env: "ADJOINT_GRPC_MAX_STREAMS",
     flag: "grpc-max-streams",
     kind: "int",
-    fallback: () => 32,
+    fallback: () => 16,
     doc: "gRPC calls in flight per connection; a client queues the rest (grpc-js reads every call's message before the service can refuse it)",
   },
   { key: "maxNodes", env: "ADJOINT_MAX_NODES", flag: "max-nodes", kind: "int", fallback: () => 100_000, doc: "most nodes in one function" },
@@ -139,6 +141,14 @@ export const SETTINGS: readonly Setting[] = [
     kind: "int",
     fallback: () => 10_000_000,
     doc: "most input elements in one request (all inputs of all points)",
+  },
+  {
+    key: "maxAnswerElements",
+    env: "ADJOINT_MAX_ANSWER_ELEMENTS",
+    flag: "max-answer-elements",
+    kind: "int",
+    fallback: () => 2_000_000,
+    doc: "most numbers in one answer (encoded on the event loop, about 0.1 µs each as JSON)",
   },
   {
     key: "maxPoints",
@@ -234,8 +244,8 @@ export const SETTINGS: readonly Setting[] = [
     env: "ADJOINT_MAX_INFLIGHT_LARGE",
     flag: "max-inflight-large",
     kind: "int",
-    fallback: defaultWorkers,
-    doc: "requests with bodies over 64 KiB in flight per transport (default: the worker count); small requests keep their own slots",
+    fallback: () => 1,
+    doc: "requests with bodies over 64 KiB (or answers over 65,536 numbers) in flight per transport; up to 64 more wait their turn unread; small requests keep their own slots",
   },
   {
     key: "bodyTimeoutMs",

@@ -182,7 +182,7 @@ export class FunctionStore {
    * the same graph sent as a plain function, whose answers differ.
    */
   private model(spec: FunctionSpec, field: string, batch: number): FunctionEntry {
-    const compiled = located(() => compileModel(spec.model as ModelDefinition, batch), field);
+    const compiled = located(() => compileModel(spec.model as ModelDefinition, batch, this.limits.maxNodes), field);
     this.checkSize(compiled.graph.size, field);
     const identity = JSON.stringify({ graph: contentHash(compiled.graph), model: compiled.parameters, batch });
     return this.intern(

@@ -19,6 +19,7 @@ import { PoolFullError, TaskAbortedError, type WorkerPool } from "../runtime/poo
 import { COST, estimateUs, place, splitRanges, vectorises } from "../runtime/scheduler.js";
 import { now, type TaskResult } from "../runtime/task.js";
 import { formatShape, sameShape, sizeOf } from "../tensor/shape.js";
+import { Slots } from "./admission.js";
 import type { ServiceConfig } from "./config.js";
 import { RetryableError } from "./errors.js";
 import { type FunctionEntry, FunctionStore } from "./functions.js";
@@ -44,6 +45,11 @@ const MAX_TRACED_POINTS = 100;
 const MAX_TRACE_ROWS = 200_000;
 /** Most result fields over all points of a `points` answer, each an object the event loop builds. */
 const MAX_ROW_FIELDS = 2_000_000;
+/** Answers of more numbers than this are large (ADJOINT_MAX_INFLIGHT_LARGE of them at once). */
+const LARGE_ANSWER = 65_536;
+/** How long a large answer may wait for its turn. */
+const LARGE_ANSWER_WAIT_MS = 5000;
+const noop = () => {};
 
 type Limits = Pick<
   ServiceConfig,
@@ -56,6 +62,8 @@ type Limits = Pick<
   | "cacheBytes"
   | "inlineBudgetUs"
   | "shardMinUs"
+  | "maxAnswerElements"
+  | "maxInflightLarge"
 >;
 
 /**
@@ -65,6 +73,8 @@ type Limits = Pick<
 export class AdjointService {
   readonly functions: FunctionStore;
   private state: "starting" | "ready" | "draining" = "starting";
+  /** Answers over LARGE_ANSWER numbers, made one (ADJOINT_MAX_INFLIGHT_LARGE) at a time. */
+  private readonly largeAnswers: Slots;
 
   constructor(
     private readonly limits: Limits,
@@ -75,6 +85,7 @@ export class AdjointService {
       hit: (cache) => metrics.cacheLookup(cache, "hit"),
       miss: (cache) => metrics.cacheLookup(cache, "miss"),
     });
+    this.largeAnswers = new Slots(() => limits.maxInflightLarge);
   }
 
   /** Starts the pool; the service is ready once every worker has answered. */
@@ -126,7 +137,56 @@ export class AdjointService {
   }
 
   /** Evaluates a request against a function already resolved. */
-  async evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext, poolOnly = false): Promise<DifferentiateOutput> {
+  async evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext): Promise<DifferentiateOutput> {
+    const slot = this.answerSlot(entry, input);
+    const release = slot instanceof Promise ? await slot : slot;
+    try {
+      return await this.compute(entry, input, ctx, false);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * An answer is encoded on the event loop (about 0.1 µs a number as JSON), so its size is a budget:
+   * over ADJOINT_MAX_ANSWER_ELEMENTS it is refused before anything runs, and only
+   * ADJOINT_MAX_INFLIGHT_LARGE large answers are made at once, so cheap requests get the loop between
+   * them (up to 64 more wait their turn, 5 s at most). Counted from the plan: result fields times
+   * points, plus parameters drawn by `initialize`.
+   */
+  private answerSlot(entry: FunctionEntry, input: DifferentiateInput): (() => void) | Promise<() => void> {
+    const { plan } = planMode(entry.fn, input, entry.plans, entry.defaultWrt, this.limits);
+    const count = input.point !== undefined ? 1 : Array.isArray(input.points) ? input.points.length : columnCount(entry, input.columns);
+    const drawn = input.initialize !== undefined && entry.model ? entry.model.parameters.reduce((n, p) => n + sizeOf(p.shape), 0) : 0;
+    const elements = count * plan.fields.reduce((n, f) => n + f.size, 0) + drawn;
+    if (elements > this.limits.maxAnswerElements) {
+      throw exhausted(
+        `the answer would have ${elements} numbers; the limit is ${this.limits.maxAnswerElements} (ADJOINT_MAX_ANSWER_ELEMENTS): ask for fewer points, outputs or inputs in wrt per request`,
+      );
+    }
+    if (elements <= LARGE_ANSWER) return noop;
+    const granted = this.largeAnswers.take(LARGE_ANSWER_WAIT_MS);
+    const release = () => this.largeAnswers.give();
+    if (granted === true) return release;
+    const busy = () =>
+      new RetryableError(
+        "resource_exhausted",
+        "the server is busy: too many large answers in the making (ADJOINT_MAX_INFLIGHT_LARGE); retry later",
+        1,
+      );
+    if (granted === false) throw busy();
+    return granted.then((yes) => {
+      if (!yes) throw busy();
+      return release;
+    });
+  }
+
+  private async compute(
+    entry: FunctionEntry,
+    input: DifferentiateInput,
+    ctx: CallContext,
+    poolOnly: boolean,
+  ): Promise<DifferentiateOutput> {
     if ((input.point !== undefined ? 1 : 0) + (input.points !== undefined ? 1 : 0) + (input.columns !== undefined ? 1 : 0) !== 1) {
       const forms = (["point", "points", "columns"] as const).filter((k) => input[k] !== undefined);
       throw invalid(`give exactly one of point, points and columns${forms.length ? `, got ${forms.join(" and ")}` : ""}`, {
@@ -194,7 +254,7 @@ export class AdjointService {
       this.checkTime(ctx, deadline);
       const started = performance.now();
       const done = this.tryInline(plan, () => evaluateRange(entry.fn, batch, 0, count));
-      if (done === undefined) return this.evaluate(entry, input, ctx, true);
+      if (done === undefined) return this.compute(entry, input, ctx, true);
       extras = done;
       this.metrics.ranInline((performance.now() - started) / 1000);
     } else {
@@ -303,7 +363,7 @@ export class AdjointService {
     for (const [name, t] of Object.entries(parameters)) {
       drawn[name] = { shape: t.shape, dtype: "float64", bytes: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) };
     }
-    const out = await this.evaluate(entry, { ...rest, point: Object.assign(record(), input.point, drawn) }, ctx);
+    const out = await this.compute(entry, { ...rest, point: Object.assign(record(), input.point, drawn) }, ctx, false);
     return { ...out, parameters };
   }
 
@@ -318,13 +378,7 @@ export class AdjointService {
     if (typeof columns !== "object" || columns === null || Array.isArray(columns)) {
       throw invalid("columns must be an object mapping each input name to a tensor of its values", { field: "columns" });
     }
-    const first = entry.fn.inputNames.find((name) => own(columns, name) !== undefined);
-    const sample = first === undefined ? undefined : (own(columns, first) as unknown);
-    let count = 0;
-    if (Array.isArray(sample)) count = sample.length;
-    else if (typeof sample === "object" && sample !== null && Array.isArray((sample as { shape?: unknown }).shape)) {
-      count = Number((sample as { shape: number[] }).shape[0] ?? 0);
-    }
+    const count = columnCount(entry, columns);
     this.checkCount(count, "columns");
     return count;
   }
@@ -512,6 +566,18 @@ export class StreamSession {
     }
     return this.service.evaluate(entry, { ...this.settings, point: input.point, points: input.points, columns: input.columns }, ctx);
   }
+}
+
+/** A columnar batch's point count: the first axis of its first column (0 when there is none to read). */
+function columnCount(entry: FunctionEntry, columns: NamedValues | undefined): number {
+  if (typeof columns !== "object" || columns === null || Array.isArray(columns)) return 0;
+  const first = entry.fn.inputNames.find((name) => own(columns, name) !== undefined);
+  const sample = first === undefined ? undefined : (own(columns, first) as unknown);
+  if (Array.isArray(sample)) return sample.length;
+  if (typeof sample === "object" && sample !== null && Array.isArray((sample as { shape?: unknown }).shape)) {
+    return Number((sample as { shape: number[] }).shape[0] ?? 0);
+  }
+  return 0;
 }
 
 /** The first axis of the request's `x`: a model's batch size when its spec does not give one. */

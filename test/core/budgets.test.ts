@@ -5,6 +5,7 @@ import { CompiledFunction } from "../../src/engine/compiled-function.js";
 import { type Budget, BudgetExceeded, MAX_DIMENSION } from "../../src/ir/budget.js";
 import { GraphBuilder } from "../../src/ir/builder.js";
 import { parseExpression } from "../../src/ir/expression.js";
+import { compileModel } from "../../src/ir/model.js";
 import { graphWork } from "../../src/runtime/scheduler.js";
 import { budgetsFor } from "../../src/service/modes.js";
 
@@ -110,5 +111,16 @@ describe("the compile-time element budget", () => {
     const e = thrown(() => compileProgram(g, [g.outputs[0].node], { budget: budget(1e9, 100_000) }));
     expect((e as Error).message).toMatch(/\[0, 1000000\] iterates 1000000 elements.*limit is 100000/);
     expect(graphWork(g)).toBe(1_000_001);
+  });
+});
+
+describe("a model's graph is built under ADJOINT_MAX_NODES", () => {
+  it("stops a model of too many layers as it builds, and builds one within the limit", () => {
+    const layers = Array.from({ length: 400 }, (_, i) => ({ type: i % 2 ? "relu" : "dense", units: 2 }));
+    const model = { input: [2], layers, loss: "mse" } as never;
+    const e = thrown(() => compileModel(model, 1, 500));
+    expect(e).toBeInstanceOf(BudgetExceeded);
+    expect((e as Error).message).toMatch(/the function has 501 nodes; the limit is 500 \(ADJOINT_MAX_NODES\)/);
+    expect(compileModel(model, 1, 10_000).graph.size).toBeLessThanOrEqual(10_000);
   });
 });

@@ -187,10 +187,9 @@ describe("memory: intermediate tensors and drawn parameters are counted before t
       const { outcome, attackMs } = await during(() =>
         rest({ function: { model }, initialize: { seed: 1 }, mode: "value", point: { x: zeros, y: zeros } }),
       );
-      expectLimit(
-        outcome,
-        /initialize: the model has \d+ parameter elements to draw; the limit is 10000000 \(ADJOINT_MAX_TENSOR_ELEMENTS\)/,
-      );
+      // The drawn parameters travel back in the answer: they are counted against its budget first.
+      const numbers = width * width + width + 1;
+      expectLimit(outcome, new RegExp(`the answer would have ${numbers} numbers; the limit is 2000000 \\(ADJOINT_MAX_ANSWER_ELEMENTS\\)`));
       expect(attackMs).toBeLessThan(2000);
     }
   });
@@ -203,5 +202,43 @@ describe("memory: intermediate tensors and drawn parameters are counted before t
     expect(num(r.result?.outputs.f)).toBeCloseTo(WORKED_VALUES.f, 15);
     expect(num(r.result?.gradient.x1)).toBeCloseTo(WORKED_VALUES.x1, 15);
     expect(num(r.result?.gradient.x2)).toBeCloseTo(WORKED_VALUES.x2, 15);
+  });
+});
+
+describe("answers are a budget: counted from the plan before anything runs", () => {
+  let big: TestServer;
+  beforeAll(async () => {
+    // A raised answer budget, so that the parameter count of initialize is what refuses.
+    big = await startTestServer({ workers: 1, maxAnswerElements: 1e12, maxTensorElements: 1_000_000 });
+  });
+  afterAll(async () => {
+    await big?.close();
+  });
+
+  it("refuses an answer of more numbers than ADJOINT_MAX_ANSWER_ELEMENTS, and answers one within it exactly", async () => {
+    const ask = (rows: number) => ({
+      function: { expression: `broadcast_to(x, shape=[${rows}, 1000])` },
+      mode: "value",
+      point: { x: 1.5 },
+    });
+    expectLimit(await rest(ask(2001)), /the answer would have 2001000 numbers; the limit is 2000000 \(ADJOINT_MAX_ANSWER_ELEMENTS\)/);
+    const answer = await rest({ ...ask(100), encoding: "base64" });
+    expect(answer.status).toBe(200);
+    const value = answer.value as { shape: number[]; base64: string };
+    expect(value.shape).toEqual([100, 1000]);
+    const data = new Float64Array(Uint8Array.from(Buffer.from(value.base64, "base64")).buffer);
+    expect(data.length).toBe(100_000);
+    expect(data.every((v) => v === 1.5)).toBe(true);
+  });
+
+  it("counts initialize's parameters before drawing them", async () => {
+    const width = 1000;
+    const model = { input: [width], layers: [{ type: "dense", units: width }], loss: "mse" };
+    const zeros = { shape: [1, width], data: new Array(width).fill(0) };
+    const res = await big.post("/v1/differentiate", { function: { model }, initialize: { seed: 1 }, point: { x: zeros, y: zeros } });
+    expect(res.status).toBe(413);
+    expect(res.body.detail).toMatch(
+      /initialize: the model has 1001000 parameter elements to draw; the limit is 1000000 \(ADJOINT_MAX_TENSOR_ELEMENTS\)/,
+    );
   });
 });

@@ -52,7 +52,8 @@ async function until(check: () => Promise<boolean>, ms = 5000): Promise<void> {
 describe("HTTP admission, before the body is read", () => {
   let s: TestServer;
   beforeAll(async () => {
-    s = await startTestServer({ maxInflight: 3, maxInflightLarge: 1, maxInflightBytes: 150_000 });
+    // A large request waits for the large slot half the body timeout: 500 ms here.
+    s = await startTestServer({ maxInflight: 3, maxInflightLarge: 1, maxInflightBytes: 150_000, bodyTimeoutMs: 1000 });
   });
   afterAll(async () => {
     await s?.close();
@@ -63,9 +64,12 @@ describe("HTTP admission, before the body is read", () => {
     await until(async () => (await gauge(s, "adjoint_inflight_requests", "http")) === 1);
     expect(await gauge(s, "adjoint_inflight_bytes", "http")).toBe(100_000);
 
-    // A second large body: refused from its headers alone (its body is never sent).
+    // A second large body waits its turn, unread, then is refused from its headers alone (its body is
+    // never sent) when the slot stays taken.
     const large = openPost(s, 100_000);
+    const waited = performance.now();
     const a = await large.answer;
+    expect(performance.now() - waited).toBeGreaterThanOrEqual(450);
     expect(a.status).toBe(503);
     expect(a.headers["retry-after"]).toBe("1");
     expect(a.headers["content-type"]).toMatch(/^application\/problem\+json/);
@@ -228,9 +232,9 @@ describe("a cheap request while large bodies flood the server", () => {
     }
     await done;
     const statuses = JSON.parse(out) as Record<string, number>;
+    // Large bodies wait their turn (64 at most, 5 s at most), so some or none are refused.
     expect(statuses["200"]).toBeGreaterThan(0);
-    expect(statuses["503"]).toBeGreaterThan(0);
-    expect(Object.keys(statuses).sort()).toEqual(["200", "503"]);
+    for (const status of Object.keys(statuses)) expect(["200", "503"]).toContain(status);
     expect(worst).toBeLessThan(1000);
   }, 30_000);
 });
