@@ -25,7 +25,7 @@ import { RetryableError } from "./errors.js";
 import { type FunctionEntry, FunctionStore } from "./functions.js";
 import { opsManifest } from "./manifest.js";
 import type { Metrics } from "./metrics.js";
-import { type ModePlan, planMode } from "./modes.js";
+import { type ModePlan, type PlannedMode, planMode } from "./modes.js";
 import { DecodeContext, decodeTensor, decodeValues } from "./tensor.js";
 import type {
   CallContext,
@@ -137,11 +137,18 @@ export class AdjointService {
   }
 
   /** Evaluates a request against a function already resolved. */
-  async evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext): Promise<DifferentiateOutput> {
-    const slot = this.answerSlot(entry, input);
+  evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext): Promise<DifferentiateOutput> {
+    const planned = planMode(entry.fn, input, entry.plans, entry.defaultWrt, this.limits);
+    const slot = this.answerSlot(entry, input, planned.plan);
+    // Most answers are small and hold no slot: no wrapper around them.
+    if (slot === noop) return this.compute(entry, input, ctx, false, planned);
+    return this.withSlot(slot, () => this.compute(entry, input, ctx, false, planned));
+  }
+
+  private async withSlot<T>(slot: (() => void) | Promise<() => void>, work: () => Promise<T>): Promise<T> {
     const release = slot instanceof Promise ? await slot : slot;
     try {
-      return await this.compute(entry, input, ctx, false);
+      return await work();
     } finally {
       release();
     }
@@ -154,8 +161,7 @@ export class AdjointService {
    * them (up to 64 more wait their turn, 5 s at most). Counted from the plan: result fields times
    * points, plus parameters drawn by `initialize`.
    */
-  private answerSlot(entry: FunctionEntry, input: DifferentiateInput): (() => void) | Promise<() => void> {
-    const { plan } = planMode(entry.fn, input, entry.plans, entry.defaultWrt, this.limits);
+  private answerSlot(entry: FunctionEntry, input: DifferentiateInput, plan: ModePlan): (() => void) | Promise<() => void> {
     const count = input.point !== undefined ? 1 : Array.isArray(input.points) ? input.points.length : columnCount(entry, input.columns);
     const drawn = input.initialize !== undefined && entry.model ? entry.model.parameters.reduce((n, p) => n + sizeOf(p.shape), 0) : 0;
     const elements = count * plan.fields.reduce((n, f) => n + f.size, 0) + drawn;
@@ -186,6 +192,7 @@ export class AdjointService {
     input: DifferentiateInput,
     ctx: CallContext,
     poolOnly: boolean,
+    planned?: PlannedMode,
   ): Promise<DifferentiateOutput> {
     if ((input.point !== undefined ? 1 : 0) + (input.points !== undefined ? 1 : 0) + (input.columns !== undefined ? 1 : 0) !== 1) {
       const forms = (["point", "points", "columns"] as const).filter((k) => input[k] !== undefined);
@@ -194,7 +201,7 @@ export class AdjointService {
       });
     }
     const deadline = this.deadlineOf(ctx);
-    const { mode, plan } = planMode(entry.fn, input, entry.plans, entry.defaultWrt, this.limits);
+    const { mode, plan } = planned ?? planMode(entry.fn, input, entry.plans, entry.defaultWrt, this.limits);
     const allowNonFinite = input.allowNonFinite ?? false;
     const decode = new DecodeContext(allowNonFinite, this.limits.maxTensorElements, ctx.binary);
     const head = { id: entry.hash, mode, allowNonFinite };

@@ -5,7 +5,7 @@ import type { AdjointError } from "../../src/errors.js";
 import { parseExpression, parseExpressions } from "../../src/ir/expression.js";
 import { readJsonGraph } from "../../src/ir/json-graph.js";
 import { compileModel, initializeParameters } from "../../src/ir/model.js";
-import { checkName, own, record } from "../../src/names.js";
+import { checkName, own, RECORD_PROTOTYPE, record } from "../../src/names.js";
 import { DecodeContext, decodeValues } from "../../src/service/tensor.js";
 
 const RESERVED = ["__proto__", "constructor", "prototype"] as const;
@@ -70,7 +70,7 @@ describe("answer sections keyed by client names", () => {
   it("decode a point whose keys are any names into a prototype-free record", () => {
     const parsed = JSON.parse('{"__proto__": 4, "toString": 5, "x": [1, 2]}');
     const decoded = decodeValues(parsed, "point", new DecodeContext(false, 100));
-    expect(Object.getPrototypeOf(decoded)).toBeNull();
+    expectRecord(decoded);
     expect(Object.keys(decoded)).toEqual(["__proto__", "toString", "x"]);
     expect(Object.getOwnPropertyDescriptor(decoded, "__proto__")?.value).toBe(4);
     expect(decoded.toString).toBe(5);
@@ -123,7 +123,7 @@ describe("reserved names where a function is defined", () => {
     const compiled = compileModel(model("toString"), 1);
     expect(compiled.parameters.map((p) => p.name)).toEqual(["toString.weight", "toString.bias"]);
     const drawn = initializeParameters(compiled.parameters, 1);
-    expect(Object.getPrototypeOf(drawn)).toBeNull();
+    expectRecord(drawn);
     expect(Object.keys(drawn)).toEqual(["toString.weight", "toString.bias"]);
   });
 });
@@ -165,3 +165,11 @@ describe("functions over inherited names", () => {
     );
   });
 });
+
+/** A record inherits nothing: its prototype is the empty, frozen, prototype-less RECORD_PROTOTYPE. */
+function expectRecord(value: object): void {
+  expect(Object.getPrototypeOf(value)).toBe(RECORD_PROTOTYPE);
+  expect(Object.getPrototypeOf(RECORD_PROTOTYPE)).toBeNull();
+  expect(Reflect.ownKeys(RECORD_PROTOTYPE)).toEqual([]);
+  expect(Object.isFrozen(RECORD_PROTOTYPE)).toBe(true);
+}
