@@ -35,6 +35,25 @@ export class AdjointError extends Error {
   }
 }
 
+/** V8's words when an allocation fails: an array or buffer larger than the heap or the address space allows. */
+const ALLOCATION_FAILED = /allocation failed|invalid (typed )?array length|array buffer allocation|out of memory|invalid string length/i;
+
+/**
+ * Any thrown value as an AdjointError; anything unexpected becomes `internal`, with a generic message:
+ * its own message and stack may name files and internals, so they go to the log only. A failed
+ * allocation is the request's size, not a fault of the server: resource_exhausted.
+ */
+export function asAdjointError(e: unknown): AdjointError {
+  if (e instanceof AdjointError) return e;
+  if (e instanceof RangeError && ALLOCATION_FAILED.test(e.message)) {
+    return new AdjointError(
+      "resource_exhausted",
+      "the computation needs more memory than the server can allocate; use smaller tensors or fewer points",
+    );
+  }
+  return new AdjointError("internal", "internal error; the server log has the details (search for the request id)");
+}
+
 export function invalid(message: string, location: ErrorLocation = {}): AdjointError {
   return new AdjointError("invalid_argument", message, location);
 }

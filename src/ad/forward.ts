@@ -1,10 +1,10 @@
 import type { Budget } from "../ir/budget.js";
 import { GraphBuilder } from "../ir/builder.js";
 import type { Graph, IrNode, NamedNode } from "../ir/graph.js";
+import { originTable, selectInputs, selectOutputs } from "../ir/select.js";
 import { findOp } from "../ops/registry.js";
 import { broadcastTo, zerosOf } from "../ops/rule-helpers.js";
 import type { MaybeNode, OpDef, RuleBuilder } from "../ops/types.js";
-import { originTable, selectInputs, selectOutputs } from "./reverse.js";
 
 export interface ForwardResult {
   /** The primal graph with the tangent nodes appended; primal node ids are unchanged. */

@@ -2,6 +2,7 @@ import { invalid } from "../errors.js";
 import type { Budget } from "../ir/budget.js";
 import { GraphBuilder } from "../ir/builder.js";
 import type { Graph, IrNode, NamedNode } from "../ir/graph.js";
+import { activeNodes, originTable, selectInputs, selectOutputs } from "../ir/select.js";
 import { findOp } from "../ops/registry.js";
 import { unbroadcast, zerosOf } from "../ops/rule-helpers.js";
 import type { MaybeNode, OpDef, RuleBuilder } from "../ops/types.js";
@@ -106,60 +107,4 @@ function operandCotangents(b: RuleBuilder, def: OpDef, node: IrNode, id: number,
 
 function accumulate(b: RuleBuilder, sum: MaybeNode, term: number): number {
   return sum === null ? term : b.add(sum, term);
-}
-
-/** Nodes that depend on at least one of the given inputs; only they carry derivatives. */
-export function activeNodes(graph: Graph, sources: readonly number[]): Uint8Array {
-  const active = new Uint8Array(graph.nodes.length);
-  for (const s of sources) active[s] = 1;
-  graph.nodes.forEach((node, id) => {
-    if (active[id] || node.args.length === 0) return;
-    for (const a of node.args) {
-      if (active[a]) {
-        active[id] = 1;
-        return;
-      }
-    }
-  });
-  return active;
-}
-
-export function selectOutputs(graph: Graph, names: readonly string[] | undefined): readonly NamedNode[] {
-  if (!names) return graph.outputs;
-  return names.map((name) => {
-    const out = graph.outputs.find((o) => o.name === name);
-    if (!out)
-      throw invalid(`unknown output ${name}; the function's outputs are ${graph.outputs.map((o) => o.name).join(", ")}`, {
-        field: "outputs",
-      });
-    return out;
-  });
-}
-
-export function selectInputs(graph: Graph, names: readonly string[] | undefined): readonly NamedNode[] {
-  if (!names) return graph.inputs.filter((i) => graph.nodes[i.node].dtype === "float");
-  const seen = new Set<string>();
-  return names.map((name) => {
-    const input = graph.inputNamed(name);
-    if (!input)
-      throw invalid(`wrt names ${name}, which is not an input; the inputs are ${graph.inputs.map((i) => i.name).join(", ")}`, {
-        field: "wrt",
-        input: name,
-      });
-    if (graph.nodes[input.node].dtype !== "float")
-      throw invalid(`wrt names ${name}, an integer input: it has no derivative`, { field: "wrt", input: name });
-    if (seen.has(name)) throw invalid(`wrt names ${name} twice`, { field: "wrt", input: name });
-    seen.add(name);
-    return input;
-  });
-}
-
-/** Expands [first new node, primal node] marks, in creation order, into a per-node table. */
-export function originTable(primalSize: number, size: number, marks: readonly (readonly [number, number])[]): Int32Array {
-  const origin = new Int32Array(size).fill(-1);
-  marks.forEach(([start, primal], k) => {
-    const end = k + 1 < marks.length ? marks[k + 1][0] : size;
-    origin.fill(primal, Math.max(start, primalSize), end);
-  });
-  return origin;
 }

@@ -77,6 +77,24 @@ function collapse(spec: LoopSpec): Dim[] {
   return dims;
 }
 
+/** What every part of a generated loop is written from. */
+interface Gen {
+  readonly spec: LoopSpec;
+  readonly dims: readonly Dim[];
+  readonly depth: number;
+  readonly nOut: number;
+  /** Operands whose read is the same at every index: loaded once, before the loop. */
+  readonly invariant: readonly boolean[];
+  readonly moving: readonly number[];
+  /** Per output: a scalar accumulator for full reductions, in-place accumulation for partial ones. */
+  readonly fullReduce: readonly boolean[];
+  round(e: string): string;
+  lit(x: number): string;
+}
+
+const outOffset = (j: number, d: number) => `o${j}_${d}`;
+const inOffset = (k: number, d: number) => `p${k}_${d}`;
+
 /**
  * Generates one loop nest computing several fused groups at once. The code contains only names,
  * offsets and strides computed here, op templates from our table and literals formatted by
@@ -84,17 +102,19 @@ function collapse(spec: LoopSpec): Dim[] {
  */
 export function generateLoop(spec: LoopSpec): FusedLoop {
   const dims = collapse(spec);
-  const depth = dims.length;
   const nOut = spec.outputs.length;
-  const round = (e: string) => (spec.float32 ? `Math.fround(${e})` : e);
-  const lit = (x: number) => formatLiteral(spec.float32 ? Math.fround(x) : x);
   const invariant = spec.operands.map((_, k) => dims.every((d) => d.strides[nOut + k] === 0 && d.bounds[nOut + k] === undefined));
-  const moving = spec.operands.map((_, k) => k).filter((k) => !invariant[k]);
-  const outOffset = (j: number, d: number) => `o${j}_${d}`;
-  const inOffset = (k: number, d: number) => `p${k}_${d}`;
-
-  // Per output: a scalar accumulator for full reductions, in-place accumulation for partial ones.
-  const fullReduce = spec.outputs.map((o) => o.reduce !== undefined && dims.every((d, _i) => d.strides[spec.outputs.indexOf(o)] === 0));
+  const g: Gen = {
+    spec,
+    dims,
+    depth: dims.length,
+    nOut,
+    invariant,
+    moving: spec.operands.map((_, k) => k).filter((k) => !invariant[k]),
+    fullReduce: spec.outputs.map((o) => o.reduce !== undefined && dims.every((d, _i) => d.strides[spec.outputs.indexOf(o)] === 0)),
+    round: (e: string) => (spec.float32 ? `Math.fround(${e})` : e),
+    lit: (x: number) => formatLiteral(spec.float32 ? Math.fround(x) : x),
+  };
   const prologue: string[] = [];
   prologue.push(`const [${spec.outputs.map((_, j) => `out${j}`).join(", ")}] = outs;`);
   if (spec.operands.length) prologue.push(`const [${spec.operands.map((_, k) => `in${k}`).join(", ")}] = operands;`);
@@ -103,13 +123,26 @@ export function generateLoop(spec: LoopSpec): FusedLoop {
   });
   const starts = [
     ...spec.outputs.map((o, j) => `${outOffset(j, 0)} = ${o.access.offset}`),
-    ...moving.map((k) => `${inOffset(k, 0)} = ${spec.operands[k].offset}`),
+    ...g.moving.map((k) => `${inOffset(k, 0)} = ${spec.operands[k].offset}`),
   ];
   prologue.push(`const ${starts.join(", ")};`);
-  // In-place accumulation starts from the identity. In a flat loop whose outputs into one array all
-  // step by 1, the output with the largest offset (the first in order among equals) is the first to
-  // reach every element it writes: it stores instead of accumulating, and only the elements it never
-  // writes are set to the identity beforehand.
+  const firstWriter = prepareAccumulators(g, prologue);
+  const inner = `${loads(g)} ${spec.body.map((l) => `const ${l.name} = ${g.round(l.expression)};`).join(" ")} ${stores(g, firstWriter)}`;
+  const epilogue = spec.outputs
+    .map((o, j) => (o.reduce && g.fullReduce[j] ? `out${j}[${o.access.offset}] = ${g.round(`acc${j}`)};` : ""))
+    .filter(Boolean);
+  const code = `${prologue.join("\n")}\n${loops(g, 0, inner)}\n${epilogue.join("\n")}`;
+  return new Function("H", `return function fused(outs, operands) {\n${code}\n};`)(scalarKernels) as FusedLoop;
+}
+
+/**
+ * In-place accumulation starts from the identity. In a flat loop whose outputs into one array all
+ * step by 1, the output with the largest offset (the first in order among equals) is the first to
+ * reach every element it writes: it stores instead of accumulating, and only the elements it never
+ * writes are set to the identity beforehand. Returns those first writers.
+ */
+function prepareAccumulators(g: Gen, prologue: string[]): Set<number> {
+  const { spec, dims, depth, fullReduce, lit } = g;
   const firstWriter = new Set<number>();
   const prepared = new Set<number>();
   spec.outputs.forEach((o, j) => {
@@ -136,42 +169,45 @@ export function generateLoop(spec: LoopSpec): FusedLoop {
       `out${j}.fill(${lit(o.reduce.identity)}, 0, ${start}); out${j}.fill(${lit(o.reduce.identity)}, ${start + dims[0].extent});`,
     );
   });
+  return firstWriter;
+}
 
-  const loads = moving
+/** The innermost reads of moving operands, yielding `fill` outside a bounded read's window. */
+function loads(g: Gen): string {
+  return g.moving
     .map((k) => {
-      const o = spec.operands[k];
-      const tests = dims.flatMap((d, i) => {
-        const b = d.bounds[nOut + k];
+      const o = g.spec.operands[k];
+      const tests = g.dims.flatMap((d, i) => {
+        const b = d.bounds[g.nOut + k];
         return b ? [`i${i + 1} >= ${b[0]} && i${i + 1} < ${b[1]}`] : [];
       });
-      const read = `in${k}[${inOffset(k, depth)}]`;
-      return `const a${k} = ${tests.length ? `(${tests.join(" && ")}) ? ${read} : ${lit(o.fill ?? 0)}` : read};`;
+      const read = `in${k}[${inOffset(k, g.depth)}]`;
+      return `const a${k} = ${tests.length ? `(${tests.join(" && ")}) ? ${read} : ${g.lit(o.fill ?? 0)}` : read};`;
     })
     .join(" ");
-  const body = spec.body.map((l) => `const ${l.name} = ${round(l.expression)};`).join(" ");
-  const stores = spec.outputs
+}
+
+function stores(g: Gen, firstWriter: ReadonlySet<number>): string {
+  const { depth, round, lit } = g;
+  return g.spec.outputs
     .map((o, j) => {
       if (!o.reduce) return `out${j}[${outOffset(j, depth)}] = ${round(o.value)};`;
-      if (fullReduce[j]) return `acc${j} = ${o.reduce.js(`acc${j}`, o.value)};`;
+      if (g.fullReduce[j]) return `acc${j} = ${o.reduce.js(`acc${j}`, o.value)};`;
       if (firstWriter.has(j)) return `out${j}[${outOffset(j, depth)}] = ${round(o.reduce.js(lit(o.reduce.identity), o.value))};`;
       const at = `out${j}[${outOffset(j, depth)}]`;
       return `${at} = ${round(o.reduce.js(at, o.value))};`;
     })
     .join(" ");
+}
 
-  const emit = (d: number): string => {
-    if (d === depth) return `${loads} ${body} ${stores}`;
-    const dim = dims[d];
-    const i = `i${d + 1}`;
-    const offsets = [
-      ...spec.outputs.map((_, j) => `${outOffset(j, d + 1)} = ${outOffset(j, d)} + ${i} * ${dim.strides[j]}`),
-      ...moving.map((k) => `${inOffset(k, d + 1)} = ${inOffset(k, d)} + ${i} * ${dim.strides[nOut + k]}`),
-    ];
-    return `for (let ${i} = 0; ${i} < ${dim.extent}; ${i}++) {\nconst ${offsets.join(", ")};\n${emit(d + 1)}\n}`;
-  };
-  const epilogue = spec.outputs
-    .map((o, j) => (o.reduce && fullReduce[j] ? `out${j}[${o.access.offset}] = ${round(`acc${j}`)};` : ""))
-    .filter(Boolean);
-  const code = `${prologue.join("\n")}\n${emit(0)}\n${epilogue.join("\n")}`;
-  return new Function("H", `return function fused(outs, operands) {\n${code}\n};`)(scalarKernels) as FusedLoop;
+/** The loops from axis `d` inwards, each advancing every moving offset by its stride. */
+function loops(g: Gen, d: number, inner: string): string {
+  if (d === g.depth) return inner;
+  const dim = g.dims[d];
+  const i = `i${d + 1}`;
+  const offsets = [
+    ...g.spec.outputs.map((_, j) => `${outOffset(j, d + 1)} = ${outOffset(j, d)} + ${i} * ${dim.strides[j]}`),
+    ...g.moving.map((k) => `${inOffset(k, d + 1)} = ${inOffset(k, d)} + ${i} * ${dim.strides[g.nOut + k]}`),
+  ];
+  return `for (let ${i} = 0; ${i} < ${dim.extent}; ${i}++) {\nconst ${offsets.join(", ")};\n${loops(g, d + 1, inner)}\n}`;
 }

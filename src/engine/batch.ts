@@ -1,7 +1,7 @@
-import { selectInputs } from "../ad/reverse.js";
 import { compileProgram, type Program } from "../compile/program.js";
 import { invalid } from "../errors.js";
 import type { Budget } from "../ir/budget.js";
+import { selectInputs } from "../ir/select.js";
 import { vectorize } from "../ir/vectorize.js";
 import { own } from "../names.js";
 import type { CompiledFunction, EvaluateRequest, Prepared } from "./compiled-function.js";

@@ -1,11 +1,12 @@
 import { forward } from "../ad/forward.js";
-import { reverse, selectInputs, selectOutputs } from "../ad/reverse.js";
+import { reverse } from "../ad/reverse.js";
 import { compileProgram, type Program } from "../compile/program.js";
 import type { Precision } from "../compile/scalar-program.js";
 import { invalid } from "../errors.js";
 import type { Budget } from "../ir/budget.js";
 import type { Graph, NamedNode } from "../ir/graph.js";
 import { contentHash } from "../ir/hash.js";
+import { selectInputs, selectOutputs } from "../ir/select.js";
 import { own, record, recordOf } from "../names.js";
 import type { MaybeNode } from "../ops/types.js";
 import { sizeOf } from "../tensor/shape.js";

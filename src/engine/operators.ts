@@ -1,9 +1,10 @@
 import { forward } from "../ad/forward.js";
-import { reverse, selectInputs } from "../ad/reverse.js";
+import { reverse } from "../ad/reverse.js";
 import type { Precision } from "../compile/scalar-program.js";
 import { invalid } from "../errors.js";
 import { type Budget, BudgetExceeded } from "../ir/budget.js";
 import { Graph, type NamedNode } from "../ir/graph.js";
+import { selectInputs } from "../ir/select.js";
 import { record, recordOf } from "../names.js";
 import type { TensorData } from "../ops/types.js";
 import { sizeOf } from "../tensor/shape.js";

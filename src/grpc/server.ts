@@ -4,13 +4,13 @@ import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
-import { type AdjointError, exhausted, invalid } from "../errors.js";
+import { type AdjointError, asAdjointError, exhausted, invalid } from "../errors.js";
 import { type Admission, overloaded, type ShedReason } from "../service/admission.js";
 
 /** How long a large call may wait for a large slot before it is refused, ms. */
 const ADMISSION_WAIT_MS = 5000;
 
-import { asAdjointError, grpcCode, retryAfter } from "../service/errors.js";
+import { grpcCode, retryAfter } from "../service/errors.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
 import type { CallContext } from "../service/types.js";

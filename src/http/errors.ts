@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { AdjointError, exhausted, invalid } from "../errors.js";
-import { asAdjointError, problemDetails, retryAfter } from "../service/errors.js";
+import { AdjointError, asAdjointError, exhausted, invalid } from "../errors.js";
+import { problemDetails, retryAfter } from "../service/errors.js";
 
 interface AjvError {
   readonly keyword: string;

@@ -32,10 +32,10 @@ export interface RuleBuilder {
 export type TensorData = Float64Array | Float32Array | Int32Array;
 
 /** What a tensor kernel is built for: fixed when the program is compiled. */
-export interface KernelSpec {
+export interface KernelSpec<A extends Attrs | undefined = Attrs | undefined> {
   readonly argShapes: readonly Shape[];
   readonly shape: Shape;
-  readonly attrs: Attrs | undefined;
+  readonly attrs: A;
   readonly float32: boolean;
 }
 
@@ -47,16 +47,21 @@ export type TensorKernel = (args: readonly TensorData[], out: TensorData) => voi
  * through it without a copy. Maps the operand's strides and offset to the result's, or returns
  * undefined when the result cannot be expressed as a strided view (it is then copied).
  */
-export type ViewRule = (
+export type ViewRule<A extends Attrs | undefined = Attrs | undefined> = (
   argShape: Shape,
-  attrs: Attrs | undefined,
+  attrs: A,
   view: { readonly offset: number; readonly strides: readonly number[] },
 ) => { offset: number; strides: number[] } | undefined;
 
 /** `args[i]` is null where no derivative flows through operand i (comparisons, integer indices). */
 export type MaybeNode = number | null;
 
-export interface OpDef {
+/**
+ * `A` is the op's attributes as its `normalizeAttrs` returns them (undefined for an op without
+ * attributes): the builder normalises every node's attributes before any other rule sees them, so
+ * the rules can read them typed. The table holds ops with `A` erased (see defineOp).
+ */
+export interface OpDef<A extends Attrs | undefined = Attrs | undefined> {
   readonly name: string;
   /** Exact operand count, or a range for variadic ops (concat, stack). */
   readonly arity: number | { readonly min: number; readonly max?: number };
@@ -64,7 +69,7 @@ export interface OpDef {
   /**
    * elementwise: scalar kernel `js`, broadcasting shape rule, derivatives by `partials`.
    * composite: expands into other ops when built, so it needs no rules of its own.
-   * structural: tensor op with its own shape rule, kernel and jvp/vjp.
+   * structural: tensor op with its own shape rule, kernel and vjp, and a jvp unless it is `linear`.
    */
   readonly kind: "elementwise" | "composite" | "structural";
   readonly aliases?: readonly string[];
@@ -76,11 +81,11 @@ export interface OpDef {
   readonly attrNames?: readonly string[];
 
   /** Validates and canonicalises attributes against the operand shapes; throws OpRuleError. */
-  normalizeAttrs?(attrs: Attrs | undefined, argShapes: readonly Shape[], argTypes: readonly DType[]): Attrs | undefined;
+  normalizeAttrs?(attrs: Attrs | undefined, argShapes: readonly Shape[], argTypes: readonly DType[]): A;
   /** Output shape; throws OpRuleError naming the operands' shapes. Elementwise ops broadcast by default. */
-  shape?(argShapes: readonly Shape[], attrs: Attrs | undefined): Shape;
+  shape?(argShapes: readonly Shape[], attrs: A): Shape;
   /** Output element type; float unless said otherwise. */
-  dtype?(argTypes: readonly DType[], attrs: Attrs | undefined): DType;
+  dtype?(argTypes: readonly DType[], attrs: A): DType;
 
   /**
    * Elementwise kernel as a JavaScript expression over operand expressions, which are locals or
@@ -94,22 +99,31 @@ export interface OpDef {
    * Both modes derive from it: tangent = Σ partialᵢ·ẋᵢ, adjointᵢ = unbroadcast(ū·partialᵢ).
    */
   partials?(b: RuleBuilder, args: readonly number[], out: number, needs: readonly boolean[]): MaybeNode[];
-  /** Forward rule, for ops where partials do not fit (structural ops) or a better form exists. */
-  jvp?(b: RuleBuilder, args: readonly number[], out: number, tangents: readonly MaybeNode[], attrs: Attrs | undefined): MaybeNode;
+  /**
+   * Forward rule, for ops where partials do not fit (structural ops) or a better form exists. Linear
+   * and bilinear ops say so with `linear` instead, and defineOp derives it.
+   */
+  jvp?(b: RuleBuilder, args: readonly number[], out: number, tangents: readonly MaybeNode[], attrs: A): MaybeNode;
+  /**
+   * The JVP is the op itself, as with JAX's deflinear and defbilinear, so only the transpose (vjp) is
+   * written by hand:
+   * - "linear" in its differentiable operands (the others, such as indices, held fixed): the tangent
+   *   is the op applied to the operands' tangents, zeros standing in for operands without one;
+   * - "bilinear" in its two operands: the tangent is op(ȧ, b) + op(a, ḃ).
+   */
+  readonly linear?: "linear" | "bilinear";
+  /**
+   * For an op that is affine rather than linear in its operands: the attributes of its linear part,
+   * which the derived tangent is built with (pad's fill value becomes 0).
+   */
+  linearPart?(attrs: A): A;
   /** Reverse rule: the cotangent of each operand (null where none flows or not needed). */
-  vjp?(
-    b: RuleBuilder,
-    args: readonly number[],
-    out: number,
-    cotangent: number,
-    needs: readonly boolean[],
-    attrs: Attrs | undefined,
-  ): MaybeNode[];
+  vjp?(b: RuleBuilder, args: readonly number[], out: number, cotangent: number, needs: readonly boolean[], attrs: A): MaybeNode[];
 
   /** Structural ops: the kernel that computes the op on tensors (scratch space allocated once here). */
-  kernel?(spec: KernelSpec): TensorKernel;
+  kernel?(spec: KernelSpec<A>): TensorKernel;
   /** View ops: how the op re-indexes its operand (see ViewRule). */
-  readonly view?: ViewRule;
+  readonly view?: ViewRule<A>;
   /**
    * Reductions: the identity and the combining template; the compiler fuses the reduction with the
    * elementwise ops that feed it into one loop.
@@ -119,7 +133,7 @@ export interface OpDef {
   readonly maxOrder?: number;
 
   /** Composite ops: build the op from others. */
-  expand?(b: RuleBuilder, args: readonly number[], attrs: Attrs | undefined): number;
+  expand?(b: RuleBuilder, args: readonly number[], attrs: A): number;
 
   /** Which operands carry derivatives at all (default: every float operand). */
   readonly differentiable?: readonly boolean[];

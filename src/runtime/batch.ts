@@ -2,9 +2,8 @@ import { evaluateVectorized, firstNonFinitePoint, planBatch } from "../engine/ba
 import type { CompiledFunction, EvaluateRequest, Evaluation } from "../engine/compiled-function.js";
 import { fieldValue, type Section } from "../engine/sections.js";
 import type { Value } from "../engine/values.js";
-import { AdjointError, type ErrorKind, type ErrorLocation } from "../errors.js";
+import { AdjointError, asAdjointError, type ErrorKind, type ErrorLocation } from "../errors.js";
 import { record, recordOf } from "../names.js";
-import { asAdjointError } from "../service/errors.js";
 import { COST } from "./scheduler.js";
 
 /** A block of a batch's memory: one input, or one result field, for every point. */

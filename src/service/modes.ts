@@ -1,9 +1,9 @@
-import { selectInputs } from "../ad/reverse.js";
 import type { CompiledFunction, EvaluateRequest } from "../engine/compiled-function.js";
 import { jacobianMethod, partialSequence } from "../engine/operators.js";
 import { exhausted, invalid } from "../errors.js";
 import type { Budget } from "../ir/budget.js";
 import type { NamedNode } from "../ir/graph.js";
+import { selectInputs } from "../ir/select.js";
 import type { Field } from "../runtime/batch.js";
 import type { LruMap } from "../runtime/lru.js";
 import { COST } from "../runtime/scheduler.js";

@@ -3,6 +3,7 @@ import { FAMILIES } from "../../bench/abuse/families.js";
 import { Prober } from "../../bench/abuse/probe.js";
 import { problems, runFamily, startService } from "../../bench/abuse/session.js";
 import { residentBytes, type Started, stopProcess } from "../../bench/load/process.js";
+import { builtFile } from "../build-output.js";
 
 /**
  * Every attack family of bench/abuse/families.ts, shrunk, against the built service in a process of
@@ -19,6 +20,7 @@ describe("hostile requests cannot take the service down", () => {
   let startRss = 0;
 
   beforeAll(async () => {
+    builtFile("dist/src/main.js");
     service = await startService({ ADJOINT_WORKERS: "2", ADJOINT_BODY_TIMEOUT_MS: "1000" });
     prober = new Prober({ httpPort: service.httpPort, grpcPort: service.grpcPort });
     await new Promise((r) => setTimeout(r, 500));

@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import { describe, expect, it } from "vitest";
 import { SERVICE_NAME } from "../../src/grpc/server.js";
+import { builtFile } from "../build-output.js";
 import { heavyExpression, startTestServer, WORKED } from "./helpers.js";
 
 const HealthClient = grpc.makeGenericClientConstructor(healthService as unknown as grpc.ServiceDefinition, "Health");
@@ -57,7 +57,7 @@ describe("health and readiness through a graceful shutdown", () => {
   });
 
   it("starts from the command line and stops cleanly on SIGTERM", async () => {
-    const main = fileURLToPath(new URL("../../dist/src/main.js", import.meta.url));
+    const main = builtFile("dist/src/main.js");
     const child = spawn(process.execPath, [main, "--http-port", "0", "--grpc-port", "0", "--host", "127.0.0.1", "--workers", "1"], {
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -1,11 +1,12 @@
 import { connect } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { asAdjointError } from "../../src/errors.js";
 import { contentHash } from "../../src/ir/hash.js";
 import { readJsonGraph } from "../../src/ir/json-graph.js";
 import { compileModel, type ModelDefinition } from "../../src/ir/model.js";
 import { errorFromData, errorToData } from "../../src/runtime/batch.js";
-import { asAdjointError, problemDetails } from "../../src/service/errors.js";
+import { problemDetails } from "../../src/service/errors.js";
 import { startTestServer, type TestServer, WORKED, WORKED_VALUES } from "./helpers.js";
 
 let s: TestServer;

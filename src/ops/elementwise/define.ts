@@ -1,16 +1,17 @@
 import { broadcastShapes } from "../../tensor/shape.js";
+import { defineOp } from "../define.js";
 import type { OpDef, RuleBuilder } from "../types.js";
 
 type ElementwiseSpec = Omit<OpDef, "kind" | "shape" | "js" | "partials"> & Required<Pick<OpDef, "js">> & Pick<OpDef, "partials">;
 
 /** An elementwise op broadcasts its operands by NumPy's rules; its output is always a float. */
 export function elementwise(spec: ElementwiseSpec): OpDef {
-  return {
+  return defineOp({
     kind: "elementwise",
     shape: (argShapes) => broadcastShapes(argShapes),
     dtype: () => "float",
     ...spec,
-  };
+  });
 }
 
 /** Shorthand for a unary op applied in a rule. */

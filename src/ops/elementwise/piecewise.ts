@@ -136,11 +136,9 @@ export const select = elementwise({
   summary: "where(c, a, b): a where c ≠ 0, else b",
   aliases: ["where"],
   js: ([c, a, b]) => `(${c} !== 0 ? ${a} : ${b})`,
-  // Routing instead of multiplying by a 0/1 mask keeps a NaN or ∞ in the branch not taken out of the result.
-  jvp: (b, [cond], _out, [, ta, tb]) => {
-    if (ta === null && tb === null) return null;
-    return b.op("select", [cond, ta ?? b.constant(0), tb ?? b.constant(0)]);
-  },
+  // Routing instead of multiplying by a 0/1 mask keeps a NaN or ∞ in the branch not taken out of the
+  // result; the tangent is routed the same way, select(c, ȧ, ḃ).
+  linear: "linear",
   vjp: (b, [cond], _out, ct, needs) => {
     const zero = b.constant(0);
     return [null, needs[1] ? b.op("select", [cond, ct, zero]) : null, needs[2] ? b.op("select", [cond, zero, ct]) : null];

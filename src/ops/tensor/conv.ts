@@ -13,7 +13,8 @@ import {
   type Pool2dGeometry,
 } from "../../tensor/kernels/index.js";
 import { formatShape, type Shape, sizeOf } from "../../tensor/shape.js";
-import type { Attrs, OpDef, RuleBuilder } from "../types.js";
+import { defineOp } from "../define.js";
+import type { Attrs, RuleBuilder } from "../types.js";
 import { onlyAttrs, pairAttr } from "./attrs.js";
 
 /**
@@ -22,12 +23,14 @@ import { onlyAttrs, pairAttr } from "./attrs.js";
  * CNN's loss work like any other.
  */
 
-interface ConvAttrs {
+type ConvAttrs = {
   stride: [number, number];
   /** Zero padding: top, bottom, left, right. */
   padding: [number, number, number, number];
   dilation: [number, number];
-}
+};
+type InputGradAttrs = ConvAttrs & { input_size: [number, number] };
+type FilterGradAttrs = ConvAttrs & { kernel_size: [number, number] };
 
 /** padding: one integer, [vertical, horizontal], or [top, bottom, left, right]. */
 function paddingAttr(value: unknown): [number, number, number, number] {
@@ -96,12 +99,7 @@ const inputGrad = (b: RuleBuilder, dy: number, w: number, a: ConvAttrs, size: re
 const filterGrad = (b: RuleBuilder, x: number, dy: number, a: ConvAttrs, size: readonly number[]) =>
   b.op("conv2d_filter_grad", [x, dy], { stride: a.stride, padding: a.padding, dilation: a.dilation, kernel_size: [size[0], size[1]] });
 
-function sumTerms(b: RuleBuilder, terms: (number | null)[]): number | null {
-  const present = terms.filter((t): t is number => t !== null);
-  return present.length === 0 ? null : present.reduce((s, t) => b.add(s, t));
-}
-
-export const conv2d: OpDef = {
+export const conv2d = defineOp<ConvAttrs>({
   name: "conv2d",
   tensorCases: [
     {
@@ -123,24 +121,21 @@ export const conv2d: OpDef = {
     convOutput(x, w, a);
     return a;
   },
-  shape: ([x, w], attrs) => [x[0], w[0], ...convOutput(x, w, attrs as unknown as ConvAttrs)],
+  shape: ([x, w], attrs) => [x[0], w[0], ...convOutput(x, w, attrs)],
   kernel: ({ argShapes: [x, w], attrs, float32 }) => {
-    const g = geometry(x, w, attrs as unknown as ConvAttrs);
+    const g = geometry(x, w, attrs);
     const workspace = workspaceFor(g, float32);
     return ([input, filter], out) => conv2dKernel(g, input as FloatArray, filter as FloatArray, out as FloatArray, { workspace });
   },
-  jvp: (b, [x, w], _out, [tx, tw], attrs) => {
-    const a = attrs as unknown as ConvAttrs;
-    return sumTerms(b, [tx === null ? null : conv(b, tx, w, a), tw === null ? null : conv(b, x, tw, a)]);
-  },
-  vjp: (b, [x, w], _out, ct, needs, attrs) => {
-    const a = attrs as unknown as ConvAttrs;
-    return [needs[0] ? inputGrad(b, ct, w, a, b.shape(x).slice(2)) : null, needs[1] ? filterGrad(b, x, ct, a, b.shape(w).slice(2)) : null];
-  },
-};
+  linear: "bilinear",
+  vjp: (b, [x, w], _out, ct, needs, a) => [
+    needs[0] ? inputGrad(b, ct, w, a, b.shape(x).slice(2)) : null,
+    needs[1] ? filterGrad(b, x, ct, a, b.shape(w).slice(2)) : null,
+  ],
+});
 
 /** ∂⟨conv2d(x, w), dy⟩/∂x: the transposed convolution of dy by w, back to the input's size. */
-export const conv2dInputGrad: OpDef = {
+export const conv2dInputGrad = defineOp<InputGradAttrs>({
   name: "conv2d_input_grad",
   tensorCases: [
     {
@@ -164,27 +159,23 @@ export const conv2dInputGrad: OpDef = {
     }
     return { ...a, input_size: size };
   },
-  shape: ([dy, w], attrs) => [dy[0], w[1], ...(attrs as { input_size: number[] }).input_size],
+  shape: ([dy, w], attrs) => [dy[0], w[1], ...attrs.input_size],
   kernel: ({ argShapes: [dy, w], attrs, float32 }) => {
-    const size = attrs?.input_size as number[];
-    const g = geometry([dy[0], w[1], size[0], size[1]], w, attrs as unknown as ConvAttrs);
+    const size = attrs.input_size;
+    const g = geometry([dy[0], w[1], size[0], size[1]], w, attrs);
     const workspace = workspaceFor(g, float32);
     return ([grad, filter], out) => conv2dInputGradKernel(g, grad as FloatArray, filter as FloatArray, out as FloatArray, { workspace });
   },
-  jvp: (b, [dy, w], _out, [tdy, tw], attrs) => {
-    const a = attrs as unknown as ConvAttrs;
-    const size = attrs?.input_size as number[];
-    return sumTerms(b, [tdy === null ? null : inputGrad(b, tdy, w, a, size), tw === null ? null : inputGrad(b, dy, tw, a, size)]);
-  },
+  linear: "bilinear",
   // ⟨g, J(dy, w)⟩ = ⟨conv2d(g, w), dy⟩ = ⟨w, filter_grad(g, dy)⟩
-  vjp: (b, [dy, w], _out, ct, needs, attrs) => {
-    const a = attrs as unknown as ConvAttrs;
-    return [needs[0] ? conv(b, ct, w, a) : null, needs[1] ? filterGrad(b, ct, dy, a, b.shape(w).slice(2)) : null];
-  },
-};
+  vjp: (b, [dy, w], _out, ct, needs, a) => [
+    needs[0] ? conv(b, ct, w, a) : null,
+    needs[1] ? filterGrad(b, ct, dy, a, b.shape(w).slice(2)) : null,
+  ],
+});
 
 /** ∂⟨conv2d(x, w), dy⟩/∂w: the correlation of x with dy, summed over the batch. */
-export const conv2dFilterGrad: OpDef = {
+export const conv2dFilterGrad = defineOp<FilterGradAttrs>({
   name: "conv2d_filter_grad",
   tensorCases: [{ name: "padding", args: [{ shape: [2, 2, 5, 6] }, { shape: [2, 3, 5, 6] }], attrs: { padding: 1, kernel_size: [3, 3] } }],
   kind: "structural",
@@ -202,30 +193,27 @@ export const conv2dFilterGrad: OpDef = {
     }
     return { ...a, kernel_size: size };
   },
-  shape: ([x, dy], attrs) => [dy[1], x[1], ...(attrs as { kernel_size: number[] }).kernel_size],
+  shape: ([x, dy], attrs) => [dy[1], x[1], ...attrs.kernel_size],
   kernel: ({ argShapes: [x, dy], attrs, float32 }) => {
-    const size = attrs?.kernel_size as number[];
-    const g = geometry(x, [dy[1], x[1], size[0], size[1]], attrs as unknown as ConvAttrs);
+    const size = attrs.kernel_size;
+    const g = geometry(x, [dy[1], x[1], size[0], size[1]], attrs);
     const workspace = workspaceFor(g, float32);
     return ([input, grad], out) => conv2dFilterGradKernel(g, input as FloatArray, grad as FloatArray, out as FloatArray, { workspace });
   },
-  jvp: (b, [x, dy], _out, [tx, tdy], attrs) => {
-    const a = attrs as unknown as ConvAttrs;
-    const size = attrs?.kernel_size as number[];
-    return sumTerms(b, [tx === null ? null : filterGrad(b, tx, dy, a, size), tdy === null ? null : filterGrad(b, x, tdy, a, size)]);
-  },
+  linear: "bilinear",
   // ⟨g, J(x, dy)⟩ = ⟨conv2d(x, g), dy⟩ = ⟨x, input_grad(dy, g)⟩
-  vjp: (b, [x, dy], _out, ct, needs, attrs) => {
-    const a = attrs as unknown as ConvAttrs;
-    return [needs[0] ? inputGrad(b, dy, ct, a, b.shape(x).slice(2)) : null, needs[1] ? conv(b, x, ct, a) : null];
-  },
-};
+  vjp: (b, [x, dy], _out, ct, needs, a) => [
+    needs[0] ? inputGrad(b, dy, ct, a, b.shape(x).slice(2)) : null,
+    needs[1] ? conv(b, x, ct, a) : null,
+  ],
+});
 
-interface PoolAttrs {
+type PoolAttrs = {
   kernel: [number, number];
   stride: [number, number];
   padding: [number, number, number, number];
-}
+};
+type PoolGradAttrs = PoolAttrs & { input_size: [number, number] };
 
 function poolAttrs(attrs: Attrs | undefined, x: Shape): PoolAttrs {
   const a = onlyAttrs(attrs, ["kernel", "stride", "padding"]);
@@ -263,11 +251,8 @@ function poolGeometry(x: Shape, a: PoolAttrs): Pool2dGeometry {
   };
 }
 
-const poolShape = (x: Shape, attrs: Attrs | undefined) => [x[0], x[1], ...poolOutput(x, attrs as unknown as PoolAttrs)];
-const samePool = (attrs: Attrs | undefined) => {
-  const a = attrs as unknown as PoolAttrs;
-  return { kernel: a.kernel, stride: a.stride, padding: a.padding };
-};
+const poolShape = (x: Shape, attrs: PoolAttrs) => [x[0], x[1], ...poolOutput(x, attrs)];
+const samePool = (a: PoolAttrs) => ({ kernel: a.kernel, stride: a.stride, padding: a.padding });
 
 /** Recomputes the argmax of every window of x (the first maximum in row-major window order). */
 function argmaxOf(g: Pool2dGeometry, x: Shape, float32: boolean) {
@@ -289,7 +274,7 @@ function argmaxOf(g: Pool2dGeometry, x: Shape, float32: boolean) {
   };
 }
 
-export const maxPool2dOp: OpDef = {
+export const maxPool2dOp = defineOp<PoolAttrs>({
   name: "max_pool2d",
   tensorCases: [
     { name: "stride and padding", args: [{ shape: [2, 2, 5, 5] }], attrs: { kernel: 2, stride: [2, 1], padding: [1, 0, 0, 1] } },
@@ -301,17 +286,17 @@ export const maxPool2dOp: OpDef = {
   normalizeAttrs: (attrs, [x]) => ({ ...poolAttrs(attrs, x) }),
   shape: ([x], attrs) => poolShape(x, attrs),
   kernel: ({ argShapes: [x], attrs }) => {
-    const g = poolGeometry(x, attrs as unknown as PoolAttrs);
+    const g = poolGeometry(x, attrs);
     return ([input], out) => maxPool2d(g, input as FloatArray, out as FloatArray);
   },
   jvp: (b, [x], _out, [t], attrs) => (t === null ? null : b.op("max_pool2d_pick", [x, t], samePool(attrs))),
   vjp: (b, [x], _out, ct, _needs, attrs) => [b.op("max_pool2d_grad", [x, ct], samePool(attrs))],
   kinks: { doc: "Each window's derivative goes to its first maximum in row-major window order; ties give it all to that element." },
   secondOrder: "The routing is piecewise constant: derivatives through the choice of maximum are 0.",
-};
+});
 
 /** Routes dy to each window's argmax of x: the derivative of max pooling. */
-export const maxPool2dGrad: OpDef = {
+export const maxPool2dGrad = defineOp<PoolAttrs>({
   name: "max_pool2d_grad",
   kind: "structural",
   arity: 2,
@@ -320,23 +305,23 @@ export const maxPool2dGrad: OpDef = {
   differentiable: [false, true],
   normalizeAttrs: (attrs, [x, dy]) => {
     const a = poolAttrs(attrs, x);
-    const expected = poolShape(x, a as unknown as Attrs);
+    const expected = poolShape(x, a);
     if (dy.length !== 4 || dy.some((d, i) => d !== expected[i]))
       throw new OpRuleError(`dy has shape ${formatShape(dy)}, expected ${formatShape(expected)}`);
     return { ...a };
   },
   shape: ([x]) => x,
   kernel: ({ argShapes: [x], attrs, float32 }) => {
-    const g = poolGeometry(x, attrs as unknown as PoolAttrs);
+    const g = poolGeometry(x, attrs);
     const argmax = argmaxOf(g, x, float32);
     return ([input, dy], out) => maxPool2dBackwardFromArgmax(g, argmax(input as FloatArray), dy as FloatArray, out as FloatArray);
   },
-  jvp: (b, [x], _out, [, t], attrs) => (t === null ? null : b.op("max_pool2d_grad", [x, t], attrs)),
+  linear: "linear",
   vjp: (b, [x], _out, ct, _needs, attrs) => [null, b.op("max_pool2d_pick", [x, ct], attrs)],
-};
+});
 
 /** t at each window's argmax of x: the tangent of max pooling (and the transpose of its gradient). */
-export const maxPool2dPick: OpDef = {
+export const maxPool2dPick = defineOp<PoolAttrs>({
   name: "max_pool2d_pick",
   kind: "structural",
   arity: 2,
@@ -350,7 +335,7 @@ export const maxPool2dPick: OpDef = {
   },
   shape: ([x], attrs) => poolShape(x, attrs),
   kernel: ({ argShapes: [x], attrs, float32 }) => {
-    const g = poolGeometry(x, attrs as unknown as PoolAttrs);
+    const g = poolGeometry(x, attrs);
     const argmax = argmaxOf(g, x, float32);
     const plane = x[2] * x[3];
     const perPlane = sizeOf(poolShape(x, attrs).slice(2));
@@ -362,11 +347,11 @@ export const maxPool2dPick: OpDef = {
       }
     };
   },
-  jvp: (b, [x], _out, [, t], attrs) => (t === null ? null : b.op("max_pool2d_pick", [x, t], attrs)),
+  linear: "linear",
   vjp: (b, [x], _out, ct, _needs, attrs) => [null, b.op("max_pool2d_grad", [x, ct], attrs)],
-};
+});
 
-export const avgPool2dOp: OpDef = {
+export const avgPool2dOp = defineOp<PoolAttrs>({
   name: "avg_pool2d",
   tensorCases: [{ name: "padding", args: [{ shape: [1, 2, 5, 4] }], attrs: { kernel: [3, 2], stride: 1, padding: 1 } }],
   kind: "structural",
@@ -376,15 +361,15 @@ export const avgPool2dOp: OpDef = {
   normalizeAttrs: (attrs, [x]) => ({ ...poolAttrs(attrs, x) }),
   shape: ([x], attrs) => poolShape(x, attrs),
   kernel: ({ argShapes: [x], attrs }) => {
-    const g = poolGeometry(x, attrs as unknown as PoolAttrs);
+    const g = poolGeometry(x, attrs);
     return ([input], out) => avgPool2d(g, input as FloatArray, out as FloatArray);
   },
-  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("avg_pool2d", [t], attrs)),
+  linear: "linear",
   vjp: (b, [x], _out, ct, _needs, attrs) => [b.op("avg_pool2d_grad", [ct], { ...samePool(attrs), input_size: b.shape(x).slice(2) })],
-};
+});
 
 /** Spreads each dy evenly over its window: the derivative (and transpose) of average pooling. */
-export const avgPool2dGrad: OpDef = {
+export const avgPool2dGrad = defineOp<PoolGradAttrs>({
   name: "avg_pool2d_grad",
   tensorCases: [{ name: "back to 4×4", args: [{ shape: [1, 2, 2, 2] }], attrs: { kernel: 2, input_size: [4, 4] } }],
   kind: "structural",
@@ -396,16 +381,16 @@ export const avgPool2dGrad: OpDef = {
     const size = pairAttr(a.input_size, "input_size", 0, 1);
     const x = [dy[0], dy[1], size[0], size[1]];
     const p = poolAttrs({ kernel: a.kernel, stride: a.stride, padding: a.padding }, x);
-    const expected = poolShape(x, p as unknown as Attrs);
+    const expected = poolShape(x, p);
     if (dy.some((d, i) => d !== expected[i])) throw new OpRuleError(`dy has shape ${formatShape(dy)}, expected ${formatShape(expected)}`);
     return { ...p, input_size: size };
   },
-  shape: ([dy], attrs) => [dy[0], dy[1], ...(attrs as { input_size: number[] }).input_size],
+  shape: ([dy], attrs) => [dy[0], dy[1], ...attrs.input_size],
   kernel: ({ argShapes: [dy], attrs }) => {
-    const size = attrs?.input_size as number[];
-    const g = poolGeometry([dy[0], dy[1], size[0], size[1]], attrs as unknown as PoolAttrs);
+    const size = attrs.input_size;
+    const g = poolGeometry([dy[0], dy[1], size[0], size[1]], attrs);
     return ([grad], out) => avgPool2dBackward(g, grad as FloatArray, out as FloatArray);
   },
-  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("avg_pool2d_grad", [t], attrs)),
+  linear: "linear",
   vjp: (b, _args, _out, ct, _needs, attrs) => [b.op("avg_pool2d", [ct], samePool(attrs))],
-};
+});

@@ -1,6 +1,7 @@
 import { invalid, OpRuleError } from "../../errors.js";
 import { formatShape, type Shape, sizeOf } from "../../tensor/shape.js";
-import type { Attrs, DType, OpDef } from "../types.js";
+import { defineOp } from "../define.js";
+import type { Attrs, DType } from "../types.js";
 import { axisAttr, intAttr, intListAttr, onlyAttrs } from "./attrs.js";
 
 /** Outer × axis × inner: the three-loop view of a tensor around one axis. */
@@ -21,7 +22,7 @@ function resolveIndex(i: number, extent: number, k: number): number {
 
 const gatherAttrs = (attrs: Attrs | undefined, shape: Shape) => ({ axis: axisAttr(onlyAttrs(attrs, ["axis"]).axis, shape.length, 0) });
 
-export const gather: OpDef = {
+export const gather = defineOp<{ axis: number }>({
   name: "gather",
   tensorCases: [
     { name: "axis 0", args: [{ shape: [4, 3] }, { shape: [5], ints: [3, 0, 1, 3, -1] }], attrs: { axis: 0 } },
@@ -37,12 +38,9 @@ export const gather: OpDef = {
     if (shape.length === 0) throw new OpRuleError("cannot gather from a scalar");
     return gatherAttrs(attrs, shape);
   },
-  shape: ([x, idx], attrs) => {
-    const axis = attrs?.axis as number;
-    return [...x.slice(0, axis), ...idx, ...x.slice(axis + 1)];
-  },
+  shape: ([x, idx], { axis }) => [...x.slice(0, axis), ...idx, ...x.slice(axis + 1)],
   kernel: ({ argShapes: [x, idx], attrs }) => {
-    const [outer, extent, inner] = around(x, attrs?.axis as number);
+    const [outer, extent, inner] = around(x, attrs.axis);
     const count = sizeOf(idx);
     return ([src, indices], out) => {
       for (let k = 0; k < count; k++) {
@@ -54,12 +52,12 @@ export const gather: OpDef = {
       }
     };
   },
-  jvp: (b, [, idx], _out, [t], attrs) => (t === null ? null : b.op("gather", [t, idx], attrs)),
+  linear: "linear",
   vjp: (b, [x, idx], _out, ct, _needs, attrs) => [b.op("scatter_add", [ct, idx], { ...attrs, shape: [...b.shape(x)] }), null],
-};
+});
 
 /** The transpose of gather: adds each slice of `updates` into a zero tensor at its index. */
-export const scatterAdd: OpDef = {
+export const scatterAdd = defineOp<{ axis: number; shape: number[] }>({
   name: "scatter_add",
   tensorCases: [{ name: "axis 1", args: [{ shape: [2, 3] }, { shape: [3], ints: [0, 2, 0] }], attrs: { axis: 1, shape: [2, 4] } }],
   kind: "structural",
@@ -78,9 +76,9 @@ export const scatterAdd: OpDef = {
     }
     return { axis, shape };
   },
-  shape: (_args, attrs) => attrs?.shape as number[],
+  shape: (_args, attrs) => attrs.shape,
   kernel: ({ argShapes: [, idx], shape, attrs }) => {
-    const [outer, extent, inner] = around(shape, attrs?.axis as number);
+    const [outer, extent, inner] = around(shape, attrs.axis);
     const count = sizeOf(idx);
     return ([updates, indices], out) => {
       out.fill(0);
@@ -94,11 +92,11 @@ export const scatterAdd: OpDef = {
       }
     };
   },
-  jvp: (b, [, idx], _out, [t], attrs) => (t === null ? null : b.op("scatter_add", [t, idx], attrs)),
-  vjp: (b, [, idx], _out, ct, _needs, attrs) => [b.op("gather", [ct, idx], { axis: attrs?.axis }), null],
-};
+  linear: "linear",
+  vjp: (b, [, idx], _out, ct, _needs, attrs) => [b.op("gather", [ct, idx], { axis: attrs.axis }), null],
+});
 
-export const oneHot: OpDef = {
+export const oneHot = defineOp<{ depth: number }>({
   name: "one_hot",
   kind: "structural",
   arity: 1,
@@ -109,9 +107,8 @@ export const oneHot: OpDef = {
     checkIndices(types, 0);
     return { depth: intAttr(onlyAttrs(attrs, ["depth"]).depth, "depth", 1) };
   },
-  shape: ([shape], attrs) => [...shape, attrs?.depth as number],
-  kernel: ({ argShapes: [shape], attrs }) => {
-    const depth = attrs?.depth as number;
+  shape: ([shape], attrs) => [...shape, attrs.depth],
+  kernel: ({ argShapes: [shape], attrs: { depth } }) => {
     const n = sizeOf(shape);
     return ([labels], out) => {
       out.fill(0);
@@ -122,4 +119,4 @@ export const oneHot: OpDef = {
       }
     };
   },
-};
+});

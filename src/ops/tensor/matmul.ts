@@ -1,14 +1,12 @@
 import { OpRuleError } from "../../errors.js";
 import { type FloatArray, matmul as gemm } from "../../tensor/kernels/index.js";
 import { broadcastShapes, formatShape, type Shape, sizeOf, stridesOf } from "../../tensor/shape.js";
+import { defineOp } from "../define.js";
 import { unbroadcast } from "../rule-helpers.js";
-import type { MaybeNode, OpDef, TensorData } from "../types.js";
+import type { MaybeNode, TensorData } from "../types.js";
 import { boolAttr, onlyAttrs } from "./attrs.js";
 
-interface MatmulAttrs {
-  transpose_a: boolean;
-  transpose_b: boolean;
-}
+export type MatmulAttrs = { transpose_a: boolean; transpose_b: boolean };
 
 /** Rows × columns of an operand as the product sees it (after its optional transpose). */
 function matrixDims(shape: readonly number[], transposed: boolean): [number, number] {
@@ -22,7 +20,7 @@ function matrixDims(shape: readonly number[], transposed: boolean): [number, num
  * broadcast. The transposes are attributes rather than separate nodes so that the backward pass
  * (which needs Aᵀ and Bᵀ) reads the operands in place instead of copying them.
  */
-export const matmul: OpDef = {
+export const matmul = defineOp<MatmulAttrs>({
   name: "matmul",
   tensorCases: [
     { name: "plain", args: [{ shape: [3, 4] }, { shape: [4, 5] }] },
@@ -51,21 +49,14 @@ export const matmul: OpDef = {
     if (k1 !== k2) throw new OpRuleError(`inner dimensions differ: ${formatShape(a)} · ${formatShape(b)} (${k1} ≠ ${k2})`);
     return t;
   },
-  shape: ([a, b], attrs) => {
-    const { transpose_a, transpose_b } = attrs as unknown as MatmulAttrs;
+  shape: ([a, b], { transpose_a, transpose_b }) => {
     const batch = broadcastShapes([a.slice(0, -2), b.slice(0, -2)]);
     return [...batch, matrixDims(a, transpose_a)[0], matrixDims(b, transpose_b)[1]];
   },
-  kernel: ({ argShapes: [a, b], shape, attrs }) => batchedProduct(a, b, shape, attrs as unknown as MatmulAttrs),
-  jvp: (b, [x, y], _out, [tx, ty], attrs) => {
-    const terms = [tx === null ? null : b.op("matmul", [tx, y], attrs), ty === null ? null : b.op("matmul", [x, ty], attrs)].filter(
-      (t): t is number => t !== null,
-    );
-    return terms.length === 0 ? null : terms.length === 1 ? terms[0] : b.add(terms[0], terms[1]);
-  },
+  kernel: ({ argShapes: [a, b], shape, attrs }) => batchedProduct(a, b, shape, attrs),
+  linear: "bilinear",
   // C = op(A)·op(B): Ā = C̄·op(B)ᵀ, read back through op(A)'s transpose; likewise B̄ = op(A)ᵀ·C̄.
-  vjp: (b, [x, y], _out, ct, needs, attrs) => {
-    const { transpose_a: ta, transpose_b: tb } = attrs as unknown as MatmulAttrs;
+  vjp: (b, [x, y], _out, ct, needs, { transpose_a: ta, transpose_b: tb }) => {
     const ga: MaybeNode = !needs[0]
       ? null
       : ta
@@ -78,7 +69,7 @@ export const matmul: OpDef = {
         : b.op("matmul", [x, ct], { transpose_a: !ta, transpose_b: false });
     return [ga === null ? null : unbroadcast(b, ga, b.shape(x)), gb === null ? null : unbroadcast(b, gb, b.shape(y))];
   },
-};
+});
 
 /**
  * The product over the batch axes. When each operand's batch is either the whole output batch or a

@@ -1,6 +1,7 @@
 import { OpRuleError } from "../../errors.js";
 import { formatShape, sameShape } from "../../tensor/shape.js";
-import type { Attrs, OpDef, RuleBuilder } from "../types.js";
+import { defineOp } from "../define.js";
+import type { Attrs, RuleBuilder } from "../types.js";
 import { axisAttr, onlyAttrs } from "./attrs.js";
 
 /**
@@ -23,7 +24,7 @@ function logSoftmaxOf(b: RuleBuilder, x: number, axis: number): number {
   return b.sub(z, b.op("log", [b.op("sum", [b.op("exp", [z])], { axes: [axis], keepdims: true })]));
 }
 
-export const softmax: OpDef = {
+export const softmax = defineOp<{ axis: number }>({
   name: "softmax",
   tensorCases: [{ name: "last axis", args: [{ shape: [2, 5] }] }],
   kind: "composite",
@@ -31,13 +32,13 @@ export const softmax: OpDef = {
   summary: "exp(x) / Σ exp(x) along an axis (default last), stable for large inputs",
   attrNames: ["axis"],
   normalizeAttrs: (attrs, [shape]) => axisOnly(attrs, shape),
-  expand: (b, [x], attrs) => {
-    const e = b.op("exp", [shifted(b, x, attrs?.axis as number)]);
-    return b.div(e, b.op("sum", [e], { axes: [attrs?.axis as number], keepdims: true }));
+  expand: (b, [x], { axis }) => {
+    const e = b.op("exp", [shifted(b, x, axis)]);
+    return b.div(e, b.op("sum", [e], { axes: [axis], keepdims: true }));
   },
-};
+});
 
-export const logSoftmax: OpDef = {
+export const logSoftmax = defineOp<{ axis: number }>({
   name: "log_softmax",
   tensorCases: [{ name: "axis 0", args: [{ shape: [3, 2] }], attrs: { axis: 0 } }],
   kind: "composite",
@@ -45,14 +46,14 @@ export const logSoftmax: OpDef = {
   summary: "x − logsumexp(x) along an axis (default last), stable",
   attrNames: ["axis"],
   normalizeAttrs: (attrs, [shape]) => axisOnly(attrs, shape),
-  expand: (b, [x], attrs) => logSoftmaxOf(b, x, attrs?.axis as number),
-};
+  expand: (b, [x], { axis }) => logSoftmaxOf(b, x, axis),
+});
 
 function meanAll(b: RuleBuilder, x: number): number {
   return b.op("mean", [x], {});
 }
 
-export const softmaxCrossEntropy: OpDef = {
+export const softmaxCrossEntropy = defineOp({
   name: "softmax_cross_entropy",
   tensorCases: [
     { name: "integer labels", args: [{ shape: [4, 3] }, { shape: [4], ints: [2, 0, 1, 2] }] },
@@ -87,9 +88,9 @@ export const softmaxCrossEntropy: OpDef = {
     const perExample = b.neg(b.op("sum", [b.mul(targets, logp)], { axes: [shape.length - 1], keepdims: false }));
     return meanAll(b, perExample);
   },
-};
+});
 
-export const bceWithLogits: OpDef = {
+export const bceWithLogits = defineOp({
   name: "binary_cross_entropy_with_logits",
   tensorCases: [{ name: "vector", args: [{ shape: [5] }, { shape: [5], range: [0, 1] }] }],
   kind: "composite",
@@ -101,9 +102,9 @@ export const bceWithLogits: OpDef = {
       throw new OpRuleError(`logits ${formatShape(b.shape(z))} and targets ${formatShape(b.shape(y))} differ in shape`);
     return meanAll(b, b.sub(b.op("softplus", [z]), b.mul(z, y)));
   },
-};
+});
 
-export const mse: OpDef = {
+export const mse = defineOp({
   name: "mse",
   tensorCases: [{ name: "matrix", args: [{ shape: [2, 3] }, { shape: [2, 3] }] }],
   kind: "composite",
@@ -115,9 +116,9 @@ export const mse: OpDef = {
       throw new OpRuleError(`prediction ${formatShape(b.shape(p))} and target ${formatShape(b.shape(t))} differ in shape`);
     return meanAll(b, b.op("square", [b.sub(p, t)]));
   },
-};
+});
 
-export const layerNorm: OpDef = {
+export const layerNorm = defineOp<{ eps: number }>({
   name: "layer_norm",
   tensorCases: [{ name: "with gain and bias", args: [{ shape: [3, 4] }, { shape: [4] }, { shape: [4] }] }],
   kind: "composite",
@@ -141,18 +142,18 @@ export const layerNorm: OpDef = {
     const keep = { axes: [axis], keepdims: true };
     const centred = b.sub(x, b.op("mean", [x], keep));
     const variance = b.op("mean", [b.op("square", [centred])], keep);
-    let y = b.div(centred, b.op("sqrt", [b.add(variance, b.constant(attrs?.eps as number))]));
+    let y = b.div(centred, b.op("sqrt", [b.add(variance, b.constant(attrs.eps))]));
     if (gamma !== undefined) y = b.mul(y, gamma);
     if (beta !== undefined) y = b.add(y, beta);
     return y;
   },
-};
+});
 
-export const gelu: OpDef = {
+export const gelu = defineOp({
   name: "gelu",
   tensorCases: [{ name: "matrix", args: [{ shape: [2, 3] }] }],
   kind: "composite",
   arity: 1,
   summary: "x·Φ(x) = ½x(1 + erf(x/√2)), the exact form",
   expand: (b, [x]) => b.mul(b.mul(b.constant(0.5), x), b.add(b.constant(1), b.op("erf", [b.mul(x, b.constant(Math.SQRT1_2))]))),
-};
+});

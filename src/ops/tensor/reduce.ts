@@ -1,36 +1,40 @@
 import { OpRuleError } from "../../errors.js";
 import { formatShape, type Shape, sizeOf, stridesOf } from "../../tensor/shape.js";
-import type { Attrs, OpDef, RuleBuilder } from "../types.js";
+import { defineOp } from "../define.js";
+import type { OpDef, RuleBuilder } from "../types.js";
 import { reduceAttrs } from "./attrs.js";
 
-interface ReduceAttrs {
-  axes: number[];
-  keepdims: boolean;
-}
+export type ReduceAttrs = { axes: number[]; keepdims: boolean };
 
 function reducedShape(shape: Shape, { axes, keepdims }: ReduceAttrs): number[] {
   return keepdims ? shape.map((d, i) => (axes.includes(i) ? 1 : d)) : shape.filter((_, i) => !axes.includes(i));
 }
 
 /** The reduction's result with its reduced axes kept as extent 1, broadcast back over the operand. */
-function spreadBack(b: RuleBuilder, reduced: number, x: number, attrs: Attrs | undefined): number {
+function spreadBack(b: RuleBuilder, reduced: number, x: number, attrs: ReduceAttrs): number {
   const shape = b.shape(x);
-  const keep = reducedShape(shape, { ...(attrs as unknown as ReduceAttrs), keepdims: true });
+  const keep = reducedShape(shape, { ...attrs, keepdims: true });
   return b.op("broadcast_to", [b.op("reshape", [reduced], { shape: keep })], { shape: [...shape] });
 }
 
-function reduction(name: string, summary: string, identity: number, js: (acc: string, x: string) => string, extra: Partial<OpDef>): OpDef {
-  return {
+function reduction(
+  name: string,
+  summary: string,
+  identity: number,
+  js: (acc: string, x: string) => string,
+  extra: Partial<OpDef<ReduceAttrs>>,
+): OpDef {
+  return defineOp<ReduceAttrs>({
     name,
     kind: "structural",
     arity: 1,
     summary: `${summary} over the given axes (axis=… or axes=[…], default all; keepdims=false)`,
     attrNames: ["axis", "axes", "keepdims"],
     normalizeAttrs: (attrs, [shape]) => reduceAttrs(attrs, shape.length),
-    shape: ([shape], attrs) => reducedShape(shape, attrs as unknown as ReduceAttrs),
+    shape: ([shape], attrs) => reducedShape(shape, attrs),
     reduce: { identity, js },
     ...extra,
-  };
+  });
 }
 
 export const sum = reduction("sum", "Σ", 0, (acc, x) => `${acc} + ${x}`, {
@@ -40,13 +44,13 @@ export const sum = reduction("sum", "Σ", 0, (acc, x) => `${acc} + ${x}`, {
     { name: "axis −1 keepdims", args: [{ shape: [3, 4] }], attrs: { axis: -1, keepdims: true } },
     { name: "axes [0, 2]", args: [{ shape: [2, 3, 4] }], attrs: { axes: [0, 2] } },
   ],
-  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("sum", [t], attrs)),
+  linear: "linear",
   vjp: (b, [x], _out, ct, _needs, attrs) => [spreadBack(b, ct, x, attrs)],
 });
 
 /** ∂max/∂xᵢ = [xᵢ = max] / #ties: ties split the derivative evenly, as the elementwise max does. */
-function extremumRules(name: string): Partial<OpDef> {
-  const share = (b: RuleBuilder, x: number, out: number, attrs: Attrs | undefined) => {
+function extremumRules(name: string): Partial<OpDef<ReduceAttrs>> {
+  const share = (b: RuleBuilder, x: number, out: number, attrs: ReduceAttrs) => {
     const hit = b.op("eq", [x, spreadBack(b, out, x, attrs)]);
     const ties = b.op("sum", [hit], { ...attrs, keepdims: true });
     return b.div(hit, b.op("broadcast_to", [ties], { shape: [...b.shape(x)] }));
@@ -95,7 +99,7 @@ function fibreIndex(shape: Shape, axes: readonly number[]): Int32Array {
  * The product of the other elements of each element's fibre: ∂prod/∂xᵢ. With no zero in the fibre it
  * is prod/xᵢ; with one zero, the zero's entry is the product of the rest and the others are 0.
  */
-export const prodOthers: OpDef = {
+export const prodOthers = defineOp<ReduceAttrs>({
   name: "prod_others",
   kind: "structural",
   arity: 1,
@@ -104,7 +108,7 @@ export const prodOthers: OpDef = {
   shape: ([shape]) => shape,
   maxOrder: 0,
   kernel: ({ argShapes: [shape], attrs }) => {
-    const fibre = fibreIndex(shape, (attrs as unknown as ReduceAttrs).axes);
+    const fibre = fibreIndex(shape, attrs.axes);
     const outputs = sizeOf(shape) === 0 ? 0 : Math.max(...fibre) + 1;
     const product = new Float64Array(outputs);
     const withoutZero = new Float64Array(outputs);
@@ -127,7 +131,7 @@ export const prodOthers: OpDef = {
       }
     };
   },
-};
+});
 
 export const prod = reduction("prod", "∏", 1, (acc, x) => `${acc} * ${x}`, {
   tensorCases: [{ name: "axis 1", args: [{ shape: [3, 4], range: [0.5, 1.5] }], attrs: { axis: 1 } }],
@@ -142,7 +146,7 @@ export const mean = reduction("mean", "arithmetic mean", 0, (acc, x) => `${acc} 
   kind: "composite",
   reduce: undefined,
   expand: (b, [x], attrs) => {
-    const count = sizeOf(b.shape(x)) / Math.max(1, sizeOf(reducedShape(b.shape(x), attrs as unknown as ReduceAttrs)));
+    const count = sizeOf(b.shape(x)) / Math.max(1, sizeOf(reducedShape(b.shape(x), attrs)));
     if (count === 0) throw new OpRuleError(`mean over an empty axis of ${formatShape(b.shape(x))}`);
     return b.mul(b.op("sum", [x], attrs), b.constant(1 / count));
   },
@@ -154,11 +158,10 @@ export const logsumexp = reduction("logsumexp", "log Σ exp, stable", 0, (acc, x
   kind: "composite",
   reduce: undefined,
   expand: (b, [x], attrs) => {
-    const keep = { ...(attrs as unknown as ReduceAttrs), keepdims: true };
+    const keep = { ...attrs, keepdims: true };
     const shift = b.op("stop_gradient", [b.op("amax", [x], keep)]);
     const shifted = b.sub(x, shift);
     const lse = b.add(b.op("log", [b.op("sum", [b.op("exp", [shifted])], keep)]), shift);
-    const r = attrs as unknown as ReduceAttrs;
-    return r.keepdims ? lse : b.op("reshape", [lse], { shape: reducedShape(b.shape(x), r) });
+    return attrs.keepdims ? lse : b.op("reshape", [lse], { shape: reducedShape(b.shape(x), attrs) });
   },
 });

@@ -1,10 +1,15 @@
 import { OpRuleError } from "../../errors.js";
 import { broadcastShapes, formatShape, type Shape, sameShape, sizeOf, stridesOf } from "../../tensor/shape.js";
+import { defineOp } from "../define.js";
 import { unbroadcast } from "../rule-helpers.js";
-import type { Attrs, MaybeNode, OpDef, RuleBuilder, ViewRule } from "../types.js";
+import type { MaybeNode, RuleBuilder, ViewRule } from "../types.js";
 import { axisAttr, intAttr, intListAttr, onlyAttrs } from "./attrs.js";
 
-const shapeList = (attrs: Attrs | undefined) => attrs?.shape as number[];
+type ShapeAttrs = { shape: number[] };
+type PermAttrs = { perm: number[] };
+type SliceAttrs = { begin: number[]; end: number[]; step: number[] };
+export type PadAttrs = { before: number[]; after: number[]; interior: number[]; value: number };
+type AxisAttrs = { axis: number };
 
 function isContiguous(shape: Shape, strides: readonly number[]): boolean {
   const want = stridesOf(shape);
@@ -13,8 +18,7 @@ function isContiguous(shape: Shape, strides: readonly number[]): boolean {
 }
 
 /** Reshape re-strides a contiguous operand; on a strided one it can only add or drop axes of extent 1. */
-const reshapeView: ViewRule = (argShape, attrs, view) => {
-  const target = shapeList(attrs);
+const reshapeView: ViewRule<ShapeAttrs> = (argShape, { shape: target }, view) => {
   if (isContiguous(argShape, view.strides)) return { offset: view.offset, strides: stridesOf(target) };
   const kept = argShape.map((d, i) => [d, view.strides[i]] as const).filter(([d]) => d !== 1);
   const targetKept = target.filter((d) => d !== 1);
@@ -23,7 +27,7 @@ const reshapeView: ViewRule = (argShape, attrs, view) => {
   return { offset: view.offset, strides: target.map((d) => (d === 1 ? 0 : kept[k++][1])) };
 };
 
-export const reshape: OpDef = {
+export const reshape = defineOp<ShapeAttrs>({
   name: "reshape",
   tensorCases: [{ name: "with −1", args: [{ shape: [2, 6] }], attrs: { shape: [3, -1] } }],
   kind: "structural",
@@ -43,13 +47,13 @@ export const reshape: OpDef = {
     }
     return { shape: resolved };
   },
-  shape: (_args, attrs) => shapeList(attrs),
+  shape: (_args, attrs) => attrs.shape,
   view: reshapeView,
-  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("reshape", [t], attrs)),
+  linear: "linear",
   vjp: (b, [x], _out, ct) => [b.op("reshape", [ct], { shape: [...b.shape(x)] })],
-};
+});
 
-export const broadcastTo: OpDef = {
+export const broadcastTo = defineOp<ShapeAttrs>({
   name: "broadcast_to",
   tensorCases: [{ name: "new and unit axes", args: [{ shape: [3, 1] }], attrs: { shape: [2, 3, 4] } }],
   kind: "structural",
@@ -64,20 +68,19 @@ export const broadcastTo: OpDef = {
     }
     return { shape: target };
   },
-  shape: (_args, attrs) => shapeList(attrs),
-  view: (argShape, attrs, view) => {
-    const target = shapeList(attrs);
+  shape: (_args, attrs) => attrs.shape,
+  view: (argShape, { shape: target }, view) => {
     const lead = target.length - argShape.length;
     return {
       offset: view.offset,
       strides: target.map((d, i) => (i < lead || (argShape[i - lead] === 1 && d !== 1) ? 0 : view.strides[i - lead])),
     };
   },
-  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("broadcast_to", [t], attrs)),
+  linear: "linear",
   vjp: (b, [x], _out, ct) => [unbroadcast(b, ct, b.shape(x))],
-};
+});
 
-export const transpose: OpDef = {
+export const transpose = defineOp<PermAttrs>({
   name: "transpose",
   tensorCases: [
     { name: "default", args: [{ shape: [2, 3, 4] }] },
@@ -95,18 +98,17 @@ export const transpose: OpDef = {
     }
     return { perm };
   },
-  shape: ([shape], attrs) => (attrs as { perm: number[] }).perm.map((p) => shape[p]),
-  view: (_argShape, attrs, view) => ({ offset: view.offset, strides: (attrs as { perm: number[] }).perm.map((p) => view.strides[p]) }),
-  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("transpose", [t], attrs)),
-  vjp: (b, _args, _out, ct, _needs, attrs) => {
-    const perm = attrs?.perm as number[];
+  shape: ([shape], { perm }) => perm.map((p) => shape[p]),
+  view: (_argShape, { perm }, view) => ({ offset: view.offset, strides: perm.map((p) => view.strides[p]) }),
+  linear: "linear",
+  vjp: (b, _args, _out, ct, _needs, { perm }) => {
     const inverse = new Array<number>(perm.length);
     perm.forEach((p, i) => {
       inverse[p] = i;
     });
     return [b.op("transpose", [ct], { perm: inverse })];
   },
-};
+});
 
 /** Python slice semantics on one axis: negative indices count from the end; bounds clamp. */
 function resolveSlice(begin: number | null, end: number | null, dim: number): [number, number] {
@@ -116,7 +118,7 @@ function resolveSlice(begin: number | null, end: number | null, dim: number): [n
   return [b, Math.max(e, b)];
 }
 
-export const slice: OpDef = {
+export const slice = defineOp<SliceAttrs>({
   name: "slice",
   tensorCases: [{ name: "steps and negatives", args: [{ shape: [5, 6] }], attrs: { begin: [1, -5], end: [null, -1], step: [2, 3] } }],
   kind: "structural",
@@ -148,29 +150,24 @@ export const slice: OpDef = {
     });
     return { begin, end, step };
   },
-  shape: ([shape], attrs) => {
-    const { begin, end, step } = attrs as { begin: number[]; end: number[]; step: number[] };
-    return shape.map((_, i) => Math.ceil((end[i] - begin[i]) / step[i]));
-  },
-  view: (argShape, attrs, view) => {
-    const { begin, step } = attrs as { begin: number[]; step: number[] };
+  shape: ([shape], { begin, end, step }) => shape.map((_, i) => Math.ceil((end[i] - begin[i]) / step[i])),
+  view: (argShape, { begin, step }, view) => {
     let offset = view.offset;
     argShape.forEach((_, i) => {
       offset += begin[i] * view.strides[i];
     });
     return { offset, strides: view.strides.map((s, i) => s * step[i]) };
   },
-  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("slice", [t], attrs)),
-  vjp: (b, [x], out, ct, _needs, attrs) => {
-    const { begin, step } = attrs as { begin: number[]; step: number[] };
+  linear: "linear",
+  vjp: (b, [x], out, ct, _needs, { begin, step }) => {
     const shape = b.shape(x);
     const outShape = b.shape(out);
     const after = shape.map((d, i) => (outShape[i] === 0 ? d - begin[i] : d - (begin[i] + (outShape[i] - 1) * step[i] + 1)));
     return [b.op("pad", [ct], { before: begin, after, interior: step.map((s) => s - 1) })];
   },
-};
+});
 
-export const pad: OpDef = {
+export const pad = defineOp<PadAttrs>({
   name: "pad",
   tensorCases: [
     { name: "with interior", args: [{ shape: [2, 3] }], attrs: { before: [1, 0], after: [0, 2], interior: [1, 2], value: 0.5 } },
@@ -189,12 +186,8 @@ export const pad: OpDef = {
     if (typeof value !== "number" || !Number.isFinite(value)) throw new OpRuleError("value must be a finite number", "attrs.value");
     return { before, after, interior, value };
   },
-  shape: ([shape], attrs) => {
-    const { before, after, interior } = attrs as { before: number[]; after: number[]; interior: number[] };
-    return shape.map((d, i) => before[i] + after[i] + (d === 0 ? 0 : d + (d - 1) * interior[i]));
-  },
-  kernel: ({ argShapes: [shape], shape: outShape, attrs }) => {
-    const { before, interior, value } = attrs as { before: number[]; interior: number[]; value: number };
+  shape: ([shape], { before, after, interior }) => shape.map((d, i) => before[i] + after[i] + (d === 0 ? 0 : d + (d - 1) * interior[i])),
+  kernel: ({ argShapes: [shape], shape: outShape, attrs: { before, interior, value } }) => {
     const outStrides = stridesOf(outShape);
     const rank = shape.length;
     const n = sizeOf(shape);
@@ -218,16 +211,17 @@ export const pad: OpDef = {
       }
     };
   },
-  jvp: (b, _args, _out, [t], attrs) => (t === null ? null : b.op("pad", [t], { ...attrs, value: 0 })),
-  vjp: (b, [x], _out, ct, _needs, attrs) => {
-    const { before, interior } = attrs as { before: number[]; interior: number[] };
+  // Affine: the fill value is a constant, so the tangent is padded with zeros.
+  linear: "linear",
+  linearPart: (attrs) => ({ ...attrs, value: 0 }),
+  vjp: (b, [x], _out, ct, _needs, { before, interior }) => {
     const shape = b.shape(x);
     const end = shape.map((d, i) => before[i] + (d === 0 ? 0 : (d - 1) * (interior[i] + 1) + 1));
     return [b.op("slice", [ct], { begin: before, end, step: interior.map((s) => s + 1) })];
   },
-};
+});
 
-export const concat: OpDef = {
+export const concat = defineOp<AxisAttrs>({
   name: "concat",
   tensorCases: [{ name: "axis 1", args: [{ shape: [2, 3] }, { shape: [2, 1] }, { shape: [2, 2] }], attrs: { axis: 1 } }],
   kind: "structural",
@@ -246,12 +240,8 @@ export const concat: OpDef = {
     });
     return { axis };
   },
-  shape: (shapes, attrs) => {
-    const axis = attrs?.axis as number;
-    return shapes[0].map((d, i) => (i === axis ? shapes.reduce((acc, s) => acc + s[axis], 0) : d));
-  },
-  kernel: ({ argShapes, shape, attrs }) => {
-    const axis = attrs?.axis as number;
+  shape: (shapes, { axis }) => shapes[0].map((d, i) => (i === axis ? shapes.reduce((acc, s) => acc + s[axis], 0) : d)),
+  kernel: ({ argShapes, shape, attrs: { axis } }) => {
     const outer = sizeOf(shape.slice(0, axis));
     const inner = sizeOf(shape.slice(axis + 1));
     const widths = argShapes.map((s) => s[axis] * inner);
@@ -265,12 +255,8 @@ export const concat: OpDef = {
       });
     };
   },
-  jvp: (b, args, _out, tangents, attrs) => {
-    const parts = args.map((a, k) => tangents[k] ?? b.op("broadcast_to", [b.constant(0)], { shape: [...b.shape(a)] }));
-    return b.op("concat", parts, attrs);
-  },
-  vjp: (b, args, _out, ct, needs, attrs) => {
-    const axis = attrs?.axis as number;
+  linear: "linear",
+  vjp: (b, args, _out, ct, needs, { axis }) => {
     const rank = b.shape(ct).length;
     let at = 0;
     return args.map((a, k): MaybeNode => {
@@ -283,7 +269,7 @@ export const concat: OpDef = {
       return needs[k] ? b.op("slice", [ct], { begin, end, step: new Array(rank).fill(1) }) : null;
     });
   },
-};
+});
 
 /** Composite shape ops: built from reshape and concat, so they need no rules. */
 function expandAxes(b: RuleBuilder, x: number, axes: readonly number[]): number {
@@ -297,7 +283,7 @@ function expandAxes(b: RuleBuilder, x: number, axes: readonly number[]): number 
   return b.op("reshape", [x], { shape });
 }
 
-export const expandDims: OpDef = {
+export const expandDims = defineOp<{ axis: number[] }>({
   name: "expand_dims",
   tensorCases: [{ name: "axis 1", args: [{ shape: [3, 2] }], attrs: { axis: 1 } }],
   kind: "composite",
@@ -308,10 +294,10 @@ export const expandDims: OpDef = {
     const a = onlyAttrs(attrs, ["axis"]);
     return { axis: typeof a.axis === "number" ? [intAttr(a.axis, "axis")] : intListAttr(a.axis ?? [0], "axis") };
   },
-  expand: (b, [x], attrs) => expandAxes(b, x, attrs?.axis as number[]),
-};
+  expand: (b, [x], attrs) => expandAxes(b, x, attrs.axis),
+});
 
-export const squeeze: OpDef = {
+export const squeeze = defineOp<{ axes: number[] }>({
   name: "squeeze",
   tensorCases: [{ name: "all unit axes", args: [{ shape: [3, 1, 2] }] }],
   kind: "composite",
@@ -330,12 +316,12 @@ export const squeeze: OpDef = {
     return { axes };
   },
   expand: (b, [x], attrs) => {
-    const axes = new Set(attrs?.axes as number[]);
+    const axes = new Set(attrs.axes);
     return b.op("reshape", [x], { shape: b.shape(x).filter((_, i) => !axes.has(i)) });
   },
-};
+});
 
-export const flatten: OpDef = {
+export const flatten = defineOp({
   name: "flatten",
   tensorCases: [{ name: "rank 3", args: [{ shape: [2, 3, 2] }] }],
   kind: "composite",
@@ -346,9 +332,9 @@ export const flatten: OpDef = {
     if (shape.length < 1) throw new OpRuleError("flatten needs at least one axis");
     return b.op("reshape", [x], { shape: [shape[0], sizeOf(shape.slice(1))] });
   },
-};
+});
 
-export const stack: OpDef = {
+export const stack = defineOp<AxisAttrs>({
   name: "stack",
   tensorCases: [{ name: "axis −1", args: [{ shape: [2, 3] }, { shape: [2, 3] }], attrs: { axis: -1 } }],
   kind: "composite",
@@ -363,12 +349,10 @@ export const stack: OpDef = {
     });
     return { axis: axisAttr(a.axis, shapes[0].length + 1, 0) };
   },
-  expand: (b, args, attrs) => {
-    const axis = attrs?.axis as number;
-    return b.op(
+  expand: (b, args, { axis }) =>
+    b.op(
       "concat",
       args.map((x) => expandAxes(b, x, [axis])),
       { axis },
-    );
-  },
-};
+    ),
+});
