@@ -89,8 +89,16 @@ export function reverse(graph: Graph, options: ReverseOptions): ReverseResult {
   }
 
   const gradients = wrt.map((w) => adjoints[w.node] ?? zerosOf(b, graph.nodes[w.node].shape));
-  const resultOutputs = [...outputs, ...wrt.map((w, k) => ({ name: `gradient:${w.name}`, node: gradients[k] }))];
+  const resultOutputs = [...outputs, ...wrt.map((w, k) => ({ name: gradientOutput(w.name), node: gradients[k] }))];
   return { graph: b.snapshot(resultOutputs), adjoints, gradients, cotangents, origin: originTable(n, b.nodes.length, origins) };
+}
+
+/**
+ * The name of the output holding the gradient with respect to `input` in the graph `reverse` returns:
+ * a later transform (forward-over-reverse) selects the gradients by it.
+ */
+export function gradientOutput(input: string): string {
+  return `gradient:${input}`;
 }
 
 function operandCotangents(b: RuleBuilder, def: OpDef, node: IrNode, id: number, ct: number, needs: readonly boolean[]): MaybeNode[] {

@@ -1,3 +1,4 @@
+import type { ReduceAttrs } from "../ops/tensor/reduce.js";
 import type { OpDef } from "../ops/types.js";
 import { type Shape, sizeOf } from "../tensor/shape.js";
 import { type Access, type BodyLine, generateLoop, type LoopOutput } from "./fused-loop.js";
@@ -146,7 +147,7 @@ class NestBuilder {
     }
     if (!rootDef.reduce) return { value: `t${root}`, access: this.rowMajorOf(root) };
     const value = name(nodes[root].args[0]);
-    const axes = (nodes[root].attrs?.axes as number[]) ?? [];
+    const axes = (nodes[root].attrs as ReduceAttrs | undefined)?.axes ?? [];
     const keptShape = task.shape.map((d, i) => (axes.includes(i) ? 1 : d));
     return { value, reduce: rootDef.reduce, access: { offset: 0, strides: rowMajor(keptShape).map((s, i) => (axes.includes(i) ? 0 : s)) } };
   }

@@ -1,6 +1,7 @@
 import { type Budget, extentError, extentOf } from "../ir/budget.js";
 import type { Graph, IrNode } from "../ir/graph.js";
 import { findOp } from "../ops/registry.js";
+import type { PadAttrs } from "../ops/tensor/shape-ops.js";
 import type { OpDef } from "../ops/types.js";
 import { type Shape, sameShape, sizeOf } from "../tensor/shape.js";
 import type { Access } from "./fused-loop.js";
@@ -188,7 +189,7 @@ export class TensorPlan {
         this.buffers[this.ownBuffer(id).buffer].pinned = true;
         this.tasks.push({ kind: "const", node: id, data: node.data });
       }
-    } else if (def?.view || (node.op === "pad" && (node.attrs as { interior: number[] }).interior.every((s) => s === 0))) {
+    } else if (def?.view || (node.op === "pad" && (node.attrs as PadAttrs).interior.every((s) => s === 0))) {
       this.locations[id] = this.viewOf(id);
       if (this.kept[id]) this.contiguous(id);
     } else if (this.group[id] >= 0) {
@@ -246,7 +247,7 @@ export class TensorPlan {
     if (node.op === "pad") {
       // Zero padding read in place: shift the window and bound it. Padding a constant with itself
       // changes nothing; with another value it needs the constant stored, to have a window.
-      const { before, value } = node.attrs as { before: number[]; value: number };
+      const { before, value } = node.attrs as PadAttrs;
       if (from.kind === "literal" && Object.is(from.value, value)) return from;
       const base = from.kind === "literal" || from.bounds ? this.contiguous(arg) : from;
       let offset = base.offset;

@@ -1,10 +1,10 @@
 import { compileProgram, type Program } from "../compile/program.js";
 import { invalid } from "../errors.js";
 import type { Budget } from "../ir/budget.js";
-import { selectInputs } from "../ir/select.js";
 import { vectorize } from "../ir/vectorize.js";
 import { own } from "../names.js";
 import type { CompiledFunction, EvaluateRequest, Prepared } from "./compiled-function.js";
+import { type BatchPlan, modeOf } from "./modes/index.js";
 import { firstNonFinite } from "./values.js";
 
 /** Most points per pass of a vectorised program: long enough to amortise a call, short enough for cache. */
@@ -15,58 +15,11 @@ export function lanesFor(count: number): number {
   return Math.min(LANES, Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, count)))));
 }
 
-/** Which block of the answer a result fills: the same sections as a single point's answer. */
-export interface BatchField {
-  readonly section: "outputs" | "gradient" | "jvp" | "vjp";
-  readonly name: string;
-}
+export type { BatchField, BatchPlan } from "./modes/index.js";
 
-export interface BatchPlan {
-  readonly prepared: Prepared;
-  /** Result k of the prepared program fills field k. */
-  readonly fields: readonly BatchField[];
-  /** Per program input: the name of the point's input, or of the tangent/cotangent it takes. */
-  readonly inputs: readonly { readonly name: string; readonly kind: "point" | "tangent" | "cotangent" }[];
-}
-
-/** The derived program a request needs, and how its inputs and results map to a batch's blocks. */
+/** The derived program a request needs, and how its inputs and results map to a batch's blocks (undefined: it does not vectorise). */
 export function planBatch(fn: CompiledFunction, request: EvaluateRequest): BatchPlan | undefined {
-  const precision = request.precision ?? "float64";
-  const wrt = () => selectInputs(fn.graph, request.wrt);
-  const point = fn.graph.inputs.map((i) => ({ name: i.name, kind: "point" as const }));
-  const outputs = fn.graph.outputs.map((o) => ({ section: "outputs" as const, name: o.name }));
-  switch (request.mode) {
-    case "value":
-      return { prepared: fn.prepareValue(precision, request.budget), fields: outputs, inputs: point };
-    case "reverse": {
-      const w = wrt();
-      if (request.cotangent) {
-        const cot = fn.graph.outputs.map((o) => ({ name: o.name, kind: "cotangent" as const }));
-        return {
-          prepared: fn.prepareVjp(w, precision, request.budget),
-          fields: [...outputs, ...w.map((x) => ({ section: "vjp" as const, name: x.name }))],
-          inputs: [...point, ...cot],
-        };
-      }
-      return {
-        prepared: fn.prepareGradient(w, precision, request.budget),
-        fields: [...outputs, ...w.map((x) => ({ section: "gradient" as const, name: x.name }))],
-        inputs: point,
-      };
-    }
-    case "forward": {
-      if (!request.tangent) return undefined;
-      const w = wrt();
-      const tan = w.map((x) => ({ name: x.name, kind: "tangent" as const }));
-      return {
-        prepared: fn.prepareJvp(w, precision, request.budget),
-        fields: [...outputs, ...fn.graph.outputs.map((o) => ({ section: "jvp" as const, name: o.name }))],
-        inputs: [...point, ...tan],
-      };
-    }
-    default:
-      return undefined;
-  }
+  return modeOf(request.mode)?.batch?.(fn, request);
 }
 
 interface LanesProgram {

@@ -1,5 +1,4 @@
 import { own, record } from "../names.js";
-import type { Evaluation } from "./compiled-function.js";
 import type { Value } from "./values.js";
 
 /**
@@ -23,6 +22,16 @@ export const SECTIONS = {
 export type Section = keyof typeof SECTIONS;
 export const SECTION_NAMES = Object.keys(SECTIONS) as Section[];
 
+/** What each kind of section holds in an engine answer. */
+interface SectionKinds {
+  readonly map: Record<string, Value>;
+  readonly nested: Record<string, Record<string, Value>>;
+  readonly scalar: number;
+}
+
+/** The numeric sections of an engine answer, each typed by its kind in SECTIONS. */
+export type SectionValues = { readonly [S in Section]?: SectionKinds[(typeof SECTIONS)[S]] };
+
 /** Where one field lives in an answer: its section, its name in it (map, nested) and key (nested). */
 export interface FieldPath {
   readonly section: Section;
@@ -31,8 +40,8 @@ export interface FieldPath {
 }
 
 /** A field's value in an engine answer. */
-export function fieldValue(evaluation: Evaluation, f: FieldPath): Value {
-  const section = (evaluation as unknown as Record<string, unknown>)[f.section];
+export function fieldValue(evaluation: SectionValues, f: FieldPath): Value {
+  const section = evaluation[f.section];
   switch (SECTIONS[f.section]) {
     case "scalar":
       return section as number;

@@ -1,5 +1,5 @@
 import { AdjointError } from "../errors.js";
-import { formatShape, type Shape } from "../tensor/shape.js";
+import { extentOf, formatShape, type Shape } from "../tensor/shape.js";
 
 /**
  * What one request may build: nodes of the graphs derived from its function, and elements of the
@@ -42,15 +42,8 @@ export class BudgetExceeded extends AdjointError {
  */
 export const MAX_DIMENSION = 2 ** 31 - 1;
 
-/**
- * Iterations of a loop over `shape`: every axis counts at least once, since a loop nest walks the
- * other axes even when one of them is empty.
- */
-export function extentOf(shape: Shape): number {
-  let n = 1;
-  for (const d of shape) n *= Math.max(1, d);
-  return n;
-}
+/** Loop iterations over a shape (every axis at least once); defined with the shapes, in tensor/. */
+export { extentOf };
 
 export function nodeBudgetError(budget: Budget): BudgetExceeded {
   return new BudgetExceeded(

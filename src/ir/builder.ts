@@ -242,47 +242,16 @@ export class GraphBuilder implements RuleBuilder {
     return `${op}(${ordered.join(",")})${attrs ? canonicalJson(attrs) : ""}`;
   }
 
-  /** Exact simplifications only: each returns a node whose value equals the op's for every input. */
+  /**
+   * Exact simplifications only: each returns a node whose value equals the op's for every input.
+   * Constant folding is generic; the rest is each op's own rule (OpDef.simplify).
+   */
   private simplify(def: OpDef, args: readonly number[], shape: Shape): number | undefined {
-    if (def.kind !== "elementwise") return undefined;
+    if (def.kind !== "elementwise" && !def.simplify) return undefined;
     const c = args.map((a) => this.constValue(a));
-    if (c.every((v) => v !== undefined) && def.name !== "stop_gradient") {
-      return this.constant(evaluateScalar(def, c as number[]));
-    }
-    const keeps = (a: number) => sameShape(this.nodeList[a].shape, shape);
-    const [x, y] = args;
-    switch (def.name) {
-      case "add":
-        if (c[1] === 0 && keeps(x)) return x;
-        if (c[0] === 0 && keeps(y)) return y;
-        break;
-      case "sub":
-        if (c[1] === 0 && keeps(x)) return x;
-        if (c[0] === 0 && keeps(y)) return this.neg(y);
-        break;
-      case "mul":
-        if (c[1] === 1 && keeps(x)) return x;
-        if (c[0] === 1 && keeps(y)) return y;
-        if (c[1] === -1 && keeps(x)) return this.neg(x);
-        if (c[0] === -1 && keeps(y)) return this.neg(y);
-        break;
-      case "div":
-        if (c[1] === 1 && keeps(x)) return x;
-        if (c[0] === 1 && keeps(y)) return this.op("reciprocal", [y]);
-        break;
-      case "neg":
-        if (this.nodeList[x].op === "neg") return this.nodeList[x].args[0];
-        break;
-      case "pow":
-        if (c[1] === 1 && keeps(x)) return x;
-        if (c[1] === 2 && keeps(x)) return this.op("square", [x]);
-        if (c[1] === -1 && keeps(x)) return this.op("reciprocal", [x]);
-        break;
-      case "stop_gradient":
-        if (c[0] !== undefined) return x;
-        break;
-    }
-    return undefined;
+    // stop_gradient folds too: its template is the identity, so this finds the operand's own node.
+    if (def.kind === "elementwise" && c.every((v) => v !== undefined)) return this.constant(evaluateScalar(def, c as number[]));
+    return def.simplify?.(this, args, c, shape);
   }
 }
 

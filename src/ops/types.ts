@@ -1,3 +1,5 @@
+import { extentOf } from "../tensor/shape.js";
+
 /**
  * How an op is described. One `OpDef` holds everything about an op: its evaluation, its derivative
  * rules (as graph builders, so derivatives are graphs and can be differentiated again), its shape
@@ -26,6 +28,14 @@ export interface RuleBuilder {
   mul(a: number, b: number): number;
   div(a: number, b: number): number;
   neg(a: number): number;
+}
+
+/**
+ * What a simplification rule may ask beyond building: the node that produced an operand (its op and
+ * operands), so that a rule can see through it (neg(neg x) = x).
+ */
+export interface SimplifyBuilder extends RuleBuilder {
+  node(id: number): { readonly op: string; readonly args: readonly number[] };
 }
 
 /** Typed arrays tensors live in: floats at the program's precision, int32 for indices. */
@@ -132,6 +142,20 @@ export interface OpDef<A extends Attrs | undefined = Attrs | undefined> {
   /** Orders of derivative the op's rules support (default: any, since rules are built from ops). */
   readonly maxOrder?: number;
 
+  /**
+   * Exact simplifications: a node (existing or built from others) whose value equals the op's on
+   * `args` for every input, or undefined. `consts` holds each operand's value where it is a scalar
+   * constant; `shape` is the result's shape, which a replacement must keep (an operand that would
+   * broadcast cannot stand in for the result). Runs after constant folding, which is generic.
+   */
+  simplify?(b: SimplifyBuilder, args: readonly number[], consts: readonly (number | undefined)[], shape: Shape): number | undefined;
+  /**
+   * Units of work in one evaluation, for the scheduler's inline-or-pool estimate (default: the
+   * output's extent). Ops whose work is not one unit per output element say so: a matrix product
+   * or a convolution counts its multiply-adds.
+   */
+  cost?(argShapes: readonly Shape[], shape: Shape, attrs: A): number;
+
   /** Composite ops: build the op from others. */
   expand?(b: RuleBuilder, args: readonly number[], attrs: A): number;
 
@@ -167,4 +191,9 @@ export interface TensorCase {
 export function arityRange(def: OpDef): { min: number; max: number } {
   if (typeof def.arity === "number") return { min: def.arity, max: def.arity };
   return { min: def.arity.min, max: def.arity.max ?? Number.POSITIVE_INFINITY };
+}
+
+/** An op's units of work per evaluation (see OpDef.cost). */
+export function costOf(def: OpDef, argShapes: readonly Shape[], shape: Shape, attrs: Attrs | undefined): number {
+  return def.cost ? def.cost(argShapes, shape, attrs) : extentOf(shape);
 }

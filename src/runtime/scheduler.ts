@@ -1,7 +1,8 @@
 import { canVectorize } from "../engine/batch.js";
 import type { CompiledFunction, EvaluateRequest } from "../engine/compiled-function.js";
-import { extentOf } from "../ir/budget.js";
 import type { Graph } from "../ir/graph.js";
+import { findOp } from "../ops/registry.js";
+import { costOf } from "../ops/types.js";
 
 /**
  * Inline or pool, and how to split: decided by an estimate of the job's cost. A pool round trip costs
@@ -35,21 +36,22 @@ export const COST = {
 } as const;
 
 /**
- * Units of work in one evaluation sweep of a graph: each op node counts its output elements, and a
- * matrix product its multiply-adds. An estimate for scheduling only (see COST).
+ * Units of work in one evaluation sweep of a graph: the sum of each op node's cost as its op counts
+ * it (OpDef.cost: the output's elements by default, multiply-adds for products and convolutions).
+ * An estimate for scheduling only (see COST).
  */
 export function graphWork(graph: Graph): number {
   let work = 0;
   for (const node of graph.nodes) {
     if (node.op === "input" || node.op === "const") continue;
-    // Empty axes do not make a loop free: the nest still walks the other axes.
-    let units = extentOf(node.shape);
-    if (node.op === "matmul") {
-      const a = graph.nodes[node.args[0]].shape;
-      const transposed = (node.attrs as { transpose_a?: boolean } | undefined)?.transpose_a === true;
-      units *= Math.max(1, (transposed ? a[a.length - 2] : a[a.length - 1]) ?? 1);
-    }
-    work += units;
+    const def = findOp(node.op);
+    if (!def) throw new Error(`op ${node.op} is not in the table`);
+    work += costOf(
+      def,
+      node.args.map((a) => graph.nodes[a].shape),
+      node.shape,
+      node.attrs,
+    );
   }
   return work;
 }

@@ -1,6 +1,6 @@
 import { allOps } from "../ops/registry.js";
 import { arityRange, type OpDef } from "../ops/types.js";
-import { MODE_NAMES, MODES } from "./modes.js";
+import { MODE_NAMES, MODE_PLANS } from "./modes.js";
 
 export interface OpManifestEntry {
   readonly name: string;
@@ -33,7 +33,7 @@ let cached: OpsManifest | undefined;
 /** The capability manifest, read from the op table (so it needs no edit when an op is added). */
 export function opsManifest(): OpsManifest {
   if (cached && cached.ops.length === allOps().length) return cached;
-  const modes = MODE_NAMES.map((name) => ({ name, summary: MODES[name].summary, order: MODES[name].order }));
+  const modes = MODE_NAMES.map((name) => ({ name, summary: MODE_PLANS[name].summary, order: MODE_PLANS[name].order }));
   const maxOrder = Math.max(...modes.map((m) => m.order));
   const ops = allOps().map((def): OpManifestEntry => {
     const { min, max } = arityRange(def);
@@ -46,7 +46,7 @@ export function opsManifest(): OpsManifest {
       kind: def.kind,
       commutative: def.commutative ?? false,
       attributes: def.attrNames ?? [],
-      modes: MODE_NAMES.filter((m) => MODES[m].order <= (d ? (def.maxOrder ?? maxOrder) : 0)),
+      modes: MODE_NAMES.filter((m) => MODE_PLANS[m].order <= (d ? (def.maxOrder ?? maxOrder) : 0)),
       maxOrder: d ? Math.min(def.maxOrder ?? maxOrder, maxOrder) : 0,
       ...(def.kinks ? { kinks: def.kinks.doc } : {}),
       ...(def.secondOrder ? { secondOrder: def.secondOrder } : {}),

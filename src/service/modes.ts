@@ -1,5 +1,5 @@
-import type { CompiledFunction, EvaluateRequest } from "../engine/compiled-function.js";
-import { jacobianMethod, partialSequence } from "../engine/operators.js";
+import type { CompiledFunction, EvaluateRequest, Mode } from "../engine/compiled-function.js";
+import { jacobianMethod, MODE_NAMES, partialSequence } from "../engine/modes/index.js";
 import { exhausted, invalid } from "../errors.js";
 import type { Budget } from "../ir/budget.js";
 import type { NamedNode } from "../ir/graph.js";
@@ -12,10 +12,10 @@ import { DecodeContext, decodeValues } from "./tensor.js";
 import type { DifferentiateInput, NamedValues, ResultRow } from "./types.js";
 
 /**
- * Every mode, in one table: what the engine is asked, which result fields a point gets (the blocks
- * of a batch), and the cost in sweeps per point for the scheduler. A new mode (jacobian, hessian, hvp,
- * ...) is one more entry here, plus its name in openapi.yaml's Mode enum and in the proto's Mode enum
- * (a test checks the three agree).
+ * The plan of every mode of the engine (engine/modes/), in one table: what the engine is asked, which
+ * result fields a point gets (the blocks of a batch), and the cost in sweeps per point for the
+ * scheduler. A new engine mode needs an entry here (the type checker says so), plus its name in
+ * openapi.yaml's Mode enum and in the proto's Mode enum (a test checks the three agree).
  */
 export interface ModePlan {
   /** What a worker is asked: carries the request's full budget. */
@@ -142,7 +142,7 @@ const decodeDirection = (values: NamedValues, field: string, base: BaseRequest) 
 const outputs = (fn: CompiledFunction) => fieldsOf(fn, "outputs", fn.graph.outputs);
 const wrtOf = (fn: CompiledFunction, base: BaseRequest) => selectInputs(fn.graph, base.wrt);
 
-export const MODES: Readonly<Record<string, ModeSpec>> = {
+export const MODE_PLANS: { readonly [M in Mode]: ModeSpec } = {
   value: {
     summary: "the outputs only",
     order: 0,
@@ -291,7 +291,7 @@ export const MODES: Readonly<Record<string, ModeSpec>> = {
   },
 };
 
-export const MODE_NAMES = Object.keys(MODES);
+export { MODE_NAMES };
 export const DEFAULT_MODE = "reverse";
 
 export interface PlannedMode {
@@ -328,7 +328,7 @@ let activeLimits: PlanLimits | undefined;
 
 function makePlan(fn: CompiledFunction, input: DifferentiateInput, defaultWrt?: readonly string[], limits?: PlanLimits): PlannedMode {
   const mode = input.mode ?? DEFAULT_MODE;
-  const spec = Object.hasOwn(MODES, mode) ? MODES[mode] : undefined;
+  const spec = Object.hasOwn(MODE_PLANS, mode) ? MODE_PLANS[mode as Mode] : undefined;
   if (spec === undefined) {
     throw invalid(`mode: unknown mode ${JSON.stringify(mode)}; the modes are ${MODE_NAMES.join(", ")}`, { field: "mode" });
   }

@@ -12,6 +12,32 @@ export function sizeOf(shape: Shape): number {
   return n;
 }
 
+/**
+ * Iterations of a loop nest over the shape: an empty axis counts as one, since the nest still walks
+ * the other axes. What cost estimates count, where sizeOf counts elements.
+ */
+export function extentOf(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= Math.max(1, d);
+  return n;
+}
+
+/**
+ * Output extent of a sliding window along one axis (convolution, pooling):
+ * ⌊(input + padBefore + padAfter − dilation·(window − 1) − 1) / stride⌋ + 1, below 1 where the
+ * (dilated) window does not fit the padded input.
+ */
+export function windowOutputExtent(
+  input: number,
+  window: number,
+  stride: number,
+  padBefore: number,
+  padAfter: number,
+  dilation = 1,
+): number {
+  return Math.floor((input + padBefore + padAfter - dilation * (window - 1) - 1) / stride) + 1;
+}
+
 export function sameShape(a: Shape, b: Shape): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

@@ -1,4 +1,9 @@
+import { sameShape } from "../../tensor/shape.js";
+import type { RuleBuilder, Shape } from "../types.js";
 import { call, elementwise } from "./define.js";
+
+/** Whether operand `a` already has the result's shape, so that it can stand in for the result. */
+const keeps = (b: RuleBuilder, a: number, shape: Shape) => sameShape(b.shape(a), shape);
 
 export const add = elementwise({
   name: "add",
@@ -13,6 +18,11 @@ export const add = elementwise({
     [-3, 3],
   ],
   examples: [{ args: [0.1, 0.2], value: 0.30000000000000004 }],
+  simplify: (b, [x, y], c, shape) => {
+    if (c[1] === 0 && keeps(b, x, shape)) return x;
+    if (c[0] === 0 && keeps(b, y, shape)) return y;
+    return undefined;
+  },
 });
 
 export const sub = elementwise({
@@ -26,6 +36,11 @@ export const sub = elementwise({
     [-3, 3],
   ],
   examples: [{ args: [1, 3], value: -2 }],
+  simplify: (b, [x, y], c, shape) => {
+    if (c[1] === 0 && keeps(b, x, shape)) return x;
+    if (c[0] === 0 && keeps(b, y, shape)) return b.neg(y);
+    return undefined;
+  },
 });
 
 export const mul = elementwise({
@@ -41,6 +56,13 @@ export const mul = elementwise({
     [-3, 3],
   ],
   examples: [{ args: [-1.5, 4], value: -6 }],
+  simplify: (b, [x, y], c, shape) => {
+    if (c[1] === 1 && keeps(b, x, shape)) return x;
+    if (c[0] === 1 && keeps(b, y, shape)) return y;
+    if (c[1] === -1 && keeps(b, x, shape)) return b.neg(x);
+    if (c[0] === -1 && keeps(b, y, shape)) return b.neg(y);
+    return undefined;
+  },
 });
 
 export const div = elementwise({
@@ -56,6 +78,11 @@ export const div = elementwise({
     [0.5, 3],
   ],
   examples: [{ args: [1, 4], value: 0.25 }],
+  simplify: (b, [x, y], c, shape) => {
+    if (c[1] === 1 && keeps(b, x, shape)) return x;
+    if (c[0] === 1 && keeps(b, y, shape)) return b.op("reciprocal", [y]);
+    return undefined;
+  },
 });
 
 export const neg = elementwise({
@@ -66,6 +93,10 @@ export const neg = elementwise({
   partials: (b) => [b.constant(-1)],
   domain: [[-3, 3]],
   examples: [{ args: [2], value: -2 }],
+  simplify: (b, [x]) => {
+    const inner = b.node(x);
+    return inner.op === "neg" ? inner.args[0] : undefined;
+  },
 });
 
 export const pow = elementwise({
@@ -98,6 +129,13 @@ export const pow = elementwise({
       { args: [-2, 3], partials: [12, 0] },
       { args: [0, 2], partials: [0, 0] },
     ],
+  },
+  simplify: (b, [x], c, shape) => {
+    if (!keeps(b, x, shape)) return undefined;
+    if (c[1] === 1) return x;
+    if (c[1] === 2) return b.op("square", [x]);
+    if (c[1] === -1) return b.op("reciprocal", [x]);
+    return undefined;
   },
 });
 

@@ -12,7 +12,7 @@ import {
   maxPool2dBackwardFromArgmax,
   type Pool2dGeometry,
 } from "../../tensor/kernels/index.js";
-import { formatShape, type Shape, sizeOf } from "../../tensor/shape.js";
+import { extentOf, formatShape, type Shape, sizeOf, windowOutputExtent } from "../../tensor/shape.js";
 import { defineOp } from "../define.js";
 import type { Attrs, RuleBuilder } from "../types.js";
 import { onlyAttrs, pairAttr } from "./attrs.js";
@@ -53,14 +53,9 @@ function convAttrs(attrs: Attrs | undefined, extra: readonly string[]): ConvAttr
   };
 }
 
-/** Output extent along one axis: ⌊(in + pads − dilation·(kernel − 1) − 1) / stride⌋ + 1. */
-function outExtent(input: number, kernel: number, stride: number, padA: number, padB: number, dilation: number): number {
-  return Math.floor((input + padA + padB - dilation * (kernel - 1) - 1) / stride) + 1;
-}
-
 function convOutput(x: Shape, w: Shape, a: ConvAttrs): [number, number] {
-  const oh = outExtent(x[2], w[2], a.stride[0], a.padding[0], a.padding[1], a.dilation[0]);
-  const ow = outExtent(x[3], w[3], a.stride[1], a.padding[2], a.padding[3], a.dilation[1]);
+  const oh = windowOutputExtent(x[2], w[2], a.stride[0], a.padding[0], a.padding[1], a.dilation[0]);
+  const ow = windowOutputExtent(x[3], w[3], a.stride[1], a.padding[2], a.padding[3], a.dilation[1]);
   if (oh < 1 || ow < 1)
     throw new OpRuleError(`the kernel ${formatShape(w.slice(2))} (dilated) does not fit the padded input ${formatShape(x.slice(2))}`);
   return [oh, ow];
@@ -113,6 +108,8 @@ export const conv2d = defineOp<ConvAttrs>({
   arity: 2,
   summary: "2-D convolution (cross-correlation), NCHW: x [N, C, H, W] ⋆ w [O, C, KH, KW] with stride, padding, dilation",
   attrNames: ["stride", "padding", "dilation"],
+  // Multiply-adds: each output element sums C·KH·KW products.
+  cost: ([, w], out) => extentOf(out) * extentOf(w.slice(1)),
   normalizeAttrs: (attrs, [x, w]) => {
     const a = convAttrs(attrs, []);
     if (x.length !== 4 || w.length !== 4)
@@ -148,6 +145,8 @@ export const conv2dInputGrad = defineOp<InputGradAttrs>({
   arity: 2,
   summary: "the derivative of conv2d with respect to its input: the transposed convolution of dy [N, O, OH, OW] by w",
   attrNames: ["stride", "padding", "dilation", "input_size"],
+  // The forward product's multiply-adds, run backwards: each dy element meets C·KH·KW weights.
+  cost: ([dy, w]) => extentOf(dy) * extentOf(w.slice(1)),
   normalizeAttrs: (attrs, [dy, w]) => {
     const a = convAttrs(attrs, ["input_size"]);
     const size = pairAttr(a.input_size, "input_size", 0, 1);
@@ -182,6 +181,8 @@ export const conv2dFilterGrad = defineOp<FilterGradAttrs>({
   arity: 2,
   summary: "the derivative of conv2d with respect to its filter: x [N, C, H, W] correlated with dy [N, O, OH, OW]",
   attrNames: ["stride", "padding", "dilation", "kernel_size"],
+  // Each filter element sums a product over every image and output position.
+  cost: ([, dy], out) => extentOf(out) * extentOf([dy[0], ...dy.slice(2)]),
   normalizeAttrs: (attrs, [x, dy]) => {
     const a = convAttrs(attrs, ["kernel_size"]);
     const size = pairAttr(a.kernel_size, "kernel_size", 0, 1);
@@ -234,8 +235,8 @@ function poolAttrs(attrs: Attrs | undefined, x: Shape): PoolAttrs {
 
 function poolOutput(x: Shape, a: PoolAttrs): [number, number] {
   return [
-    outExtent(x[2], a.kernel[0], a.stride[0], a.padding[0], a.padding[1], 1),
-    outExtent(x[3], a.kernel[1], a.stride[1], a.padding[2], a.padding[3], 1),
+    windowOutputExtent(x[2], a.kernel[0], a.stride[0], a.padding[0], a.padding[1], 1),
+    windowOutputExtent(x[3], a.kernel[1], a.stride[1], a.padding[2], a.padding[3], 1),
   ];
 }
 
@@ -252,6 +253,8 @@ function poolGeometry(x: Shape, a: PoolAttrs): Pool2dGeometry {
 }
 
 const poolShape = (x: Shape, attrs: PoolAttrs) => [x[0], x[1], ...poolOutput(x, attrs)];
+/** Each window visits every element under it (the gradients recompute or revisit the windows too). */
+const windowCost = (windows: Shape, a: PoolAttrs) => extentOf(windows) * a.kernel[0] * a.kernel[1];
 const samePool = (a: PoolAttrs) => ({ kernel: a.kernel, stride: a.stride, padding: a.padding });
 
 /** Recomputes the argmax of every window of x (the first maximum in row-major window order). */
@@ -283,6 +286,7 @@ export const maxPool2dOp = defineOp<PoolAttrs>({
   arity: 1,
   summary: "maximum over each window, NCHW (kernel, stride = kernel by default, padding never read)",
   attrNames: ["kernel", "stride", "padding"],
+  cost: (_args, out, attrs) => windowCost(out, attrs),
   normalizeAttrs: (attrs, [x]) => ({ ...poolAttrs(attrs, x) }),
   shape: ([x], attrs) => poolShape(x, attrs),
   kernel: ({ argShapes: [x], attrs }) => {
@@ -302,6 +306,7 @@ export const maxPool2dGrad = defineOp<PoolAttrs>({
   arity: 2,
   summary: "the derivative of max_pool2d: each dy [N, C, OH, OW] added at its window's argmax in x",
   attrNames: ["kernel", "stride", "padding"],
+  cost: ([, dy], _out, attrs) => windowCost(dy, attrs),
   differentiable: [false, true],
   normalizeAttrs: (attrs, [x, dy]) => {
     const a = poolAttrs(attrs, x);
@@ -327,6 +332,7 @@ export const maxPool2dPick = defineOp<PoolAttrs>({
   arity: 2,
   summary: "for each window of x, the element of t at x's argmax (the tangent of max_pool2d)",
   attrNames: ["kernel", "stride", "padding"],
+  cost: (_args, out, attrs) => windowCost(out, attrs),
   differentiable: [false, true],
   normalizeAttrs: (attrs, [x, t]) => {
     if (x.length !== t.length || x.some((d, i) => d !== t[i]))
@@ -358,6 +364,7 @@ export const avgPool2dOp = defineOp<PoolAttrs>({
   arity: 1,
   summary: "mean over each window, NCHW; padding is not counted (the divisor is the number of elements inside the input)",
   attrNames: ["kernel", "stride", "padding"],
+  cost: (_args, out, attrs) => windowCost(out, attrs),
   normalizeAttrs: (attrs, [x]) => ({ ...poolAttrs(attrs, x) }),
   shape: ([x], attrs) => poolShape(x, attrs),
   kernel: ({ argShapes: [x], attrs }) => {
@@ -376,6 +383,7 @@ export const avgPool2dGrad = defineOp<PoolGradAttrs>({
   arity: 1,
   summary: "the derivative of avg_pool2d: each dy spread evenly over its window, back to the input size",
   attrNames: ["kernel", "stride", "padding", "input_size"],
+  cost: ([dy], _out, attrs) => windowCost(dy, attrs),
   normalizeAttrs: (attrs, [dy]) => {
     const a = onlyAttrs(attrs, ["kernel", "stride", "padding", "input_size"]);
     const size = pairAttr(a.input_size, "input_size", 0, 1);

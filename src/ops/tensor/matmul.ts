@@ -1,6 +1,6 @@
 import { OpRuleError } from "../../errors.js";
 import { type FloatArray, matmul as gemm } from "../../tensor/kernels/index.js";
-import { broadcastShapes, formatShape, type Shape, sizeOf, stridesOf } from "../../tensor/shape.js";
+import { broadcastShapes, extentOf, formatShape, type Shape, sizeOf, stridesOf } from "../../tensor/shape.js";
 import { defineOp } from "../define.js";
 import { unbroadcast } from "../rule-helpers.js";
 import type { MaybeNode, TensorData } from "../types.js";
@@ -36,6 +36,8 @@ export const matmul = defineOp<MatmulAttrs>({
   arity: 2,
   summary: "matrix product over the last two axes, batched over the leading axes (broadcast)",
   attrNames: ["transpose_a", "transpose_b"],
+  // One multiply-add per output element and step of the inner dimension.
+  cost: ([a], out, attrs) => extentOf(out) * Math.max(1, (attrs.transpose_a ? a[a.length - 2] : a[a.length - 1]) ?? 1),
   normalizeAttrs: (attrs, [a, b]) => {
     const x = onlyAttrs(attrs, ["transpose_a", "transpose_b"]);
     if (a.length < 2 || b.length < 2) {

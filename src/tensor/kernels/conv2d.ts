@@ -18,6 +18,7 @@
  * using an im2col buffer of conv2dWorkspaceSize(g) elements: pass it as `workspace` to keep that path
  * allocation-free (otherwise one is allocated per call).
  */
+import { windowOutputExtent } from "../shape.js";
 import { MATMUL_SMALL_WORK, type MatmulBackend, matmul } from "./matmul.js";
 import { align64, defaultWasmGemm, WASM_STAGING_LIMIT, wasmGemmAvailable } from "./matmul-wasm.js";
 import { checkDim, checkSameType, checkSpan, type FloatArray, KernelArgumentError, optionalDim } from "./types.js";
@@ -97,13 +98,11 @@ function resolve(g: Conv2dGeometry): Geometry {
   const dw = optionalDim(g.dilationW, 1, "conv2d dilationW", 1);
   const KH = g.kernelHeight;
   const KW = g.kernelWidth;
-  const spanH = g.inHeight + pt + pb - dh * (KH - 1);
-  const spanW = g.inWidth + pl + pr - dw * (KW - 1);
-  if (spanH < 1 || spanW < 1) {
+  const OH = windowOutputExtent(g.inHeight, KH, sh, pt, pb, dh);
+  const OW = windowOutputExtent(g.inWidth, KW, sw, pl, pr, dw);
+  if (OH < 1 || OW < 1) {
     throw new KernelArgumentError(`conv2d: the (dilated) kernel ${KH}×${KW} does not fit the padded input ${g.inHeight}×${g.inWidth}`);
   }
-  const OH = Math.floor((spanH - 1) / sh) + 1;
-  const OW = Math.floor((spanW - 1) / sw) + 1;
   const C = g.inChannels;
   return {
     N: g.batch,

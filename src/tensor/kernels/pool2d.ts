@@ -14,6 +14,7 @@
  * element inside the input (possible only when padding is at least the kernel) yields −∞ for max
  * pooling, 0 for average pooling without countIncludePad, and receives no gradient.
  */
+import { windowOutputExtent } from "../shape.js";
 import { checkDim, checkSameType, checkSpan, type FloatArray, KernelArgumentError, optionalDim } from "./types.js";
 
 export interface Pool2dGeometry {
@@ -72,9 +73,9 @@ function resolve(g: Pool2dGeometry): Geometry {
   const pb = optionalDim(g.padBottom, 0, "pool2d padBottom", 0);
   const pl = optionalDim(g.padLeft, 0, "pool2d padLeft", 0);
   const pr = optionalDim(g.padRight, 0, "pool2d padRight", 0);
-  const spanH = g.inHeight + pt + pb - KH;
-  const spanW = g.inWidth + pl + pr - KW;
-  if (spanH < 0 || spanW < 0) {
+  const OH = windowOutputExtent(g.inHeight, KH, sh, pt, pb);
+  const OW = windowOutputExtent(g.inWidth, KW, sw, pl, pr);
+  if (OH < 1 || OW < 1) {
     throw new KernelArgumentError(`pool2d: the window ${KH}×${KW} does not fit the padded input ${g.inHeight}×${g.inWidth}`);
   }
   return {
@@ -87,8 +88,8 @@ function resolve(g: Pool2dGeometry): Geometry {
     sw,
     pt,
     pl,
-    OH: Math.floor(spanH / sh) + 1,
-    OW: Math.floor(spanW / sw) + 1,
+    OH,
+    OW,
   };
 }
 

@@ -1,0 +1,160 @@
+import type { Evaluation } from "../engine/compiled-function.js";
+import type { Value } from "../engine/values.js";
+import { AdjointError } from "../errors.js";
+import { BudgetExceeded } from "../ir/budget.js";
+import { type Batch, errorFromData, evaluateRange, type PointExtra } from "../runtime/batch.js";
+import { PoolFullError, TaskAbortedError, type WorkerPool } from "../runtime/pool.js";
+import { splitRanges } from "../runtime/scheduler.js";
+import { now, type TaskResult } from "../runtime/task.js";
+import type { ServiceConfig } from "./config.js";
+import { RetryableError } from "./errors.js";
+import type { FunctionEntry } from "./functions.js";
+import type { Metrics } from "./metrics.js";
+import type { ModePlan } from "./modes.js";
+import type { CallContext } from "./types.js";
+
+export type RunLimits = Pick<ServiceConfig, "timeLimitMs">;
+
+/**
+ * Runs requests: inline on the event loop under the plan's small budget, or on the pool under the
+ * request's deadline and the client's signal.
+ */
+export class Runner {
+  constructor(
+    private readonly limits: RunLimits,
+    private readonly pool: WorkerPool,
+    private readonly metrics: Metrics,
+  ) {}
+
+  deadlineOf(ctx: CallContext): number {
+    const limit = Date.now() + this.limits.timeLimitMs;
+    return ctx.deadline === undefined ? limit : Math.min(limit, ctx.deadline);
+  }
+
+  /**
+   * One point on the event loop. Undefined when it outgrew the plan's small budget (see tryInline);
+   * the caller then moves it to the pool.
+   */
+  point(entry: FunctionEntry, plan: ModePlan, point: Record<string, Value>, ctx: CallContext, deadline: number): Evaluation | undefined {
+    this.checkTime(ctx, deadline);
+    const started = performance.now();
+    let evaluation: Evaluation | undefined;
+    // No closure through tryInline: this is the path of the smallest, most frequent requests.
+    try {
+      evaluation = entry.fn.evaluate(point, plan.inlineRequest);
+    } catch (e) {
+      refuseInline(plan, e);
+    }
+    if (evaluation !== undefined) this.metrics.ranInline((performance.now() - started) / 1000);
+    return evaluation;
+  }
+
+  /** A batch on the event loop; undefined when it outgrew the plan's small budget. */
+  batch(entry: FunctionEntry, plan: ModePlan, batch: Batch, ctx: CallContext, deadline: number): PointExtra[] | undefined {
+    this.checkTime(ctx, deadline);
+    const started = performance.now();
+    const done = tryInline(plan, () => evaluateRange(entry.fn, batch, 0, batch.layout.count));
+    if (done !== undefined) this.metrics.ranInline((performance.now() - started) / 1000);
+    return done;
+  }
+
+  /**
+   * Runs a batch on the pool, split across workers. The deadline and the client's signal abort every
+   * task of it: piscina drops queued ones and terminates a worker running one, and starts a fresh worker.
+   */
+  async onPool(entry: FunctionEntry, batch: Batch, cost: number, ctx: CallContext, deadline: number): Promise<PointExtra[]> {
+    const { layout, inputs, outputs } = batch;
+    this.checkTime(ctx, deadline, true);
+    const failed = new AbortController();
+    const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+    const signal = AbortSignal.any(ctx.signal ? [failed.signal, timeout, ctx.signal] : [failed.signal, timeout]);
+    this.metrics.ranOnPool();
+    const definition = entry.definition;
+    const tasks = splitRanges(layout.count, cost, this.pool.options.workers).map(([start, end]) => {
+      const postedAt = now();
+      return this.pool
+        .run(
+          { kind: "batch", hash: entry.hash, definition, layout, inputs, outputs, start, end, postedAt },
+          signal,
+          (cost * (end - start)) / Math.max(1, layout.count),
+        )
+        .then((r) => this.recordTask(r, postedAt));
+    });
+    let results: TaskResult[];
+    try {
+      results = await Promise.all(tasks);
+    } catch (e) {
+      failed.abort();
+      await Promise.allSettled(tasks);
+      throw this.taskFailure(e, timeout.aborted, ctx);
+    }
+    const extras: PointExtra[] = [];
+    for (const r of results) {
+      if (r.error) throw errorFromData(r.error);
+      if (r.extras) extras.push(...r.extras);
+    }
+    return extras;
+  }
+
+  /** What a client is told when a pool task failed: busy, out of time, cancelled, or the task's error. */
+  private taskFailure(e: unknown, timedOut: boolean, ctx: CallContext): unknown {
+    if (e instanceof PoolFullError) return new RetryableError("resource_exhausted", `the server is busy: ${e.message}; retry later`, 1);
+    if (!(e instanceof TaskAbortedError)) return e;
+    const reason = timedOut ? "deadline" : "cancelled";
+    this.metrics.cancelled.inc({ reason });
+    if (reason === "deadline") return this.deadlineError(ctx);
+    return new AdjointError("cancelled", "the client cancelled the request");
+  }
+
+  private recordTask(r: TaskResult, postedAt: number): TaskResult {
+    this.metrics.queueWait.observe(Math.max(0, r.startedAt - postedAt) / 1000);
+    this.metrics.compute.observe({ where: "pool" }, (r.finishedAt - r.startedAt) / 1000);
+    this.metrics.cacheLookup("worker", r.compiled ? "miss" : "hit");
+    return r;
+  }
+
+  /**
+   * Before evaluating: a request whose deadline passed already is not started, nor (for pool jobs,
+   * `watchClient`) one whose client left. Inline jobs are too short to be worth the client's signal.
+   */
+  private checkTime(ctx: CallContext, deadline: number, watchClient = false): void {
+    if (watchClient && ctx.signal?.aborted) {
+      this.metrics.cancelled.inc({ reason: "cancelled" });
+      throw new AdjointError("cancelled", "the client cancelled the request");
+    }
+    if (Date.now() >= deadline) {
+      this.metrics.cancelled.inc({ reason: "deadline" });
+      throw this.deadlineError(ctx);
+    }
+  }
+
+  private deadlineError(ctx: CallContext): AdjointError {
+    const byClient = ctx.deadline !== undefined && ctx.deadline <= Date.now() + this.limits.timeLimitMs;
+    return new AdjointError(
+      "deadline_exceeded",
+      byClient
+        ? "the client's deadline passed before the computation finished; it was cancelled"
+        : `the computation took longer than the time limit of ${this.limits.timeLimitMs} ms (ADJOINT_TIME_LIMIT_MS); it was cancelled`,
+    );
+  }
+}
+
+/**
+ * Runs work on the event loop under the plan's small budget. Undefined when the work outgrew it
+ * (the derived graph was larger than estimated): the plan is then marked, and the caller moves
+ * this request, and later ones of the plan, to the pool.
+ */
+export function tryInline<T>(plan: ModePlan, work: () => T): T | undefined {
+  try {
+    return work();
+  } catch (e) {
+    refuseInline(plan, e);
+    return undefined;
+  }
+}
+
+/** Rethrows anything but the event loop's budget running out; that marks the plan for the pool. */
+function refuseInline(plan: ModePlan, e: unknown): void {
+  if (!(e instanceof BudgetExceeded && e.inline)) throw e;
+  plan.inlineRefused = true;
+}

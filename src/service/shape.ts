@@ -1,0 +1,121 @@
+import type { Evaluation } from "../engine/compiled-function.js";
+import { mapSections, sectionValues, setField } from "../engine/sections.js";
+import { firstNonFinite, type Value } from "../engine/values.js";
+import { type AdjointError, invalid } from "../errors.js";
+import { type BatchLayout, type PointExtra, readValue } from "../runtime/batch.js";
+import type { ModePlan } from "./modes.js";
+import type { ColumnsResult, ResultRow } from "./types.js";
+
+/** Enforces the non-finite policy on a single answer. */
+export function checkFinite(evaluation: Evaluation, allowNonFinite: boolean, field: string): ResultRow {
+  if (!allowNonFinite && (evaluation.nonFinite !== undefined || !finiteRow(evaluation))) throw nonFiniteError(evaluation.nonFinite, field);
+  return evaluation;
+}
+
+function finiteRow(row: ResultRow): boolean {
+  for (const v of sectionValues<Value>(row)) if (firstNonFinite(valueData(v)) >= 0) return false;
+  return true;
+}
+
+function valueData(v: Value): number | ArrayLike<number> {
+  return typeof v === "number" ? v : v.data;
+}
+
+function nonFiniteError(report: Evaluation["nonFinite"], field: string): AdjointError {
+  return invalid(
+    `${field}: the result is not finite${report ? ` (${report.message})` : ""}; set allowNonFinite to receive NaN and ±Infinity (as strings in JSON)`,
+    { field, ...(report ? { node: report.node } : {}) },
+  );
+}
+
+/** One answer row per point of a batch, copied out of its memory, the non-finite policy enforced. */
+export function rowsOf(
+  layout: BatchLayout,
+  outputs: Float64Array,
+  extras: readonly PointExtra[],
+  allowNonFinite: boolean,
+  fieldOf: (i: number) => string,
+  annotations: ModePlan["annotations"],
+): ResultRow[] {
+  const rows: Record<string, unknown>[] = [];
+  for (let i = 0; i < layout.count; i++) {
+    const row: Record<string, unknown> = { ...annotations };
+    for (const f of layout.fields) setField(row, f, copyValue(readValue(outputs, f, i)));
+    rows.push(row);
+  }
+  const result = rows as unknown as ResultRow[];
+  for (const extra of extras) Object.assign(result[extra.index], extraOf(extra));
+  if (!allowNonFinite) {
+    result.forEach((row, i) => {
+      if (row.nonFinite !== undefined || !finiteRow(row)) throw nonFiniteError(row.nonFinite, fieldOf(i));
+    });
+  }
+  return result;
+}
+
+/** A value read from a batch's memory, copied out of it (shared memory must not leak into answers). */
+function copyValue(v: Value): Value {
+  return typeof v === "number" ? v : { shape: v.shape, data: Float64Array.from(v.data) };
+}
+
+function extraOf(extra: PointExtra): Partial<ResultRow> {
+  return {
+    ...(extra.trace ? { trace: extra.trace } : {}),
+    ...(extra.nonFinite ? { nonFinite: extra.nonFinite } : {}),
+    ...(extra.check ? { check: extra.check } : {}),
+  };
+}
+
+/** A batch's answer as columns: views of its memory, which the answer owns from here on. */
+export function columnsOf(
+  layout: BatchLayout,
+  outputs: Float64Array,
+  extras: readonly PointExtra[],
+  allowNonFinite: boolean,
+  annotations: ModePlan["annotations"],
+): ColumnsResult {
+  const { count } = layout;
+  const result: Record<string, unknown> = { ...annotations };
+  for (const f of layout.fields)
+    setField(result, f, { shape: [count, ...f.shape], data: outputs.subarray(f.offset, f.offset + count * f.size) });
+  const bad = extras.filter((e) => e.nonFinite !== undefined);
+  if (!allowNonFinite) {
+    const first = bad[0]?.index ?? firstNonFiniteIndex(layout, outputs);
+    if (first !== undefined) throw nonFiniteError(bad[0]?.nonFinite, `columns (point ${first})`);
+  }
+  const columns = result as unknown as ColumnsResult;
+  return bad.length ? { ...columns, nonFinite: bad.map((e) => ({ index: e.index, ...e.nonFinite! })) } : columns;
+}
+
+function firstNonFiniteIndex(layout: BatchLayout, outputs: Float64Array): number | undefined {
+  for (const f of layout.fields) {
+    const at = firstNonFinite(outputs.subarray(f.offset, f.offset + layout.count * f.size));
+    if (at >= 0) return Math.floor(at / f.size);
+  }
+  return undefined;
+}
+
+/** Σ weightₖ·rowₖ over every numeric section (the shards of a mean over the batch). */
+export function combineWeighted(parts: readonly { weight: number; row: ResultRow }[]): ResultRow {
+  const [first, ...rest] = parts;
+  const scaled = (v: Value, w: number): Value =>
+    typeof v === "number" ? v * w : { shape: v.shape, data: Float64Array.from(v.data, (x) => x * w) };
+  const sum = mapSections<Value, Value>(first.row, (v) => scaled(v, first.weight)) as Record<string, Record<string, Value>>;
+  for (const { weight, row } of rest) {
+    for (const section of ["outputs", "gradient"] as const) {
+      const add = row[section];
+      if (!add) continue;
+      for (const name of Object.keys(add)) {
+        const acc = sum[section][name];
+        const v = add[name];
+        if (typeof acc === "number") sum[section][name] = acc + weight * (v as number);
+        else {
+          const data = acc.data as Float64Array;
+          const more = (v as Exclude<Value, number>).data;
+          for (let i = 0; i < data.length; i++) data[i] += weight * more[i];
+        }
+      }
+    }
+  }
+  return { ...first.row, ...sum } as ResultRow;
+}

@@ -1,0 +1,37 @@
+import { invalid } from "../errors.js";
+import { dataBatch } from "./decode.js";
+import type { FunctionEntry, FunctionStore } from "./functions.js";
+import type { CallContext, DifferentiateInput, DifferentiateOutput } from "./types.js";
+
+/** What a stream needs of the service (an interface, so this file does not import service.ts back). */
+export interface StreamHost {
+  readonly functions: FunctionStore;
+  evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext): Promise<DifferentiateOutput>;
+}
+
+/**
+ * DifferentiateStream: the first message names the function and the settings (mode, wrt, tangent,
+ * cotangent, trace, allowNonFinite, precision); later messages may carry only points and reuse both. A
+ * message that names a function starts over with its own settings.
+ */
+export class StreamSession {
+  private entry: FunctionEntry | undefined;
+  private settings: DifferentiateInput = {};
+
+  constructor(private readonly service: StreamHost) {}
+
+  async next(input: DifferentiateInput, ctx: CallContext = {}): Promise<DifferentiateOutput> {
+    if (input.function !== undefined) {
+      this.entry = this.service.functions.resolve(input.function, "function", () => dataBatch(input));
+      const { point: _p, points: _ps, columns: _c, function: _f, ...settings } = input;
+      this.settings = settings;
+    } else if (this.entry === undefined) {
+      throw invalid("function: the first message of a stream must name the function", { field: "function" });
+    }
+    const entry = this.entry;
+    if (input.point === undefined && input.points === undefined && input.columns === undefined) {
+      return { id: entry.hash, mode: this.settings.mode ?? "reverse", allowNonFinite: this.settings.allowNonFinite ?? false };
+    }
+    return this.service.evaluate(entry, { ...this.settings, point: input.point, points: input.points, columns: input.columns }, ctx);
+  }
+}
