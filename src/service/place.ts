@@ -1,5 +1,6 @@
 import type { Value } from "../engine/values.js";
 import { exhausted, invalid } from "../errors.js";
+import { own, record } from "../names.js";
 import { COST, estimateUs, place, vectorises } from "../runtime/scheduler.js";
 import type { Slots } from "./admission.js";
 import type { ServiceConfig } from "./config.js";
@@ -114,8 +115,8 @@ export function shardRanges(total: number, shards: number): (readonly [number, n
  */
 export function shardPoint(entry: FunctionEntry, point: Record<string, Value>, start: number, end: number): Record<string, Value> {
   const parameters = new Set(entry.model?.parameters.map((p) => p.name));
-  const values = { ...point };
-  for (const name of entry.fn.inputNames) if (!parameters.has(name)) values[name] = rowsSlice(point[name], start, end, name);
+  const values = Object.assign(record<Value>(), point);
+  for (const name of entry.fn.inputNames) if (!parameters.has(name)) values[name] = rowsSlice(own(point, name), start, end, name);
   return values;
 }
 
