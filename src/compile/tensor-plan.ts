@@ -1,7 +1,7 @@
 import { type Budget, extentError, extentOf } from "../ir/budget.js";
 import type { Graph, IrNode } from "../ir/graph.js";
 import { findOp } from "../ops/registry.js";
-import type { PadAttrs } from "../ops/tensor/shape-ops.js";
+import type { PadAttrs } from "../ops/tensor/slicing.js";
 import type { OpDef } from "../ops/types.js";
 import { type Shape, sameShape, sizeOf } from "../tensor/shape.js";
 import type { Access } from "./fused-loop.js";

@@ -90,100 +90,96 @@ function decode<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array): Mess
   }
 }
 
-/**
- * The gRPC adapter: handlers that convert messages and call the service, plus the standard health
- * service and server reflection. Requests arrive as bytes (see grpcServiceDefinition): each is admitted
- * by size before it is decoded, and each answer is serialised here, so that one over the message limit
- * is refused with RESOURCE_EXHAUSTED, and counted so, rather than failing after the metrics said OK.
- */
-export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Server; health: HealthImplementation } {
-  const { service, metrics, logger, admission } = options;
-  const server = new grpc.Server({
-    "grpc.max_receive_message_length": options.maxMessage,
-    "grpc.max_send_message_length": options.maxMessage,
-    // grpc-js reads a call's whole message before any handler runs, so admission cannot refuse one
-    // unread: this bounds what one connection can make the server hold at once.
-    ...(options.maxStreams ? { "grpc.max_concurrent_streams": options.maxStreams } : {}),
-    ...(options.maxConnectionAgeMs
-      ? { "grpc.max_connection_age_ms": options.maxConnectionAgeMs, "grpc.max_connection_age_grace_ms": 30_000 }
-      : {}),
-  });
+/** What the handlers share: the service, where they report, and the limits they enforce. */
+interface HandlerContext {
+  readonly service: AdjointService;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  readonly maxMessage: number;
+  readonly admission?: Admission;
+}
 
-  const finish = (method: string, log: Logger, started: number, error?: AdjointError, cause?: unknown) => {
-    const code = error ? grpc.status[grpcCode(error)] : "OK";
-    const seconds = (performance.now() - started) / 1000;
-    metrics.observe("grpc", method, code, seconds);
-    if (error?.kind === "internal") log.error({ err: cause }, "internal error");
-    log.info({ status: code, ms: Math.round(seconds * 1e6) / 1000, ...(error ? { detail: error.message } : {}) }, "request completed");
-  };
+/** Records a finished call's metrics and logs it; an internal error also logs its cause. */
+function finish(hc: HandlerContext, method: string, log: Logger, started: number, error?: AdjointError, cause?: unknown): void {
+  const code = error ? grpc.status[grpcCode(error)] : "OK";
+  const seconds = (performance.now() - started) / 1000;
+  hc.metrics.observe("grpc", method, code, seconds);
+  if (error?.kind === "internal") log.error({ err: cause }, "internal error");
+  log.info({ status: code, ms: Math.round(seconds * 1e6) / 1000, ...(error ? { detail: error.message } : {}) }, "request completed");
+}
 
-  /** An answer's bytes, refused when over the message limit (grpc-js would fail the call after the handler). */
-  const encode = <Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Uint8Array => {
-    const bytes = toBinary(schema, message);
-    if (bytes.byteLength > options.maxMessage) {
-      throw exhausted(
-        `the answer is ${bytes.byteLength} bytes, over the message limit of ${options.maxMessage} bytes (ADJOINT_GRPC_MAX_MESSAGE); ask for fewer points, or send them in several requests or over DifferentiateStream`,
-      );
-    }
-    return bytes;
-  };
-
-  function unary<In extends DescMessage, Out extends DescMessage>(
-    method: string,
-    input: In,
-    output: Out,
-    handle: (request: MessageShape<In>, ctx: CallContext) => MessageShape<Out> | Promise<MessageShape<Out>>,
-  ): grpc.handleUnaryCall<Buffer, Uint8Array> {
-    return (call, callback) => {
-      const started = performance.now();
-      const { id, log } = requestLog(call as ServerCall, logger, method);
-      const bytes = call.request;
-      const size = bytes.byteLength;
-      const refuse = (refused: ShedReason) => {
-        const error = overloaded("grpc", refused);
-        finish(method, log, started, error);
-        callback(status(error, id));
-      };
-      const run = () => {
-        const ctx = callContext(call as ServerCall);
-        Promise.resolve()
-          .then(() => handle(decode(input, bytes), ctx))
-          .then((response) => encode(output, response))
-          .then(
-            (answer) => {
-              admission?.release(size);
-              finish(method, log, started);
-              callback(null, answer);
-            },
-            (e) => {
-              admission?.release(size);
-              const error = asAdjointError(e);
-              finish(method, log, started, error, e);
-              callback(status(error, id));
-            },
-          );
-      };
-      const verdict = admission?.admitOrWait(size, ADMISSION_WAIT_MS, true);
-      if (verdict instanceof Promise) verdict.then((refused) => (refused === undefined ? run() : refuse(refused)));
-      else if (verdict !== undefined) refuse(verdict);
-      else run();
-    };
+/** An answer's bytes, refused when over the message limit (grpc-js would fail the call after the handler). */
+function encode<Desc extends DescMessage>(hc: HandlerContext, schema: Desc, message: MessageShape<Desc>): Uint8Array {
+  const bytes = toBinary(schema, message);
+  if (bytes.byteLength > hc.maxMessage) {
+    throw exhausted(
+      `the answer is ${bytes.byteLength} bytes, over the message limit of ${hc.maxMessage} bytes (ADJOINT_GRPC_MAX_MESSAGE); ask for fewer points, or send them in several requests or over DifferentiateStream`,
+    );
   }
+  return bytes;
+}
 
-  /** Answers in order, one message at a time, against one function compiled once for the stream. */
-  const differentiateStream: grpc.handleBidiStreamingCall<Buffer, Uint8Array> = (call) => {
+/** A unary handler: admits the request by size, then decodes it, calls `handle` and encodes the answer. */
+function unary<In extends DescMessage, Out extends DescMessage>(
+  hc: HandlerContext,
+  method: string,
+  input: In,
+  output: Out,
+  handle: (request: MessageShape<In>, ctx: CallContext) => MessageShape<Out> | Promise<MessageShape<Out>>,
+): grpc.handleUnaryCall<Buffer, Uint8Array> {
+  const { admission } = hc;
+  return (call, callback) => {
+    const started = performance.now();
+    const { id, log } = requestLog(call as ServerCall, hc.logger, method);
+    const bytes = call.request;
+    const size = bytes.byteLength;
+    const refuse = (refused: ShedReason) => {
+      const error = overloaded("grpc", refused);
+      finish(hc, method, log, started, error);
+      callback(status(error, id));
+    };
+    const run = () => {
+      const ctx = callContext(call as ServerCall);
+      Promise.resolve()
+        .then(() => handle(decode(input, bytes), ctx))
+        .then((response) => encode(hc, output, response))
+        .then(
+          (answer) => {
+            admission?.release(size);
+            finish(hc, method, log, started);
+            callback(null, answer);
+          },
+          (e) => {
+            admission?.release(size);
+            const error = asAdjointError(e);
+            finish(hc, method, log, started, error, e);
+            callback(status(error, id));
+          },
+        );
+    };
+    const verdict = admission?.admitOrWait(size, ADMISSION_WAIT_MS, true);
+    if (verdict instanceof Promise) verdict.then((refused) => (refused === undefined ? run() : refuse(refused)));
+    else if (verdict !== undefined) refuse(verdict);
+    else run();
+  };
+}
+
+/** Answers in order, one message at a time, against one function compiled once for the stream. */
+function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<Buffer, Uint8Array> {
+  const { admission } = hc;
+  return (call) => {
     const method = "DifferentiateStream";
     const started = performance.now();
-    const { id, log } = requestLog(call as ServerCall, logger, method);
+    const { id, log } = requestLog(call as ServerCall, hc.logger, method);
     const ctx = callContext(call as ServerCall);
-    const session = service.openStream();
+    const session = hc.service.openStream();
     let sequence = 0;
     let chain = Promise.resolve();
     let failed = false;
     const fail = (e: unknown) => {
       failed = true;
       const error = asAdjointError(e);
-      finish(method, log, started, error, e);
+      finish(hc, method, log, started, error, e);
       call.emit("error", status(error, id));
     };
     call.on("data", (bytes: Buffer) => {
@@ -202,7 +198,9 @@ export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Serv
         try {
           if (failed) return;
           const request = decode(DifferentiateRequestSchema, bytes);
-          call.write(encode(DifferentiateResponseSchema, differentiateResponse(await session.next(differentiateInput(request), ctx), n)));
+          call.write(
+            encode(hc, DifferentiateResponseSchema, differentiateResponse(await session.next(differentiateInput(request), ctx), n)),
+          );
         } catch (e) {
           fail(e);
         } finally {
@@ -213,25 +211,50 @@ export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Serv
     call.on("end", () => {
       chain = chain.then(() => {
         if (failed) return;
-        finish(method, log, started);
+        finish(hc, method, log, started);
         call.end();
       });
     });
   };
+}
 
+/** Adds the adjoint service's handlers to the server. */
+function addAdjointService(server: grpc.Server, hc: HandlerContext): void {
+  const { service } = hc;
   server.addService(grpcServiceDefinition(AdjointServiceDesc, true), {
-    differentiate: unary("Differentiate", DifferentiateRequestSchema, DifferentiateResponseSchema, async (request, ctx) =>
+    differentiate: unary(hc, "Differentiate", DifferentiateRequestSchema, DifferentiateResponseSchema, async (request, ctx) =>
       differentiateResponse(await service.differentiate(differentiateInput(request), ctx)),
     ),
-    differentiateStream,
-    registerFunction: unary("RegisterFunction", RegisterFunctionRequestSchema, FunctionInfoSchema, (request) =>
+    differentiateStream: differentiateStream(hc),
+    registerFunction: unary(hc, "RegisterFunction", RegisterFunctionRequestSchema, FunctionInfoSchema, (request) =>
       functionInfo(service.registerFunction(functionSpec(request.function)).info),
     ),
-    getFunction: unary("GetFunction", GetFunctionRequestSchema, FunctionInfoSchema, (request) =>
+    getFunction: unary(hc, "GetFunction", GetFunctionRequestSchema, FunctionInfoSchema, (request) =>
       functionInfo(service.getFunction(request.id)),
     ),
-    listOps: unary("ListOps", ListOpsRequestSchema, ListOpsResponseSchema, () => listOpsResponse(service.listOps())),
+    listOps: unary(hc, "ListOps", ListOpsRequestSchema, ListOpsResponseSchema, () => listOpsResponse(service.listOps())),
   });
+}
+
+/**
+ * The gRPC adapter: handlers that convert messages and call the service, plus the standard health
+ * service and server reflection. Requests arrive as bytes (see grpcServiceDefinition): each is admitted
+ * by size before it is decoded, and each answer is serialised here, so that one over the message limit
+ * is refused with RESOURCE_EXHAUSTED, and counted so, rather than failing after the metrics said OK.
+ */
+export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Server; health: HealthImplementation } {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": options.maxMessage,
+    "grpc.max_send_message_length": options.maxMessage,
+    // grpc-js reads a call's whole message before any handler runs, so admission cannot refuse one
+    // unread: this bounds what one connection can make the server hold at once.
+    ...(options.maxStreams ? { "grpc.max_concurrent_streams": options.maxStreams } : {}),
+    ...(options.maxConnectionAgeMs
+      ? { "grpc.max_connection_age_ms": options.maxConnectionAgeMs, "grpc.max_connection_age_grace_ms": 30_000 }
+      : {}),
+  });
+  const { service, metrics, logger, maxMessage, admission } = options;
+  addAdjointService(server, { service, metrics, logger, maxMessage, ...(admission ? { admission } : {}) });
 
   const health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });
   health.addToServer(server);

@@ -38,6 +38,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+type NodeEntry = { node: JsonNode; index: number };
+
 /** Reads and validates a JSON graph into the IR; every error names the node or field at fault. */
 export function readJsonGraph(raw: unknown): Graph {
   if (!isObject(raw)) throw invalid("the graph must be an object with inputs, nodes and outputs", { field: "graph" });
@@ -48,9 +50,19 @@ export function readJsonGraph(raw: unknown): Graph {
   }
   const b = new GraphBuilder();
   const ids = new Map<string, number>();
+  readInputs(b, raw.inputs, ids);
+  const byId = readNodes(raw.nodes, ids);
+  // Check every reference before building, so a dangling id is reported as such and not as a cycle.
+  checkReferences(byId, ids);
+  buildInOrder(b, byId, ids);
+  const outputs = readOutputs(raw.outputs, ids);
+  return b.build(outputs);
+}
 
-  if (!Array.isArray(raw.inputs)) throw invalid("inputs must be an array of names or {name, shape, dtype}", { field: "inputs" });
-  raw.inputs.forEach((entry, i) => {
+/** Declares each input on the builder and records its id under its name. */
+function readInputs(b: GraphBuilder, raw: unknown, ids: Map<string, number>): void {
+  if (!Array.isArray(raw)) throw invalid("inputs must be an array of names or {name, shape, dtype}", { field: "inputs" });
+  raw.forEach((entry, i) => {
     const field = `inputs[${i}]`;
     const decl: JsonInput | undefined =
       typeof entry === "string" ? { name: entry } : isObject(entry) ? (entry as unknown as JsonInput) : undefined;
@@ -63,45 +75,56 @@ export function readJsonGraph(raw: unknown): Graph {
     const dtype = readDType(decl.dtype, `${field}.dtype`);
     ids.set(decl.name, b.input(decl.name, shape, dtype));
   });
+}
 
-  if (!Array.isArray(raw.nodes)) throw invalid("nodes must be an array", { field: "nodes" });
-  const nodes = raw.nodes as unknown[];
-  const byId = new Map<string, { node: JsonNode; index: number }>();
+/** The nodes by id, each checked on its own (references are checked once all are known). */
+function readNodes(raw: unknown, ids: ReadonlyMap<string, number>): Map<string, NodeEntry> {
+  if (!Array.isArray(raw)) throw invalid("nodes must be an array", { field: "nodes" });
+  const nodes = raw as unknown[];
+  const byId = new Map<string, NodeEntry>();
   nodes.forEach((entry, index) => {
-    const field = `nodes[${index}]`;
-    if (!isObject(entry)) throw invalid(`${field}: a node must be an object with id and op`, { field });
-    const node = entry as unknown as JsonNode;
-    if (typeof node.id !== "string" || !ID_PATTERN.test(node.id)) {
-      throw invalid(`${field}: id must be a string of letters, digits, _ . : - (starting with a letter or _)`, { field: `${field}.id` });
-    }
-    checkName(node.id, `${field}.id`);
-    if (ids.has(node.id)) throw invalid(`node ${node.id}: the id is already used by an input`, { node: node.id, field: `${field}.id` });
-    if (byId.has(node.id))
-      throw invalid(`node ${node.id}: duplicate id (also nodes[${byId.get(node.id)?.index}])`, { node: node.id, field: `${field}.id` });
-    for (const key of Object.keys(node)) {
-      if (!["id", "op", "args", "attrs", "value", "description"].includes(key)) {
-        throw invalid(`node ${node.id}: unknown field ${key}`, { node: node.id, field: `${field}.${key}` });
-      }
-    }
-    if (typeof node.op !== "string") throw invalid(`node ${node.id}: op must be a string`, { node: node.id, field: `${field}.op` });
-    if (node.op !== "const" && !findOp(node.op)) {
-      const hint = suggestOps(node.op);
-      throw invalid(`node ${node.id}: unknown op ${node.op}${hint.length ? `; did you mean ${hint.join(", ")}?` : ""}`, {
-        node: node.id,
-        field: `${field}.op`,
-      });
-    }
-    if (node.args !== undefined && !Array.isArray(node.args)) {
-      throw invalid(`node ${node.id}: args must be an array of ids or numbers`, { node: node.id, field: `${field}.args` });
-    }
-    if (node.attrs !== undefined && !isObject(node.attrs)) {
-      throw invalid(`node ${node.id}: attrs must be an object`, { node: node.id, field: `${field}.attrs` });
-    }
-    for (const key of Object.keys(node.attrs ?? {})) checkName(key, `${field}.attrs.${key}`);
+    const node = readNode(entry, index, ids, byId);
     byId.set(node.id, { node, index });
   });
+  return byId;
+}
 
-  // Check every reference before building, so a dangling id is reported as such and not as a cycle.
+function readNode(entry: unknown, index: number, ids: ReadonlyMap<string, number>, byId: ReadonlyMap<string, NodeEntry>): JsonNode {
+  const field = `nodes[${index}]`;
+  if (!isObject(entry)) throw invalid(`${field}: a node must be an object with id and op`, { field });
+  const node = entry as unknown as JsonNode;
+  if (typeof node.id !== "string" || !ID_PATTERN.test(node.id)) {
+    throw invalid(`${field}: id must be a string of letters, digits, _ . : - (starting with a letter or _)`, { field: `${field}.id` });
+  }
+  checkName(node.id, `${field}.id`);
+  if (ids.has(node.id)) throw invalid(`node ${node.id}: the id is already used by an input`, { node: node.id, field: `${field}.id` });
+  if (byId.has(node.id))
+    throw invalid(`node ${node.id}: duplicate id (also nodes[${byId.get(node.id)?.index}])`, { node: node.id, field: `${field}.id` });
+  for (const key of Object.keys(node)) {
+    if (!["id", "op", "args", "attrs", "value", "description"].includes(key)) {
+      throw invalid(`node ${node.id}: unknown field ${key}`, { node: node.id, field: `${field}.${key}` });
+    }
+  }
+  if (typeof node.op !== "string") throw invalid(`node ${node.id}: op must be a string`, { node: node.id, field: `${field}.op` });
+  if (node.op !== "const" && !findOp(node.op)) {
+    const hint = suggestOps(node.op);
+    throw invalid(`node ${node.id}: unknown op ${node.op}${hint.length ? `; did you mean ${hint.join(", ")}?` : ""}`, {
+      node: node.id,
+      field: `${field}.op`,
+    });
+  }
+  if (node.args !== undefined && !Array.isArray(node.args)) {
+    throw invalid(`node ${node.id}: args must be an array of ids or numbers`, { node: node.id, field: `${field}.args` });
+  }
+  if (node.attrs !== undefined && !isObject(node.attrs)) {
+    throw invalid(`node ${node.id}: attrs must be an object`, { node: node.id, field: `${field}.attrs` });
+  }
+  for (const key of Object.keys(node.attrs ?? {})) checkName(key, `${field}.attrs.${key}`);
+  return node;
+}
+
+/** Every operand is a finite number or a known id. */
+function checkReferences(byId: ReadonlyMap<string, NodeEntry>, ids: ReadonlyMap<string, number>): void {
   for (const { node, index } of byId.values()) {
     (node.args ?? []).forEach((arg, k) => {
       const field = `nodes[${index}].args[${k}]`;
@@ -114,44 +137,53 @@ export function readJsonGraph(raw: unknown): Graph {
       }
     });
   }
+}
 
-  // Depth-first build in dependency order; a node met again while on the path closes a cycle.
+/** Builds every node after its operands, whatever order they came in; a cycle is an error naming it. */
+function buildInOrder(b: GraphBuilder, byId: ReadonlyMap<string, NodeEntry>, ids: Map<string, number>): void {
   const state = new Map<string, "visiting" | "done">();
-  const build = (start: string): number => {
-    const path: string[] = [];
-    const stack: { id: string; next: number }[] = [{ id: start, next: 0 }];
-    state.set(start, "visiting");
-    path.push(start);
-    while (stack.length) {
-      const top = stack[stack.length - 1];
-      const { node, index } = byId.get(top.id) as { node: JsonNode; index: number };
-      const args = node.args ?? [];
-      if (top.next < args.length) {
-        const arg = args[top.next++];
-        if (typeof arg !== "string" || ids.has(arg)) continue;
-        const s = state.get(arg);
-        if (s === "visiting") {
-          const cycle = [...path.slice(path.indexOf(arg)), arg];
-          throw invalid(`node ${arg}: the graph has a cycle: ${cycle.join(" → ")}`, { node: arg, field: `nodes[${byId.get(arg)?.index}]` });
-        }
-        if (s === undefined) {
-          state.set(arg, "visiting");
-          path.push(arg);
-          stack.push({ id: arg, next: 0 });
-        }
-        continue;
-      }
-      ids.set(top.id, buildNode(b, node, index, ids));
-      state.set(top.id, "done");
-      path.pop();
-      stack.pop();
-    }
-    return ids.get(start) as number;
-  };
-  for (const id of byId.keys()) if (!state.has(id)) build(id);
+  for (const id of byId.keys()) if (!state.has(id)) buildFrom(id, b, byId, ids, state);
+}
 
-  const outputs = readOutputs(raw.outputs, ids);
-  return b.build(outputs);
+/**
+ * Depth-first build from `start` in dependency order; a node met again while on the path closes a
+ * cycle. Iterative, so that a long chain of nodes cannot overflow the call stack.
+ */
+function buildFrom(
+  start: string,
+  b: GraphBuilder,
+  byId: ReadonlyMap<string, NodeEntry>,
+  ids: Map<string, number>,
+  state: Map<string, "visiting" | "done">,
+): void {
+  const path: string[] = [];
+  const stack: { id: string; next: number }[] = [{ id: start, next: 0 }];
+  state.set(start, "visiting");
+  path.push(start);
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const { node, index } = byId.get(top.id) as NodeEntry;
+    const args = node.args ?? [];
+    if (top.next < args.length) {
+      const arg = args[top.next++];
+      if (typeof arg !== "string" || ids.has(arg)) continue;
+      const s = state.get(arg);
+      if (s === "visiting") {
+        const cycle = [...path.slice(path.indexOf(arg)), arg];
+        throw invalid(`node ${arg}: the graph has a cycle: ${cycle.join(" → ")}`, { node: arg, field: `nodes[${byId.get(arg)?.index}]` });
+      }
+      if (s === undefined) {
+        state.set(arg, "visiting");
+        path.push(arg);
+        stack.push({ id: arg, next: 0 });
+      }
+      continue;
+    }
+    ids.set(top.id, buildNode(b, node, index, ids));
+    state.set(top.id, "done");
+    path.pop();
+    stack.pop();
+  }
 }
 
 function buildNode(b: GraphBuilder, node: JsonNode, index: number, ids: ReadonlyMap<string, number>): number {

@@ -86,6 +86,19 @@ function positiveInt(v: unknown, field: string): number {
   return v as number;
 }
 
+type AddParameter = (name: string, shape: Shape, init: ParameterSpec["init"]) => number;
+
+/** What a layer builds with: the builder, its own name and field, the shape it receives, and its parameters. */
+interface LayerContext {
+  readonly b: GraphBuilder;
+  readonly name: string;
+  readonly field: string;
+  readonly shape: Shape;
+  readonly param: AddParameter;
+}
+
+type LayerOf<T extends LayerDefinition["type"]> = Extract<LayerDefinition, { readonly type: T }>;
+
 /**
  * Builds the model's loss graph for a batch of `batch` examples. Errors name the layer (by index and
  * name) and the shapes involved.
@@ -102,101 +115,123 @@ export function compileModel(model: ModelDefinition, batch: number, maxNodes?: n
   const x = b.input("x", xShape);
   const parameters: ParameterSpec[] = [];
   const used = new Set<string>(["x", "y"]);
-  const param = (name: string, shape: Shape, init: ParameterSpec["init"]) => {
+  const param: AddParameter = (name, shape, init) => {
     parameters.push({ name, shape, init });
     return b.input(name, shape);
   };
 
   let h = x;
   model.layers.forEach((layer, index) => {
-    const field = `model.layers[${index}]`;
-    if (typeof layer !== "object" || layer === null) throw invalid(`${field} must be an object with a type`, { field });
-    const name = layer.name ?? `${layer.type}_${index}`;
-    checkName(name, `${field}.name`);
-    if (!NAME.test(name) || used.has(name))
-      throw invalid(`${field}: layer name ${name} is not a unique identifier`, { field: `${field}.name` });
-    used.add(name);
-    const shape = b.shape(h);
-    try {
-      switch (layer.type) {
-        case "dense": {
-          if (shape.length !== 2) throw invalid(`dense needs [batch, features], got ${formatShape(shape)}; add a flatten layer first`);
-          const units = positiveInt(layer.units, `${field}.units`);
-          const w = param(`${name}.weight`, [shape[1], units], { kind: "glorot_uniform", fanIn: shape[1], fanOut: units });
-          h = b.op("matmul", [h, w]);
-          if (layer.bias !== false) h = b.add(h, param(`${name}.bias`, [units], { kind: "zeros" }));
-          break;
-        }
-        case "conv2d": {
-          if (shape.length !== 4) throw invalid(`conv2d needs [batch, channels, height, width], got ${formatShape(shape)}`);
-          const filters = positiveInt(layer.filters, `${field}.filters`);
-          const [kh, kw] = pair(layer.kernel, `${field}.kernel`, 0, 1);
-          const attrs = {
-            stride: pair(layer.stride, `${field}.stride`, 1, 1),
-            padding: pair(layer.padding, `${field}.padding`, 0, 0),
-            dilation: pair(layer.dilation, `${field}.dilation`, 1, 1),
-          };
-          const fanIn = shape[1] * kh * kw;
-          const w = param(`${name}.weight`, [filters, shape[1], kh, kw], { kind: "glorot_uniform", fanIn, fanOut: filters * kh * kw });
-          h = b.op("conv2d", [h, w], attrs);
-          if (layer.bias !== false) {
-            const bias = param(`${name}.bias`, [filters], { kind: "zeros" });
-            h = b.add(h, b.op("reshape", [bias], { shape: [filters, 1, 1] }));
-          }
-          break;
-        }
-        case "max_pool2d":
-        case "avg_pool2d": {
-          const kernel = pair(layer.kernel, `${field}.kernel`, 0, 1);
-          h = b.op(layer.type, [h], {
-            kernel,
-            stride: pair(layer.stride, `${field}.stride`, kernel[0], 1),
-            padding: pair(layer.padding, `${field}.padding`, 0, 0),
-          });
-          break;
-        }
-        case "flatten":
-          h = b.op("flatten", [h]);
-          break;
-        case "layer_norm": {
-          const features = shape[shape.length - 1];
-          const gamma = param(`${name}.gamma`, [features], { kind: "ones" });
-          const beta = param(`${name}.beta`, [features], { kind: "zeros" });
-          h = b.op("layer_norm", [h, gamma, beta], layer.eps === undefined ? undefined : { eps: layer.eps });
-          break;
-        }
-        default:
-          if (!(ACTIVATIONS as readonly string[]).includes(layer.type)) {
-            throw invalid(
-              `unknown layer type ${String(layer.type)}; use dense, conv2d, max_pool2d, avg_pool2d, flatten, layer_norm, ${ACTIVATIONS.join(", ")}`,
-              {
-                field: `${field}.type`,
-              },
-            );
-          }
-          h = b.op(layer.type, [h]);
-      }
-    } catch (e) {
-      if (e instanceof AdjointError && e.kind === "invalid_argument" && !e.message.startsWith(field)) {
-        throw invalid(`${field} (${name}): ${e.message}`, { ...e.location, field: e.location.field ?? field });
-      }
-      throw e;
-    }
+    h = compileLayer(b, layer, index, h, used, param);
   });
 
-  const out = b.shape(h);
   const yType = model.targets ?? (loss === "softmax_cross_entropy" ? "int" : "float");
+  const { yShape, lossNode } = compileLoss(b, loss, h, yType);
+  return { graph: b.build([{ name: "loss", node: lossNode }]), parameters, data: { x: xShape, y: yShape, yType } };
+}
+
+/** Names and builds one layer on `h`; an invalid argument from it is reported against the layer. */
+function compileLayer(b: GraphBuilder, layer: LayerDefinition, index: number, h: number, used: Set<string>, param: AddParameter): number {
+  const field = `model.layers[${index}]`;
+  if (typeof layer !== "object" || layer === null) throw invalid(`${field} must be an object with a type`, { field });
+  const name = layer.name ?? `${layer.type}_${index}`;
+  checkName(name, `${field}.name`);
+  if (!NAME.test(name) || used.has(name))
+    throw invalid(`${field}: layer name ${name} is not a unique identifier`, { field: `${field}.name` });
+  used.add(name);
+  const ctx: LayerContext = { b, name, field, shape: b.shape(h), param };
+  try {
+    return applyLayer(layer, h, ctx);
+  } catch (e) {
+    if (e instanceof AdjointError && e.kind === "invalid_argument" && !e.message.startsWith(field)) {
+      throw invalid(`${field} (${name}): ${e.message}`, { ...e.location, field: e.location.field ?? field });
+    }
+    throw e;
+  }
+}
+
+function applyLayer(layer: LayerDefinition, h: number, ctx: LayerContext): number {
+  switch (layer.type) {
+    case "dense":
+      return dense(layer, h, ctx);
+    case "conv2d":
+      return conv2d(layer, h, ctx);
+    case "max_pool2d":
+    case "avg_pool2d":
+      return pool2d(layer, h, ctx);
+    case "flatten":
+      return ctx.b.op("flatten", [h]);
+    case "layer_norm":
+      return layerNorm(layer, h, ctx);
+    default:
+      return activation(layer, h, ctx);
+  }
+}
+
+function dense(layer: LayerOf<"dense">, h: number, { b, name, field, shape, param }: LayerContext): number {
+  if (shape.length !== 2) throw invalid(`dense needs [batch, features], got ${formatShape(shape)}; add a flatten layer first`);
+  const units = positiveInt(layer.units, `${field}.units`);
+  const w = param(`${name}.weight`, [shape[1], units], { kind: "glorot_uniform", fanIn: shape[1], fanOut: units });
+  const out = b.op("matmul", [h, w]);
+  return layer.bias !== false ? b.add(out, param(`${name}.bias`, [units], { kind: "zeros" })) : out;
+}
+
+function conv2d(layer: LayerOf<"conv2d">, h: number, { b, name, field, shape, param }: LayerContext): number {
+  if (shape.length !== 4) throw invalid(`conv2d needs [batch, channels, height, width], got ${formatShape(shape)}`);
+  const filters = positiveInt(layer.filters, `${field}.filters`);
+  const [kh, kw] = pair(layer.kernel, `${field}.kernel`, 0, 1);
+  const attrs = {
+    stride: pair(layer.stride, `${field}.stride`, 1, 1),
+    padding: pair(layer.padding, `${field}.padding`, 0, 0),
+    dilation: pair(layer.dilation, `${field}.dilation`, 1, 1),
+  };
+  const fanIn = shape[1] * kh * kw;
+  const w = param(`${name}.weight`, [filters, shape[1], kh, kw], { kind: "glorot_uniform", fanIn, fanOut: filters * kh * kw });
+  const out = b.op("conv2d", [h, w], attrs);
+  if (layer.bias === false) return out;
+  const bias = param(`${name}.bias`, [filters], { kind: "zeros" });
+  return b.add(out, b.op("reshape", [bias], { shape: [filters, 1, 1] }));
+}
+
+function pool2d(layer: LayerOf<"max_pool2d" | "avg_pool2d">, h: number, { b, field }: LayerContext): number {
+  const kernel = pair(layer.kernel, `${field}.kernel`, 0, 1);
+  return b.op(layer.type, [h], {
+    kernel,
+    stride: pair(layer.stride, `${field}.stride`, kernel[0], 1),
+    padding: pair(layer.padding, `${field}.padding`, 0, 0),
+  });
+}
+
+function layerNorm(layer: LayerOf<"layer_norm">, h: number, { b, name, shape, param }: LayerContext): number {
+  const features = shape[shape.length - 1];
+  const gamma = param(`${name}.gamma`, [features], { kind: "ones" });
+  const beta = param(`${name}.beta`, [features], { kind: "zeros" });
+  return b.op("layer_norm", [h, gamma, beta], layer.eps === undefined ? undefined : { eps: layer.eps });
+}
+
+/** An elementwise activation; any other type is not a layer (the definition comes from a client). */
+function activation(layer: { readonly type: string }, h: number, { b, field }: LayerContext): number {
+  if (!(ACTIVATIONS as readonly string[]).includes(layer.type)) {
+    throw invalid(
+      `unknown layer type ${String(layer.type)}; use dense, conv2d, max_pool2d, avg_pool2d, flatten, layer_norm, ${ACTIVATIONS.join(", ")}`,
+      { field: `${field}.type` },
+    );
+  }
+  return b.op(layer.type, [h]);
+}
+
+/** The targets input `y`, shaped to match the model's output `h`, and the loss between them. */
+function compileLoss(b: GraphBuilder, loss: LossName, h: number, yType: "int" | "float"): { yShape: Shape; lossNode: number } {
+  const out = b.shape(h);
   const yShape = yType === "int" ? out.slice(0, -1) : [...out];
   const y = b.input("y", yShape, yType === "int" ? "int" : "float");
-  let lossNode: number;
   try {
-    lossNode = b.op(loss, [h, y]);
+    return { yShape, lossNode: b.op(loss, [h, y]) };
   } catch (e) {
     if (e instanceof AdjointError && e.kind === "invalid_argument")
       throw invalid(`model.loss ${loss}: ${e.message}`, { field: "model.loss" });
     throw e;
   }
-  return { graph: b.build([{ name: "loss", node: lossNode }]), parameters, data: { x: xShape, y: yShape, yType } };
 }
 
 /**

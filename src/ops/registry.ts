@@ -9,8 +9,10 @@ import * as conv from "./tensor/conv.js";
 import * as indexing from "./tensor/indexing.js";
 import * as matmul from "./tensor/matmul.js";
 import * as nn from "./tensor/nn.js";
+import * as pool from "./tensor/pool.js";
 import * as reduce from "./tensor/reduce.js";
 import * as shapeOps from "./tensor/shape-ops.js";
+import * as slicing from "./tensor/slicing.js";
 import type { OpDef } from "./types.js";
 
 const families: readonly Record<string, OpDef>[] = [
@@ -21,11 +23,13 @@ const families: readonly Record<string, OpDef>[] = [
   piecewise,
   special,
   shapeOps,
+  slicing,
   reduce,
   matmul,
   indexing,
   nn,
   conv,
+  pool,
 ];
 
 const byName = new Map<string, OpDef>();

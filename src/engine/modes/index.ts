@@ -10,7 +10,7 @@ import { value } from "./value.js";
 
 /**
  * Every mode of the engine, the one list of them: a new mode is one file here and one entry below
- * (and its plan in service/modes.ts, which the type checker asks for). The order is the one that
+ * (and its plan in service/mode-plans.ts, which the type checker asks for). The order is the one that
  * manifests and error messages show.
  */
 export const MODE_TABLE = {
