@@ -25,7 +25,6 @@ export class MemorySteward {
   private stuckAt = Number.POSITIVE_INFINITY;
   /** The traffic count at the last collection. */
   private trafficAt = 0;
-  collections = 0;
 
   /** `traffic`: a running count of bytes received; that much new since a collection makes another worth trying soon. */
   constructor(
@@ -68,7 +67,6 @@ export class MemorySteward {
     this.floor = Math.min(this.floor, held);
     if (held - this.floor <= this.slackBytes || now - this.lastCollection < this.interval || !this.idle()) return false;
     this.collect();
-    this.collections++;
     this.lastCollection = now;
     this.trafficAt = this.traffic();
     this.before = held;

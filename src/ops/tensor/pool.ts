@@ -66,6 +66,22 @@ const poolShape = (x: Shape, attrs: PoolAttrs) => [x[0], x[1], ...poolOutput(x, 
 const windowCost = (windows: Shape, a: PoolAttrs) => extentOf(windows) * a.kernel[0] * a.kernel[1];
 const samePool = (a: PoolAttrs) => ({ kernel: a.kernel, stride: a.stride, padding: a.padding });
 
+/** What max and average pooling share: one input, the window attributes, shape, cost, and a kernel over windows. */
+function windowPooling(pool: (g: Pool2dGeometry, x: FloatArray, y: FloatArray) => void) {
+  return {
+    kind: "structural" as const,
+    arity: 1,
+    attrNames: ["kernel", "stride", "padding"],
+    cost: (_args: readonly Shape[], out: Shape, attrs: PoolAttrs) => windowCost(out, attrs),
+    normalizeAttrs: (attrs: Attrs | undefined, [x]: readonly Shape[]) => ({ ...poolAttrs(attrs, x) }),
+    shape: ([x]: readonly Shape[], attrs: PoolAttrs) => poolShape(x, attrs),
+    kernel: ({ argShapes: [x], attrs }: { argShapes: readonly Shape[]; attrs: PoolAttrs }) => {
+      const g = poolGeometry(x, attrs);
+      return ([input]: readonly unknown[], out: unknown) => pool(g, input as FloatArray, out as FloatArray);
+    },
+  };
+}
+
 /** Recomputes the argmax of every window of x (the first maximum in row-major window order). */
 function argmaxOf(g: Pool2dGeometry, x: Shape, float32: boolean) {
   const outputs =
@@ -91,17 +107,8 @@ export const maxPool2dOp = defineOp<PoolAttrs>({
   tensorCases: [
     { name: "stride and padding", args: [{ shape: [2, 2, 5, 5] }], attrs: { kernel: 2, stride: [2, 1], padding: [1, 0, 0, 1] } },
   ],
-  kind: "structural",
-  arity: 1,
+  ...windowPooling(maxPool2d),
   summary: "maximum over each window, NCHW (kernel, stride = kernel by default, padding never read)",
-  attrNames: ["kernel", "stride", "padding"],
-  cost: (_args, out, attrs) => windowCost(out, attrs),
-  normalizeAttrs: (attrs, [x]) => ({ ...poolAttrs(attrs, x) }),
-  shape: ([x], attrs) => poolShape(x, attrs),
-  kernel: ({ argShapes: [x], attrs }) => {
-    const g = poolGeometry(x, attrs);
-    return ([input], out) => maxPool2d(g, input as FloatArray, out as FloatArray);
-  },
   jvp: (b, [x], _out, [t], attrs) => (t === null ? null : b.op("max_pool2d_pick", [x, t], samePool(attrs))),
   vjp: (b, [x], _out, ct, _needs, attrs) => [b.op("max_pool2d_grad", [x, ct], samePool(attrs))],
   kinks: { doc: "Each window's derivative goes to its first maximum in row-major window order; ties give it all to that element." },
@@ -169,17 +176,8 @@ export const maxPool2dPick = defineOp<PoolAttrs>({
 export const avgPool2dOp = defineOp<PoolAttrs>({
   name: "avg_pool2d",
   tensorCases: [{ name: "padding", args: [{ shape: [1, 2, 5, 4] }], attrs: { kernel: [3, 2], stride: 1, padding: 1 } }],
-  kind: "structural",
-  arity: 1,
+  ...windowPooling(avgPool2d),
   summary: "mean over each window, NCHW; padding is not counted (the divisor is the number of elements inside the input)",
-  attrNames: ["kernel", "stride", "padding"],
-  cost: (_args, out, attrs) => windowCost(out, attrs),
-  normalizeAttrs: (attrs, [x]) => ({ ...poolAttrs(attrs, x) }),
-  shape: ([x], attrs) => poolShape(x, attrs),
-  kernel: ({ argShapes: [x], attrs }) => {
-    const g = poolGeometry(x, attrs);
-    return ([input], out) => avgPool2d(g, input as FloatArray, out as FloatArray);
-  },
   linear: "linear",
   vjp: (b, [x], _out, ct, _needs, attrs) => [b.op("avg_pool2d_grad", [ct], { ...samePool(attrs), input_size: b.shape(x).slice(2) })],
 });
