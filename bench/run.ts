@@ -4,6 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BenchConfig } from "./config.js";
 import { renderSection, type SectionResult } from "./report.js";
+import { benchSparse } from "./suites/sparse.js";
 import { benchW1 } from "./suites/w1.js";
 import { benchW2 } from "./suites/w2.js";
 import { benchW3 } from "./suites/w3.js";
@@ -18,6 +19,7 @@ const SUITES: Record<string, (config: BenchConfig) => Promise<SectionResult | Se
   w4: benchW4,
   w2: benchW2,
   w3: benchW3,
+  sparse: benchSparse,
 };
 
 function parseArgs(argv: readonly string[]): { config: BenchConfig; only: string[] } {

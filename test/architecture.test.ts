@@ -12,6 +12,7 @@ const TIERS: readonly Readonly<Record<string, readonly string[]>>[] = [
   // The vocabulary every layer shares: the error kinds, JSON and name helpers, a package's missing types.
   { shared: ["src/errors.ts", "src/json.ts", "src/names.ts", "src/types-stdlib.d.ts"] },
   { tensor: ["src/tensor/"] },
+  { optimize: ["src/optimize/"] },
   { ops: ["src/ops/"] },
   { ir: ["src/ir/"] },
   { ad: ["src/ad/"] },
@@ -22,6 +23,8 @@ const TIERS: readonly Readonly<Record<string, readonly string[]>>[] = [
   { workers: ["workers/"] },
   { service: ["src/service/"] },
   { http: ["src/http/"], grpc: ["src/grpc/"], cli: ["src/cli/"] },
+  // adjoint/client: the service's client; it shares only the generated gRPC messages and definition.
+  { client: ["src/client/"] },
   // The composition root: it builds the pool, the service and both servers.
   { main: ["src/main.ts"] },
 ];

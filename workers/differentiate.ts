@@ -3,9 +3,11 @@ import { workerData } from "node:worker_threads";
 import { CompiledFunction } from "../src/engine/compiled-function.js";
 import { errorToData, evaluateRange } from "../src/runtime/batch.js";
 import { decodeDefinition } from "../src/runtime/definition.js";
+import { splitJsonBody } from "../src/runtime/json-body.js";
 import { LruMap } from "../src/runtime/lru.js";
 import { MemorySteward } from "../src/runtime/memory.js";
-import { now, type PoolTask, type TaskResult } from "../src/runtime/task.js";
+import { runMinimize, warmMinimize } from "../src/runtime/minimize.js";
+import { type JsonBodyTask, now, type PoolTask, type TaskResult } from "../src/runtime/task.js";
 
 /**
  * The pool's worker: evaluates a slice of a batch in place in shared memory. Compiled functions are
@@ -17,6 +19,8 @@ const cache = new LruMap<string, CompiledFunction>(settings.cacheSize ?? 1000, {
   weigh: (fn) => fn.estimatedBytes(),
 });
 const heapBytes = settings.heapBytes ?? 112 * 1024 * 1024;
+// Before the pool's start-up ping is answered: the first minimisation would otherwise run cold code.
+warmMinimize();
 
 /** The worker's heap (committed) and buffers, as its own V8 counts them. */
 function heldBytes(): number {
@@ -47,6 +51,7 @@ function finish(result: TaskResult): TaskResult {
 export default function run(task: PoolTask): TaskResult {
   const startedAt = now();
   if (task.kind === "ping") return { startedAt, finishedAt: now() };
+  if (task.kind === "json-body") return readJsonBody(task, startedAt);
   let compiled = false;
   try {
     let fn = cache.get(task.hash);
@@ -56,6 +61,7 @@ export default function run(task: PoolTask): TaskResult {
       compiled = true;
     }
     try {
+      if (task.kind === "minimize") return finish({ minimize: runMinimize(fn, task), compiled, startedAt, finishedAt: now() });
       return finish({ extras: evaluateRange(fn, task, task.start, task.end), compiled, startedAt, finishedAt: now() });
     } finally {
       // Evaluating prepares programs (and their buffers) for the task's mode: the function may have grown.
@@ -63,5 +69,16 @@ export default function run(task: PoolTask): TaskResult {
     }
   } catch (e) {
     return finish({ error: errorToData(e), compiled, startedAt, finishedAt: now() });
+  }
+}
+
+function readJsonBody(task: JsonBodyTask, startedAt: number): TaskResult {
+  const { body } = task;
+  try {
+    const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
+    return { body: splitJsonBody(text), startedAt, finishedAt: now() };
+  } catch (e) {
+    // The event loop parses it again to say where it is malformed, in the words a small body gets.
+    return { error: errorToData(e), startedAt, finishedAt: now() };
   }
 }

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { openSync, readFileSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -35,6 +35,28 @@ export async function startProcess(
   }
   child.kill("SIGKILL");
   throw new Error(`${command} ${args.join(" ")} did not start (see ${log}):\n${readFileSync(log, "utf8").slice(-2000)}`);
+}
+
+/**
+ * Starts the service as `npm start` does (dist/src/main.js on its defaults, info logs included, with the
+ * start script's malloc settings) on 127.0.0.1 and free ports, through a link named
+ * adjoint-load-service.js so that it is easy to tell apart in ps and top. `env` adds settings.
+ */
+export function startService(root: string, env: NodeJS.ProcessEnv = {}): Promise<Started> {
+  const dir = mkdtempSync(join(tmpdir(), "adjoint-load-"));
+  const entry = join(dir, "adjoint-load-service.js");
+  symlinkSync(join(root, "dist/src/main.js"), entry);
+  return startProcess(process.execPath, [entry], "adjoint is serving", {
+    env: {
+      ...process.env,
+      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "2",
+      MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? "131072",
+      ADJOINT_HOST: "127.0.0.1",
+      ADJOINT_HTTP_PORT: "0",
+      ADJOINT_GRPC_PORT: "0",
+      ...env,
+    },
+  });
 }
 
 /** Sends SIGTERM and resolves to the exit code once the process is gone (SIGKILL after `graceMs`). */

@@ -1,158 +1,158 @@
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import autocannon from "autocannon";
-import { checkScenario, DIFFERENTIATE, grpcCall, grpcClient } from "./clients.js";
-import { type Started, startProcess, stopProcess } from "./process.js";
+import { checkScenario, DIFFERENTIATE } from "./clients.js";
+import { autocannonRun, type Figures, h2load, hasTool, INSTALL_HINT, type LoadFiles, prepareFiles, wrk } from "./drivers.js";
+import { type Started, startProcess, startService, stopProcess } from "./process.js";
+import { type Comparison, printTable, type Round, roundLine, summarise } from "./report.js";
 import { repoRoot, SCENARIOS } from "./scenarios.js";
 import { soak } from "./soak.js";
 
 /**
- * npm run bench:load — requests per second and p50/p99 latency of the service over HTTP (autocannon)
- * and gRPC (a grpc-js client loop), each measured in the same run as a trivial fastify route and a
- * trivial grpc-js method (the transport's own ceiling, bench/load/trivial-server.ts), for the three
- * scenarios of bench/load/scenarios.ts: the worked example (W1), the Rosenbrock gradient at n = 1,000
- * (W2) and one W3 training step. Settings: LOAD_SECONDS (8), LOAD_CONNECTIONS (32 requests in flight
- * for W1 and W2), LOAD_W3_CONNECTIONS (4), LOAD_ROUNDS (2: alternating runs per side, the best counts,
- * which damps other load on a shared machine), LOAD_W3 (1; 0 skips W3), LOAD_WORKERS (service workers).
+ * npm run bench:load — requests per second of the service over HTTP (wrk) and gRPC (h2load), each
+ * measured in the same run as a trivial fastify route and a trivial grpc-js method (the transport's own
+ * ceiling, bench/load/trivial-server.ts), in interleaved rounds (trivial, service, trivial, service, …),
+ * for the scenarios of bench/load/scenarios.ts: the worked example (W1), the Rosenbrock gradient at
+ * n = 1,000 (W2) and one W3 training step. Each round reports the ratio service ÷ trivial, the
+ * client's and the server's CPU seconds per second and the server's CPU µs per request; the summary
+ * gives the median over rounds. Options: --only=w1,w2. Settings: LOAD_SECONDS (5 per run),
+ * LOAD_ROUNDS (5; LOAD_W3_ROUNDS 3), LOAD_CONNECTIONS (wrk connections for W1 and W2, 32),
+ * LOAD_GRPC_CONNECTIONS × LOAD_GRPC_STREAMS (h2load, 4 × 16), LOAD_W3_IN_FLIGHT (4), LOAD_WRK_THREADS
+ * (1), LOAD_W3=0 (skip W3), LOAD_WORKERS (the service's workers).
+ *
+ * Without wrk the HTTP side falls back to autocannon (in this process; its CPU share is reported),
+ * without h2load gRPC is skipped; both come with `apt-get install wrk nghttp2-client`.
  *
  * npm run bench:load -- --soak=300 — the soak instead (bench/load/soak.ts): W1 and W3 mixed at a steady
  * rate for that many seconds, with errors and the service's resident memory over time.
  */
-const SECONDS = Number(process.env.LOAD_SECONDS ?? 8);
-const CONNECTIONS = Number(process.env.LOAD_CONNECTIONS ?? 32);
-const WITH_W3 = process.env.LOAD_W3 !== "0";
-/** Each pair is measured this many times, alternating trivial and service; the best run of each counts. */
-const ROUNDS = Number(process.env.LOAD_ROUNDS ?? 2);
-/** A W3 step takes milliseconds of compute: a few requests in flight keep every worker busy. */
-const W3_CONNECTIONS = Number(process.env.LOAD_W3_CONNECTIONS ?? 4);
+const env = process.env;
+const SECONDS = Number(env.LOAD_SECONDS ?? 5);
+const ROUNDS = Number(env.LOAD_ROUNDS ?? 5);
+const W3_ROUNDS = Number(env.LOAD_W3_ROUNDS ?? 3);
+const CONNECTIONS = Number(env.LOAD_CONNECTIONS ?? 32);
+const GRPC_CONNECTIONS = Number(env.LOAD_GRPC_CONNECTIONS ?? 4);
+const GRPC_STREAMS = Number(env.LOAD_GRPC_STREAMS ?? 16);
+const W3_IN_FLIGHT = Number(env.LOAD_W3_IN_FLIGHT ?? 4);
+const WRK_THREADS = Number(env.LOAD_WRK_THREADS ?? 1);
 const root = repoRoot();
 
-interface Figures {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
+type Runner = (seconds: number) => Promise<Figures>;
+
+/** A warm-up run of each side, then `rounds` interleaved rounds (trivial, then service). */
+async function compare(label: string, client: string, trivial: Runner, service: Runner, rounds: number): Promise<Comparison> {
+  await trivial(1);
+  await service(1);
+  const list: Round[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const round = { trivial: await trivial(SECONDS), service: await service(SECONDS) };
+    list.push(round);
+    process.stdout.write(`${roundLine(label, r, rounds, round)}\n`);
+  }
+  const c = summarise(label, client, list);
+  process.stdout.write(
+    `${label}: adjoint ÷ trivial, median of ${rounds} rounds ${(100 * c.ratio).toFixed(1)}% (${(100 * c.ratioMin).toFixed(1)}–${(100 * c.ratioMax).toFixed(1)}%)\n\n`,
+  );
+  return c;
 }
 
-async function http(url: string, body: Buffer, headers: Record<string, string>, connections: number): Promise<Figures> {
-  await autocannon({ url, method: "POST", headers, body, connections, duration: 1 });
-  const r = await autocannon({ url, method: "POST", headers, body, connections, duration: SECONDS });
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx + r.timeouts };
+interface Servers {
+  readonly trivial: Started;
+  readonly service: Started;
 }
 
-/** A grpc-js client loop: `concurrency` calls in flight on one channel, pre-encoded requests. */
-async function grpcLoad(port: number, path: string, request: Buffer, concurrency: number): Promise<Figures> {
-  const client = grpcClient(port);
-  const run = async (seconds: number) => {
-    const latencies: number[] = [];
-    let errors = 0;
-    const end = performance.now() + seconds * 1000;
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (performance.now() < end) {
-          const t = performance.now();
-          await grpcCall(client, path, request).catch(() => errors++);
-          latencies.push(performance.now() - t);
-        }
-      }),
+/** The HTTP and gRPC comparisons of one scenario; its answers are checked before and after. */
+async function scenario(name: "W1" | "W2" | "W3", servers: Servers, dir: string, out: Comparison[]): Promise<void> {
+  const s = SCENARIOS[name]();
+  const { trivial, service } = servers;
+  const bad = await checkScenario(s, service.httpPort, service.grpcPort);
+  if (bad) {
+    process.stdout.write(`${name} skipped: wrong answer before loading: ${bad}\n`);
+    return;
+  }
+  const files: LoadFiles = prepareFiles(dir, name, s.http.body, s.http.headers, s.grpc);
+  const w3 = name === "W3";
+  const rounds = w3 ? W3_ROUNDS : ROUNDS;
+  const base = (port: number) => `http://127.0.0.1:${port}`;
+  const tPid = trivial.child.pid ?? -1;
+  const sPid = service.child.pid ?? -1;
+  const connections = w3 ? W3_IN_FLIGHT : CONNECTIONS;
+  const form = w3 ? " (binary)" : name === "W2" ? " (JSON)" : "";
+  if (hasTool("wrk")) {
+    const run = (url: string, pid: number) => (seconds: number) => wrk({ url, serverPid: pid, seconds, connections }, files, WRK_THREADS);
+    out.push(
+      await compare(
+        `${name} HTTP${form}`,
+        `wrk -t${WRK_THREADS} -c${connections}`,
+        run(`${base(trivial.httpPort)}/trivial`, tPid),
+        run(`${base(service.httpPort)}/v1/differentiate`, sPid),
+        rounds,
+      ),
     );
-    latencies.sort((a, b) => a - b);
-    const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-    return { rps: latencies.length / seconds, p50: at(0.5), p99: at(0.99), errors };
-  };
-  await run(1);
-  const figures = await run(SECONDS);
-  client.close();
-  return figures;
+  } else {
+    process.stdout.write(`wrk not found (${INSTALL_HINT}): HTTP falls back to autocannon, a JavaScript client in this process\n`);
+    const run = (url: string, pid: number) => (seconds: number) => autocannonRun({ url, serverPid: pid, seconds, connections }, files);
+    out.push(
+      await compare(
+        `${name} HTTP${form}`,
+        `autocannon -c${connections}`,
+        run(`${base(trivial.httpPort)}/trivial`, tPid),
+        run(`${base(service.httpPort)}/v1/differentiate`, sPid),
+        rounds,
+      ),
+    );
+  }
+  if (hasTool("h2load")) {
+    const c = w3 ? 1 : GRPC_CONNECTIONS;
+    const m = w3 ? W3_IN_FLIGHT : GRPC_STREAMS;
+    const run = (url: string, pid: number) => (seconds: number) =>
+      h2load({ url, serverPid: pid, seconds, connections: c, streams: m }, files);
+    out.push(
+      await compare(
+        `${name} gRPC${name === "W1" ? "" : " (raw bytes)"}`,
+        `h2load -c${c} -m${m}`,
+        run(`${base(trivial.grpcPort)}/bench.Trivial/Echo`, tPid),
+        run(`${base(service.grpcPort)}${DIFFERENTIATE}`, sPid),
+        rounds,
+      ),
+    );
+  } else {
+    process.stdout.write(`h2load not found (${INSTALL_HINT}): gRPC skipped\n`);
+  }
+  const after = await checkScenario(s, service.httpPort, service.grpcPort);
+  if (after) throw new Error(`${name}: wrong answer after loading: ${after}`);
 }
 
-/**
- * Starts the service (dist/src/main.js) through a link named adjoint-load-service.js, with its settings
- * in the environment: easy to tell apart in ps and top from other adjoint processes on the machine.
- */
-async function startService(): Promise<Started> {
-  const dir = mkdtempSync(join(tmpdir(), "adjoint-load-"));
-  const entry = join(dir, "adjoint-load-service.js");
-  symlinkSync(join(root, "dist/src/main.js"), entry);
-  const big = String(64 * 1024 * 1024);
-  const env = {
-    ...process.env,
-    ADJOINT_HOST: "127.0.0.1",
-    ADJOINT_HTTP_PORT: "0",
-    ADJOINT_GRPC_PORT: "0",
-    ADJOINT_BODY_LIMIT: big,
-    ADJOINT_GRPC_MAX_MESSAGE: big,
-    ...(process.env.LOAD_WORKERS ? { ADJOINT_WORKERS: process.env.LOAD_WORKERS } : {}),
-  };
-  return startProcess(process.execPath, [entry], "adjoint is serving", { env });
-}
-
-async function throughput(service: { httpPort: number; grpcPort: number }): Promise<Record<string, unknown>> {
+async function throughput(service: Started, only: readonly string[]): Promise<Record<string, unknown>> {
   const trivial = await startProcess(process.execPath, [join(root, "dist/bench/load/trivial-server.js")], "trivial is serving");
-  const results: Record<string, { trivial: Figures; service: Figures; ratio: number } | { skipped: string }> = {};
-  const compare = (name: string, t: Figures, s: Figures) => {
-    results[name] = { trivial: t, service: s, ratio: s.rps / t.rps };
-    process.stdout.write(
-      `${name.padEnd(22)} trivial ${t.rps.toFixed(0).padStart(7)} req/s p50 ${t.p50.toFixed(2)} ms p99 ${t.p99.toFixed(2)} ms | service ${s.rps.toFixed(0).padStart(7)} req/s p50 ${s.p50.toFixed(2)} ms p99 ${s.p99.toFixed(2)} ms | ratio ${((100 * s.rps) / t.rps).toFixed(0)}%${s.errors + t.errors ? ` | errors ${t.errors}/${s.errors}` : ""}\n`,
-    );
-  };
-  /** Alternates the two measurements ROUNDS times and keeps the best of each. */
-  const pair = async (name: string, trivialRun: () => Promise<Figures>, serviceRun: () => Promise<Figures>) => {
-    const best = (a: Figures | undefined, b: Figures) => (a === undefined || b.rps > a.rps ? b : a);
-    let t: Figures | undefined;
-    let v: Figures | undefined;
-    for (let r = 0; r < ROUNDS; r++) {
-      t = best(t, await trivialRun());
-      v = best(v, await serviceRun());
-    }
-    compare(name, t as Figures, v as Figures);
-  };
-  const base = (p: number) => `http://127.0.0.1:${p}`;
+  const dir = mkdtempSync(join(tmpdir(), "adjoint-load-bodies-"));
+  const results: Comparison[] = [];
   try {
     for (const name of ["W1", "W2", "W3"] as const) {
-      if (name === "W3" && !WITH_W3) continue;
-      const s = SCENARIOS[name]();
-      const bad = await checkScenario(s, service.httpPort, service.grpcPort);
-      if (bad) {
-        results[name] = { skipped: `wrong answer: ${bad}` };
-        process.stdout.write(`${name} skipped: ${bad}\n`);
-        continue;
-      }
-      const connections = name === "W3" ? W3_CONNECTIONS : CONNECTIONS;
-      const form = name === "W3" ? " (binary)" : "";
-      if (name === "W1") {
-        // One run per side: W1 over HTTP is the case the transports' ceiling matters most for, and
-        // its figures are steady enough.
-        compare(
-          "W1 HTTP",
-          await http(`${base(trivial.httpPort)}/trivial`, s.http.body, s.http.headers, connections),
-          await http(`${base(service.httpPort)}/v1/differentiate`, s.http.body, s.http.headers, connections),
-        );
-      } else {
-        await pair(
-          `${name} HTTP${form}`,
-          () => http(`${base(trivial.httpPort)}/trivial`, s.http.body, s.http.headers, connections),
-          () => http(`${base(service.httpPort)}/v1/differentiate`, s.http.body, s.http.headers, connections),
-        );
-      }
-      await pair(
-        `${name} gRPC${name === "W1" ? "" : " (raw bytes)"}`,
-        () => grpcLoad(trivial.grpcPort, "/bench.Trivial/Echo", s.grpc, connections),
-        () => grpcLoad(service.grpcPort, DIFFERENTIATE, s.grpc, connections),
-      );
+      if (!only.includes(name.toLowerCase()) || (name === "W3" && env.LOAD_W3 === "0")) continue;
+      await scenario(name, { trivial, service }, dir, results);
     }
   } finally {
     await stopProcess(trivial.child);
+    rmSync(dir, { recursive: true, force: true });
   }
-  return { seconds: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, w3Connections: W3_CONNECTIONS, results };
+  printTable(results, SECONDS);
+  return {
+    seconds: SECONDS,
+    rounds: ROUNDS,
+    w3Rounds: W3_ROUNDS,
+    settings: { connections: CONNECTIONS, grpcConnections: GRPC_CONNECTIONS, grpcStreams: GRPC_STREAMS, w3InFlight: W3_IN_FLIGHT },
+    results,
+  };
 }
 
 async function main(): Promise<void> {
-  const soakArg = process.argv.slice(2).find((a) => a.startsWith("--soak"));
+  const args = process.argv.slice(2);
+  const soakArg = args.find((a) => a.startsWith("--soak"));
   const soakSeconds = soakArg === undefined ? undefined : Number(soakArg.split("=")[1] ?? 300);
   if (soakSeconds !== undefined && !(soakSeconds > 0)) throw new Error(`--soak=SECONDS: got ${soakArg}`);
-  const service = await startService();
+  const only = (args.find((a) => a.startsWith("--only="))?.slice(7) ?? "w1,w2,w3").toLowerCase().split(",");
+  const service = await startService(root, env.LOAD_WORKERS ? { ADJOINT_WORKERS: env.LOAD_WORKERS } : {});
   let report: Record<string, unknown>;
   let ok = true;
   try {
@@ -161,7 +161,7 @@ async function main(): Promise<void> {
       ok = r.ok;
       report = { soak: r };
     } else {
-      report = await throughput(service);
+      report = await throughput(service, only);
     }
   } finally {
     await stopProcess(service.child);

@@ -57,7 +57,7 @@ export function forward(graph: Graph, options: ForwardOptions = {}): ForwardResu
     marks.push([before, id]);
   });
   const outputTangents = outputs.map((o) => tangents[o.node] ?? zerosOf(b, graph.nodes[o.node].shape));
-  const resultOutputs = [...outputs, ...outputs.map((o, k) => ({ name: `tangent:${o.name}`, node: outputTangents[k] }))];
+  const resultOutputs = [...outputs, ...outputs.map((o, k) => ({ name: `${TANGENT_PREFIX}${o.name}`, node: outputTangents[k] }))];
   return {
     graph: b.snapshot(resultOutputs),
     tangents,

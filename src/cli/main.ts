@@ -8,14 +8,15 @@ import { readJsonGraph } from "../ir/json-graph.js";
 import { toJson } from "../json.js";
 import { record } from "../names.js";
 import { allOps } from "../ops/registry.js";
+import { traceTable } from "./trace-table.js";
 
 const USAGE = `usage:
-  adjoint grad  (--expr TEXT | --graph FILE.json) --at NAME=VALUE,... [--mode reverse|forward] [--wrt NAME,...] [--trace]
-  adjoint value (--expr TEXT | --graph FILE.json) --at NAME=VALUE,... [--trace]
+  adjoint grad  (--expr TEXT | --graph FILE.json) --at NAME=VALUE,... [--mode reverse|forward] [--wrt NAME,...] [--trace [--format table]]
+  adjoint value (--expr TEXT | --graph FILE.json) --at NAME=VALUE,... [--trace [--format table]]
   adjoint hash  (--expr TEXT | --graph FILE.json)
   adjoint ops
 
-Prints one JSON document. Errors go to stderr, with exit code 2 for bad input.`;
+Prints one JSON document (with --trace --format table: the trace as a table, one row per uᵢ). Errors go to stderr, with exit code 2 for bad input.`;
 
 const OPTIONS = {
   expr: { type: "string" },
@@ -24,6 +25,7 @@ const OPTIONS = {
   mode: { type: "string" },
   wrt: { type: "string" },
   trace: { type: "boolean" },
+  format: { type: "string" },
   precision: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -79,12 +81,17 @@ function run(argv: string[]): unknown {
   if (values.precision !== undefined && values.precision !== "float64" && values.precision !== "float32") {
     throw new UsageError("--precision must be float64 or float32");
   }
+  if (values.format !== undefined && values.format !== "json" && values.format !== "table") {
+    throw new UsageError("--format must be json or table");
+  }
+  if (values.format === "table" && !values.trace) throw new UsageError("--format table prints the trace: add --trace");
   const result = fn.evaluate(readPoint(values.at), {
     mode,
     wrt: values.wrt?.split(",").map((s) => s.trim()),
     trace: values.trace ?? false,
     precision: values.precision as "float64" | "float32" | undefined,
   });
+  if (values.format === "table" && result.trace) return traceTable(result.trace);
   const outputs = Object.values(result.outputs);
   return {
     value: outputs.length === 1 ? outputs[0] : result.outputs,
@@ -97,7 +104,9 @@ function run(argv: string[]): unknown {
 /** Runs the command line; returns the exit code. */
 export async function runCli(argv: string[]): Promise<number> {
   try {
-    process.stdout.write(`${toJson(run(argv), 2)}\n`);
+    const out = run(argv);
+    // A table comes back as its text; everything else is printed as JSON.
+    process.stdout.write(typeof out === "string" ? out : `${toJson(out, 2)}\n`);
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {

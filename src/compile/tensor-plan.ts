@@ -1,8 +1,7 @@
 import { type Budget, extentError, extentOf } from "../ir/budget.js";
 import type { Graph, IrNode } from "../ir/graph.js";
 import { findOp } from "../ops/registry.js";
-import type { PadAttrs } from "../ops/tensor/slicing.js";
-import type { OpDef } from "../ops/types.js";
+import type { OpDef, ViewMapping } from "../ops/types.js";
 import { type Shape, sameShape, sizeOf } from "../tensor/shape.js";
 import type { Access } from "./fused-loop.js";
 import {
@@ -189,7 +188,7 @@ export class TensorPlan {
         this.buffers[this.ownBuffer(id).buffer].pinned = true;
         this.tasks.push({ kind: "const", node: id, data: node.data });
       }
-    } else if (def?.view || (node.op === "pad" && (node.attrs as PadAttrs).interior.every((s) => s === 0))) {
+    } else if (def?.view && (def.viewWhen?.(node.attrs) ?? true)) {
       this.locations[id] = this.viewOf(id);
       if (this.kept[id]) this.contiguous(id);
     } else if (this.group[id] >= 0) {
@@ -244,26 +243,20 @@ export class TensorPlan {
     const arg = node.args[0];
     const from = this.locations[arg] as Location;
     const argShape = this.nodes[arg].shape;
-    if (node.op === "pad") {
-      // Zero padding read in place: shift the window and bound it. Padding a constant with itself
-      // changes nothing; with another value it needs the constant stored, to have a window.
-      const { before, value } = node.attrs as PadAttrs;
-      if (from.kind === "literal" && Object.is(from.value, value)) return from;
-      const base = from.kind === "literal" || from.bounds ? this.contiguous(arg) : from;
-      let offset = base.offset;
-      before.forEach((b, i) => {
-        offset -= b * base.strides[i];
-      });
-      const bounds = argShape.map((d, i): [number, number] => [before[i], before[i] + d]);
-      return { kind: "buffer", buffer: base.buffer, offset, strides: base.strides, bounds, fill: value };
-    }
-    // Re-indexing a constant gives the same constant everywhere.
-    if (from.kind === "literal") return from;
     const view = (this.defs[id] as OpDef).view as NonNullable<OpDef["view"]>;
-    const mapped = from.bounds ? undefined : view(argShape, node.attrs, from);
-    if (mapped) return { kind: "buffer", buffer: from.buffer, ...mapped };
+    if (from.kind === "literal") {
+      // Re-indexing a constant gives the same constant everywhere, unless it fills in another value
+      // (padding): then the constant is stored, to have a window to bound.
+      const fill = view(argShape, node.attrs, { offset: 0, strides: argShape.map(() => 0) })?.fill;
+      if (fill === undefined || Object.is(fill, from.value)) return from;
+    }
+    // A window is bounded once at most: a view of a bounded view reads a copy.
+    if (from.kind === "buffer" && !from.bounds) {
+      const mapped = view(argShape, node.attrs, from);
+      if (mapped) return { kind: "buffer", buffer: from.buffer, ...mapped };
+    }
     const fresh = this.contiguous(arg);
-    return { kind: "buffer", buffer: fresh.buffer, ...(view(argShape, node.attrs, fresh) as { offset: number; strides: number[] }) };
+    return { kind: "buffer", buffer: fresh.buffer, ...(view(argShape, node.attrs, fresh) as ViewMapping) };
   }
 
   /**

@@ -22,15 +22,21 @@ export const SECTIONS = {
 export type Section = keyof typeof SECTIONS;
 export const SECTION_NAMES = Object.keys(SECTIONS) as Section[];
 
-/** What each kind of section holds in an engine answer. */
-interface SectionKinds {
-  readonly map: Record<string, Value>;
-  readonly nested: Record<string, Record<string, Value>>;
-  readonly scalar: number;
+/** What each kind of section holds, given what one field is (`F`) and what a scalar section is (`S`). */
+interface SectionKinds<F, S> {
+  readonly map: Record<string, F>;
+  readonly nested: Record<string, Record<string, F>>;
+  readonly scalar: S;
 }
 
-/** The numeric sections of an engine answer, each typed by its kind in SECTIONS. */
-export type SectionValues = { readonly [S in Section]?: SectionKinds[(typeof SECTIONS)[S]] };
+/**
+ * The numeric sections of an answer, each typed by its kind in SECTIONS: for one point a field is a
+ * Value and a scalar section a number; for a batch by columns both are a column.
+ */
+export type SectionsOf<F, S = F> = { readonly [K in Section]?: SectionKinds<F, S>[(typeof SECTIONS)[K]] };
+
+/** The numeric sections of an engine answer. */
+export type SectionValues = SectionsOf<Value, number>;
 
 /** Where one field lives in an answer: its section, its name in it (map, nested) and key (nested). */
 export interface FieldPath {
@@ -71,15 +77,30 @@ export function setField<T>(row: Record<string, unknown>, f: FieldPath, value: T
   }
 }
 
-/** Every value of a row's numeric sections, for finiteness checks and conversions. */
-export function* sectionValues<T>(row: Partial<Record<Section, unknown>>): Generator<T> {
+/**
+ * Whether `test` holds for every value of a row's numeric sections (stopping at the first that fails).
+ * A loop rather than a generator: it runs on every answer, where a generator's allocations show.
+ */
+export function everySectionValue<T>(row: Partial<Record<Section, unknown>>, test: (v: T) => boolean): boolean {
   for (const s of SECTION_NAMES) {
     const v = row[s];
     if (v === undefined) continue;
-    if (SECTIONS[s] === "scalar") yield v as T;
-    else if (SECTIONS[s] === "map") yield* Object.values(v as Record<string, T>);
-    else for (const inner of Object.values(v as Record<string, Record<string, T>>)) yield* Object.values(inner);
+    const kind = SECTIONS[s];
+    if (kind === "scalar") {
+      if (!test(v as T)) return false;
+    } else if (kind === "map") {
+      if (!everyValue(v as Record<string, T>, test)) return false;
+    } else {
+      const nested = v as Record<string, Record<string, T>>;
+      for (const k in nested) if (!everyValue(nested[k], test)) return false;
+    }
   }
+  return true;
+}
+
+function everyValue<T>(m: Record<string, T>, test: (v: T) => boolean): boolean {
+  for (const k in m) if (!test(m[k])) return false;
+  return true;
 }
 
 /** Maps every value of a row's numeric sections, keeping the structure. */

@@ -49,6 +49,7 @@ import {
   TraceSchema,
   TraceSeedSchema,
 } from "./gen/adjoint/v1/adjoint_pb.js";
+import { sparseResult } from "./sparse.js";
 
 /**
  * Messages to the service's neutral request and back: wire format only. Tensors are handed over
@@ -68,7 +69,7 @@ export function tensorValue(t: Tensor): TensorValue {
 }
 
 /** Map fields arrive as ordinary objects whose keys are the client's: only their own entries are read. */
-function pointValues(p: Point): NamedValues {
+export function pointValues(p: Point): NamedValues {
   const out = recordOf<TensorValue>(Object.entries(p.values));
   for (const [name, t] of Object.entries(p.tensors)) out[name] = tensorValue(t);
   return out;
@@ -140,6 +141,7 @@ export function differentiateInput(r: DifferentiateRequest): DifferentiateInput 
     ...(r.order !== undefined ? { order: r.order } : {}),
     ...(r.method !== 0 ? { method: enumName(JacobianMethodSchema, r.method) as "forward" | "reverse" } : {}),
     ...(r.initialize ? { initialize: { seed: r.initialize.seed } } : {}),
+    ...(r.sparse ? { sparse: true } : {}),
   };
 }
 
@@ -153,7 +155,7 @@ function tensorMessage(v: Value): Tensor {
   return create(TensorSchema, { shape: [...v.shape], dtype: ElementType.FLOAT64, raw: toLittleEndianBytes(data) });
 }
 
-function tensorMap(m: ValueMap | ColumnMap | undefined): Record<string, Tensor> {
+export function tensorMap(m: ValueMap | ColumnMap | undefined): Record<string, Tensor> {
   const out = record<Tensor>();
   if (m) for (const k of Object.keys(m)) out[k] = tensorMessage(m[k]);
   return out;
@@ -183,6 +185,9 @@ function sections(r: ResultRow | ColumnsResult) {
         ? mapValues(v as Record<string, Record<string, Tensor>>, (tensors) => create(TensorMapSchema, { tensors }))
         : v;
   }
+  const sparse = sparseResult(r, converted);
+  for (const s of sparse.drop) delete out[s];
+  Object.assign(out, sparse.fields);
   return out as MessageInitShape<typeof ResultSchema>;
 }
 

@@ -1,24 +1,26 @@
-import { randomUUID } from "node:crypto";
-import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { once } from "node:events";
+import { type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
-import { type AdjointError, asAdjointError, exhausted, invalid } from "../errors.js";
+import { type AdjointError, asAdjointError, exhausted } from "../errors.js";
 import { type Admission, overloaded, type ShedReason } from "../service/admission.js";
 
 /** How long a large call may wait for a large slot before it is refused, ms. */
 const ADMISSION_WAIT_MS = 5000;
 
-import { grpcCode, retryAfter } from "../service/errors.js";
+import { grpcCode } from "../service/errors.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
-import type { CallContext } from "../service/types.js";
+import type { CallContext, DifferentiateOutput } from "../service/types.js";
+import { callContext, decode, requestLog, type ServerCall, status } from "./call.js";
 import { differentiateInput, differentiateResponse, functionInfo, functionSpec, listOpsResponse } from "./convert.js";
 import { grpcServiceDefinition, reflectionPackage } from "./definition.js";
 import {
   AdjointService as AdjointServiceDesc,
   DifferentiateRequestSchema,
+  type DifferentiateResponse,
   DifferentiateResponseSchema,
   FunctionInfoSchema,
   GetFunctionRequestSchema,
@@ -26,6 +28,8 @@ import {
   ListOpsResponseSchema,
   RegisterFunctionRequestSchema,
 } from "./gen/adjoint/v1/adjoint_pb.js";
+import { minimizeHandler } from "./minimize.js";
+import { scalarResponseBytes } from "./scalar-response.js";
 
 export const SERVICE_NAME = AdjointServiceDesc.typeName;
 
@@ -40,54 +44,6 @@ export interface GrpcServerOptions {
   readonly maxStreams?: number;
   /** Requests and message bytes in flight; without it nothing is refused for load. */
   readonly admission?: Admission;
-}
-
-type ServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
-
-/** The request id (x-request-id metadata, or a fresh one) and a logger that carries it. */
-function requestLog(call: ServerCall, logger: Logger, method: string): { id: string; log: Logger } {
-  const given = call.metadata.get("x-request-id")[0];
-  const id = typeof given === "string" && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
-  return { id, log: logger.child({ reqId: id, method }) };
-}
-
-/** The client's deadline and cancellation as the service's call context (the signal made on first use). */
-function callContext(call: ServerCall): CallContext {
-  let controller: AbortController | undefined;
-  const d = call.getDeadline();
-  const deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) ? Number(d) : undefined;
-  return {
-    deadline,
-    get signal() {
-      if (controller === undefined) {
-        const c = new AbortController();
-        controller = c;
-        if (call.cancelled) c.abort(new Error("the client cancelled the call"));
-        else call.once("cancelled", () => c.abort(new Error("the client cancelled the call or its deadline passed")));
-      }
-      return controller.signal;
-    },
-  };
-}
-
-/** An error as a gRPC status, with where it lies in trailing metadata (adjoint-field, -node, -input, -position). */
-function status(error: AdjointError, requestId: string): Partial<grpc.StatusObject> {
-  const metadata = new grpc.Metadata();
-  metadata.set("x-request-id", requestId);
-  metadata.set("adjoint-kind", error.kind);
-  for (const [k, v] of Object.entries(error.location)) if (v !== undefined) metadata.set(`adjoint-${k}`, String(v));
-  const after = retryAfter(error);
-  if (after !== undefined) metadata.set("retry-after", String(after));
-  return { code: grpcCode(error) as grpc.status, details: error.message, metadata };
-}
-
-/** A request's bytes as a message; bytes that are not one are the client's fault, not the server's. */
-function decode<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array): MessageShape<Desc> {
-  try {
-    return fromBinary(schema, bytes);
-  } catch (e) {
-    throw invalid(`the request message could not be decoded: ${(e as Error).message}`);
-  }
 }
 
 /** What the handlers share: the service, where they report, and the limits they enforce. */
@@ -108,9 +64,12 @@ function finish(hc: HandlerContext, method: string, log: Logger, started: number
   log.info({ status: code, ms: Math.round(seconds * 1e6) / 1000, ...(error ? { detail: error.message } : {}) }, "request completed");
 }
 
-/** An answer's bytes, refused when over the message limit (grpc-js would fail the call after the handler). */
-function encode<Desc extends DescMessage>(hc: HandlerContext, schema: Desc, message: MessageShape<Desc>): Uint8Array {
-  const bytes = toBinary(schema, message);
+/**
+ * An answer's bytes (encoded here, or already by a fast path), refused when over the message limit
+ * (grpc-js would fail the call after the handler).
+ */
+function encode<Desc extends DescMessage>(hc: HandlerContext, schema: Desc, message: MessageShape<Desc> | Uint8Array): Uint8Array {
+  const bytes = message instanceof Uint8Array ? message : toBinary(schema, message);
   if (bytes.byteLength > hc.maxMessage) {
     throw exhausted(
       `the answer is ${bytes.byteLength} bytes, over the message limit of ${hc.maxMessage} bytes (ADJOINT_GRPC_MAX_MESSAGE); ask for fewer points, or send them in several requests or over DifferentiateStream`,
@@ -125,7 +84,7 @@ function unary<In extends DescMessage, Out extends DescMessage>(
   method: string,
   input: In,
   output: Out,
-  handle: (request: MessageShape<In>, ctx: CallContext) => MessageShape<Out> | Promise<MessageShape<Out>>,
+  handle: (request: MessageShape<In>, ctx: CallContext) => MessageShape<Out> | Uint8Array | Promise<MessageShape<Out> | Uint8Array>,
 ): grpc.handleUnaryCall<Buffer, Uint8Array> {
   const { admission } = hc;
   return (call, callback) => {
@@ -164,6 +123,12 @@ function unary<In extends DescMessage, Out extends DescMessage>(
   };
 }
 
+/**
+ * Messages a stream may have read but not yet answered. Beyond it the stream stops reading, so
+ * HTTP/2 flow control holds the client back instead of the server queueing its messages.
+ */
+const STREAM_WINDOW = 8;
+
 /** Answers in order, one message at a time, against one function compiled once for the stream. */
 function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<Buffer, Uint8Array> {
   const { admission } = hc;
@@ -182,9 +147,11 @@ function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<B
       finish(hc, method, log, started, error, e);
       call.emit("error", status(error, id));
     };
+    let unanswered = 0;
     call.on("data", (bytes: Buffer) => {
       if (failed) return;
       const n = sequence++;
+      if (++unanswered >= STREAM_WINDOW) call.pause();
       // Each message holds a slot until answered: a client cannot queue unbounded work on one stream.
       const size = bytes.byteLength;
       const refused = admission?.tryAdmit(size);
@@ -198,13 +165,14 @@ function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<B
         try {
           if (failed) return;
           const request = decode(DifferentiateRequestSchema, bytes);
-          call.write(
-            encode(hc, DifferentiateResponseSchema, differentiateResponse(await session.next(differentiateInput(request), ctx), n)),
-          );
+          const answer = encode(hc, DifferentiateResponseSchema, answerMessage(await session.next(differentiateInput(request), ctx), n));
+          // A client that does not read its answers is not given more work to produce.
+          if (!call.write(answer)) await once(call, "drain", { signal: ctx.signal });
         } catch (e) {
           fail(e);
         } finally {
           admission?.release(size);
+          if (--unanswered < STREAM_WINDOW && call.isPaused()) call.resume();
         }
       });
     });
@@ -218,14 +186,20 @@ function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<B
   };
 }
 
+/** An answer as its encoded bytes when it is all scalars (scalar-response.ts), else as a message. */
+function answerMessage(out: DifferentiateOutput, sequence = 0): DifferentiateResponse | Uint8Array {
+  return scalarResponseBytes(out, sequence) ?? differentiateResponse(out, sequence);
+}
+
 /** Adds the adjoint service's handlers to the server. */
 function addAdjointService(server: grpc.Server, hc: HandlerContext): void {
   const { service } = hc;
   server.addService(grpcServiceDefinition(AdjointServiceDesc, true), {
     differentiate: unary(hc, "Differentiate", DifferentiateRequestSchema, DifferentiateResponseSchema, async (request, ctx) =>
-      differentiateResponse(await service.differentiate(differentiateInput(request), ctx)),
+      answerMessage(await service.differentiate(differentiateInput(request), ctx)),
     ),
     differentiateStream: differentiateStream(hc),
+    minimize: minimizeHandler(hc),
     registerFunction: unary(hc, "RegisterFunction", RegisterFunctionRequestSchema, FunctionInfoSchema, (request) =>
       functionInfo(service.registerFunction(functionSpec(request.function)).info),
     ),

@@ -16,7 +16,11 @@ export interface Framed {
   readonly binary: Uint8Array;
 }
 
-/** Splits a framed body into its JSON header text and its binary part (a view, not a copy). */
+/**
+ * Splits a framed body into its JSON header text and its binary part: a view, or, when the part does
+ * not start on an 8-byte boundary (the header's length is the client's), one copy that does, so that
+ * every float64 tensor in it is read in place rather than element by element.
+ */
 export function splitFrame(body: Buffer, headerLength: string | string[] | undefined): Framed {
   const n = Number(Array.isArray(headerLength) ? headerLength[0] : headerLength);
   if (headerLength === undefined || !Number.isInteger(n) || n < 0) {
@@ -25,7 +29,8 @@ export function splitFrame(body: Buffer, headerLength: string | string[] | undef
   if (n > body.byteLength) {
     throw invalid(`${HEADER_LENGTH} is ${n}, but the body has only ${body.byteLength} bytes`, { field: HEADER_LENGTH });
   }
-  return { header: body.subarray(0, n).toString("utf8"), binary: body.subarray(n) };
+  const part = body.subarray(n);
+  return { header: body.subarray(0, n).toString("utf8"), binary: part.byteOffset % 8 === 0 ? part : new Uint8Array(part) };
 }
 
 /** Collects arrays into the binary part of an answer, handing back the reference that replaces each. */

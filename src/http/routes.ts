@@ -4,13 +4,15 @@ import fastifySwaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AdjointError } from "../errors.js";
 import { type Admission, LARGE_BODY, overloaded, type ShedReason } from "../service/admission.js";
-import { jsonBody, serializeJson, tensorBase64, tensorJson } from "../service/json-view.js";
+import { answerJson, jsonBody, serializeJson, tensorBase64, tensorJson } from "../service/json-view.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
 import type { CallContext, DifferentiateInput, FunctionSpec } from "../service/types.js";
 import { BINARY_TYPE, BINARY_TYPES, BinaryWriter, HEADER_LENGTH, splitFrame } from "./binary.js";
 import { fromFastifyError, malformedJson, sendProblem } from "./errors.js";
+import { minimizeRoute } from "./minimize-route.js";
 import { loadOpenApi, ref, SCHEMA_ID } from "./openapi.js";
+import { pageRoutes } from "./page.js";
 
 export interface RoutesOptions {
   readonly service: AdjointService;
@@ -48,11 +50,25 @@ export async function adjointRoutes(
   // JSON with fastify's own protections (prototype poisoning), and the parser's words when it fails.
   const defaultJson = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-    defaultJson(request, body as string, (err, value) => {
-      if (err && (err as { code?: string }).code !== "FST_ERR_CTP_EMPTY_JSON_BODY") done(malformedJson(body as string), undefined);
+  const parseJson = (request: FastifyRequest, body: Buffer, done: (err: Error | null, value?: unknown) => void) => {
+    const text = body.toString();
+    defaultJson(request, text, (err, value) => {
+      if (err && (err as { code?: string }).code !== "FST_ERR_CTP_EMPTY_JSON_BODY") done(malformedJson(text), undefined);
       else done(err as Error | null, value);
     });
+  };
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, raw, done) => {
+    const body = raw as Buffer;
+    if (body.byteLength <= LARGE_BODY) return parseJson(request, body, done);
+    // A large body is read on the pool; its tensors come back as a binary part, as if framed.
+    service.readLargeJson(body).then(
+      (split) => {
+        if (split === undefined) return parseJson(request, body, done);
+        request.binaryPart = split.binary;
+        done(null, split.header);
+      },
+      (e) => done(e as Error, undefined),
+    );
   });
   app.addContentTypeParser(BINARY_TYPES, { parseAs: "buffer" }, (request, body, done) => {
     try {
@@ -99,15 +115,17 @@ export async function adjointRoutes(
   );
 
   app.post<{ Body: DifferentiateInput }>("/v1/differentiate", { schema: { body: ref("DifferentiateRequest") } }, async (request, reply) => {
-    const out = await service.differentiate(request.body, callContext(request, reply));
+    const out = await service.differentiate(request.body, new HttpCallContext(request, reply));
     if (wantsBinary(request)) {
       const writer = new BinaryWriter();
       const { body, headerLength } = writer.frame(serializeJson(jsonBody(out, writer.add), out.allowNonFinite));
       return reply.type(BINARY_TYPE).header(HEADER_LENGTH, String(headerLength)).send(body);
     }
     const tensors = request.body.encoding === "base64" ? tensorBase64 : tensorJson;
-    return reply.type(JSON_TYPE).send(serializeJson(jsonBody(out, tensors), out.allowNonFinite));
+    return reply.type(JSON_TYPE).send(answerJson(out, tensors));
   });
+
+  minimizeRoute(app, service);
 
   app.post<{ Body: { function: FunctionSpec } }>("/v1/functions", { schema: { body: ref("RegisterRequest") } }, async (request, reply) => {
     const { info, created } = service.registerFunction(request.body.function);
@@ -130,6 +148,7 @@ export async function adjointRoutes(
 
   await app.register(fastifySwagger, { mode: "static", specification: { document: openapi.doc as never } });
   await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
+  await app.register(pageRoutes);
 }
 
 // Not encapsulated: the parsers, hooks and handlers apply to the whole server.
@@ -205,20 +224,28 @@ function wantsBinary(request: FastifyRequest): boolean {
 
 /**
  * The client's disconnect cancels the work; the framed body's binary part travels with the request.
- * The signal (and its listener) is made only when the service asks for it: only pool jobs do.
+ * The signal (and its listener) is made only when the service asks for it: only pool jobs do. A class
+ * rather than an object literal with a getter, which V8 builds slowly, once per request.
  */
-function callContext(request: FastifyRequest, reply: FastifyReply): CallContext {
-  let controller: AbortController | undefined;
-  return {
-    binary: request.binaryPart,
-    get signal() {
-      if (controller === undefined) {
-        const c = new AbortController();
-        controller = c;
-        if (reply.raw.destroyed && !reply.raw.writableFinished) c.abort(new Error("the client disconnected"));
-        else reply.raw.once("close", () => reply.raw.writableFinished || c.abort(new Error("the client disconnected")));
-      }
-      return controller.signal;
-    },
-  };
+class HttpCallContext implements CallContext {
+  private controller: AbortController | undefined;
+  readonly binary: Uint8Array | undefined;
+
+  constructor(
+    request: FastifyRequest,
+    private readonly reply: FastifyReply,
+  ) {
+    this.binary = request.binaryPart;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      const c = new AbortController();
+      this.controller = c;
+      const raw = this.reply.raw;
+      if (raw.destroyed && !raw.writableFinished) c.abort(new Error("the client disconnected"));
+      else raw.once("close", () => raw.writableFinished || c.abort(new Error("the client disconnected")));
+    }
+    return this.controller.signal;
+  }
 }

@@ -59,6 +59,12 @@ export interface ParameterSpec {
     | { readonly kind: "ones" };
 }
 
+/**
+ * The model format's data inputs: the examples, batch first, and their targets. Every other input
+ * is a parameter.
+ */
+export const MODEL_DATA = { examples: "x", targets: "y" } as const;
+
 export interface CompiledModel {
   readonly graph: Graph;
   /** The parameters, in input order: the default `wrt` of a model. */
@@ -112,9 +118,9 @@ export function compileModel(model: ModelDefinition, batch: number, maxNodes?: n
   const loss = lossName(model);
   const b = new GraphBuilder(functionBudget(maxNodes));
   const xShape = [batch, ...model.input];
-  const x = b.input("x", xShape);
+  const x = b.input(MODEL_DATA.examples, xShape);
   const parameters: ParameterSpec[] = [];
-  const used = new Set<string>(["x", "y"]);
+  const used = new Set<string>(Object.values(MODEL_DATA));
   const param: AddParameter = (name, shape, init) => {
     parameters.push({ name, shape, init });
     return b.input(name, shape);
@@ -224,7 +230,7 @@ function activation(layer: { readonly type: string }, h: number, { b, field }: L
 function compileLoss(b: GraphBuilder, loss: LossName, h: number, yType: "int" | "float"): { yShape: Shape; lossNode: number } {
   const out = b.shape(h);
   const yShape = yType === "int" ? out.slice(0, -1) : [...out];
-  const y = b.input("y", yShape, yType === "int" ? "int" : "float");
+  const y = b.input(MODEL_DATA.targets, yShape, yType === "int" ? "int" : "float");
   try {
     return { yShape, lossNode: b.op(loss, [h, y]) };
   } catch (e) {

@@ -1,4 +1,5 @@
 import { zerosOf } from "./rule-helpers.js";
+import { viewSparsity } from "./sparsity.js";
 import type { Attrs, MaybeNode, OpDef, RuleBuilder } from "./types.js";
 
 type JvpRule = NonNullable<OpDef["jvp"]>;
@@ -6,10 +7,13 @@ type JvpRule = NonNullable<OpDef["jvp"]>;
 /**
  * Enters an op, its rules typed by its own attributes, into the table, which holds every op with its
  * attribute type erased. That is sound because the builder hands an op's rules only attributes its
- * own normalizeAttrs returned. A linear or bilinear op gets its JVP here, from the op itself.
+ * own normalizeAttrs returned. A linear or bilinear op gets its JVP here, from the op itself, and a
+ * view op its sparsity rule, from its view.
  */
 export function defineOp<A extends Attrs | undefined>(typed: OpDef<A>): OpDef {
-  const def = typed as unknown as OpDef;
+  let def = typed as unknown as OpDef;
+  // A view reads one operand element per output element, so its view is its sparsity rule too.
+  if (def.view && !def.sparsity) def = { ...def, sparsity: viewSparsity(def.view) };
   if (def.linear === undefined) return def;
   if (def.jvp) throw new Error(`op ${def.name} is declared ${def.linear} and has a jvp: the jvp of a ${def.linear} op is derived`);
   return { ...def, jvp: def.linear === "linear" ? linearJvp(def) : bilinearJvp(def) };

@@ -53,15 +53,57 @@ export interface KernelSpec<A extends Attrs | undefined = Attrs | undefined> {
 export type TensorKernel = (args: readonly TensorData[], out: TensorData) => void;
 
 /**
- * An op that only re-indexes its operand (reshape, broadcast, slice, transpose): the compiler reads
- * through it without a copy. Maps the operand's strides and offset to the result's, or returns
- * undefined when the result cannot be expressed as a strided view (it is then copied).
+ * Where a view op's elements are: a strided window on its operand's buffer, optionally bounded per
+ * axis, reading `fill` outside the bounds (zero padding read in place, never built).
+ */
+export interface ViewMapping {
+  offset: number;
+  strides: number[];
+  bounds?: [number, number][];
+  fill?: number;
+}
+
+/**
+ * An op that only re-indexes its operand (reshape, broadcast, slice, transpose, padding): the
+ * compiler reads through it without a copy. Maps the operand's strides and offset to the result's,
+ * or returns undefined when the result cannot be expressed as a strided view (it is then copied).
  */
 export type ViewRule<A extends Attrs | undefined = Attrs | undefined> = (
   argShape: Shape,
   attrs: A,
   view: { readonly offset: number; readonly strides: readonly number[] },
-) => { offset: number; strides: number[] } | undefined;
+) => ViewMapping | undefined;
+
+/**
+ * Which operand elements one output element reads: element r reads operand elements
+ * indices[indptr[row] .. indptr[row + 1]), row = rowOf[r] (rows shared by many elements, such as a
+ * softmax's fibre, are stored once) or r without rowOf. Without indptr each row holds exactly one
+ * entry, −1 standing for none (padding).
+ */
+export interface OperandMap {
+  readonly rowOf?: Int32Array;
+  readonly indptr?: Int32Array;
+  readonly indices: Int32Array;
+}
+
+/**
+ * An op's local sparsity, per operand: its map; "same" (element r reads the operand's element r);
+ * "all" (every element of the operand); or null (no dependence: indices, comparisons).
+ */
+export type LocalSparsity = readonly (OperandMap | "same" | "all" | null)[];
+
+/** What a sparsity rule sees: shapes, attributes, and the values of constant integer operands (indices). */
+export interface SparsitySpec<A extends Attrs | undefined = Attrs | undefined> {
+  readonly argShapes: readonly Shape[];
+  readonly argTypes: readonly DType[];
+  readonly shape: Shape;
+  readonly attrs: A;
+  readonly constants: readonly (Float64Array | undefined)[];
+  /** The op itself, for rules that run its kernel (movedSparsity). */
+  readonly op: Pick<OpDef<A>, "kernel" | "linearPart">;
+}
+
+export type SparsityRule<A extends Attrs | undefined = Attrs | undefined> = (spec: SparsitySpec<A>) => LocalSparsity;
 
 /** `args[i]` is null where no derivative flows through operand i (comparisons, integer indices). */
 export type MaybeNode = number | null;
@@ -134,6 +176,15 @@ export interface OpDef<A extends Attrs | undefined = Attrs | undefined> {
   kernel?(spec: KernelSpec<A>): TensorKernel;
   /** View ops: how the op re-indexes its operand (see ViewRule). */
   readonly view?: ViewRule<A>;
+  /** For an op that is a view under some attributes only (pad without interior spacing). */
+  viewWhen?(attrs: A): boolean;
+  /**
+   * Sparsity detection: which operand elements each output element depends on, the same at every
+   * point (both branches where control depends on values). Elementwise ops get it from their
+   * definer and view ops from their view (defineOp); without one, every output element is taken
+   * to depend on every element of every float operand.
+   */
+  readonly sparsity?: SparsityRule<A>;
   /**
    * Reductions: the identity and the combining template; the compiler fuses the reduction with the
    * elementwise ops that feed it into one loop.

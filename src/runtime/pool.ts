@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import type { MessagePort } from "node:worker_threads";
 import { Piscina } from "piscina";
 import type { PoolTask, TaskResult } from "./task.js";
 
@@ -90,7 +91,7 @@ export class WorkerPool {
   }
 
   /** Runs a task; `costUs` is its estimated time, counted against `maxQueuedUs` until it settles. */
-  async run(task: PoolTask, signal?: AbortSignal, costUs = 0): Promise<TaskResult> {
+  async run(task: PoolTask, signal?: AbortSignal, costUs = 0, transferList?: readonly (ArrayBuffer | MessagePort)[]): Promise<TaskResult> {
     if (this.closed) throw new Error("the worker pool is closed");
     if (this.pending >= this.options.workers + this.options.queueSize) throw new PoolFullError();
     const max = this.options.maxQueuedUs;
@@ -104,11 +105,16 @@ export class WorkerPool {
     this.pendingUs += costUs;
     try {
       try {
-        return await this.piscina.run(task, signal ? { signal } : {});
+        // A MessagePort in the task (minimize progress) must be transferred, not cloned.
+        return await this.piscina.run(task, {
+          ...(signal ? { signal } : {}),
+          ...(transferList ? { transferList: [...transferList] } : {}),
+        });
       } catch (e) {
         // A task handed to a worker as it left to give its memory back (workers/differentiate.ts) never
         // ran, or ran into the exit: tasks write their answer in place, so running it again is safe.
-        if (signal?.aborted || !isWorkerExit(e)) throw e;
+        // Not one whose port went with it: the port cannot be transferred twice.
+        if (signal?.aborted || transferList || !isWorkerExit(e)) throw e;
         return await this.piscina.run(task, signal ? { signal } : {});
       }
     } catch (e) {

@@ -1,4 +1,6 @@
 import type { Batch, ErrorData, PointExtra } from "./batch.js";
+import type { SplitBody } from "./json-body.js";
+import type { MinimizeOutcome, MinimizeTask } from "./minimize.js";
 
 /** A slice of a batch for one worker. The arrays are views of SharedArrayBuffer memory. */
 export interface BatchTask extends Batch {
@@ -17,10 +19,20 @@ export interface PingTask {
   readonly kind: "ping";
 }
 
-export type PoolTask = BatchTask | PingTask;
+/** A large JSON request body to parse and split (json-body.ts); its bytes are transferred, not copied. */
+export interface JsonBodyTask {
+  readonly kind: "json-body";
+  readonly body: Uint8Array;
+}
+
+export type PoolTask = BatchTask | PingTask | MinimizeTask | JsonBodyTask;
 
 export interface TaskResult {
   readonly extras?: PointExtra[];
+  /** A minimize task's result (see minimize.ts). */
+  readonly minimize?: MinimizeOutcome;
+  /** A json-body task's result; undefined with `error` set when the body is malformed. */
+  readonly body?: SplitBody;
   readonly error?: ErrorData;
   /** The worker had to compile the function (its cache lacked the hash). */
   readonly compiled?: boolean;

@@ -1,7 +1,9 @@
 import type { Value } from "../engine/values.js";
 import { exhausted, invalid } from "../errors.js";
+import { MODEL_DATA } from "../ir/model.js";
 import { own } from "../names.js";
 import { type Batch, type BatchLayout, slots, writeValue } from "../runtime/batch.js";
+import { sharedFloat64 } from "../runtime/shared-memory.js";
 import { formatShape, sameShape, sizeOf } from "../tensor/shape.js";
 import type { ServiceConfig } from "./config.js";
 import type { FunctionEntry } from "./functions.js";
@@ -88,13 +90,15 @@ export function columnCount(entry: FunctionEntry, columns: NamedValues | undefin
 }
 
 /**
- * The first axis of the request's `x`: a model's batch size when its spec does not give one. Read
- * before the model is compiled, so by the model format's name for its data (src/ir/model.ts).
+ * The first axis of the request's examples: a model's batch size when its spec does not give one.
+ * Read before the model is compiled, so by the model format's name for them (src/ir/model.ts).
  */
 export function dataBatch(input: DifferentiateInput): number | undefined {
-  const x = (input.point ?? input.points?.[0])?.x;
-  if (Array.isArray(x)) return x.length;
-  if (typeof x === "object" && x !== null && Array.isArray((x as TensorObject).shape)) return (x as TensorObject).shape[0];
+  const point = input.point ?? input.points?.[0];
+  const examples = point === undefined ? undefined : own(point, MODEL_DATA.examples);
+  if (Array.isArray(examples)) return examples.length;
+  if (typeof examples === "object" && examples !== null && Array.isArray((examples as TensorObject).shape))
+    return (examples as TensorObject).shape[0];
   return undefined;
 }
 
@@ -121,7 +125,7 @@ export function allocate(entry: FunctionEntry, plan: ModePlan, count: number, sh
       `the batch of ${count} points needs ${elements} elements of memory; the limit is ${2 * limits.maxTensorElements} (twice ADJOINT_MAX_TENSOR_ELEMENTS)`,
     );
   }
-  const alloc = (n: number) => (shared ? new Float64Array(new SharedArrayBuffer(n * 8)) : new Float64Array(n));
+  const alloc = (n: number) => (shared ? sharedFloat64(n) : new Float64Array(n));
   return { layout, inputs: alloc(ins.length), outputs: alloc(outs.length) };
 }
 

@@ -1,9 +1,11 @@
-import { mapSections, SECTION_NAMES } from "../engine/sections.js";
+import type { PatternCsr, SparsityReport } from "../engine/modes/index.js";
+import { everySectionValue, mapSections, SECTION_NAMES, type Section } from "../engine/sections.js";
 import type { Value } from "../engine/values.js";
 import { toJson } from "../json.js";
-import { recordOf } from "../names.js";
+import { own, recordOf } from "../names.js";
+import { scalarAnswerJson } from "./json-scalar.js";
 import { toLittleEndianBytes } from "./tensor.js";
-import type { Column, ColumnsResult, DifferentiateOutput, ResultRow } from "./types.js";
+import type { Column, ColumnsResult, DifferentiateOutput, ResultRow, SparseStructure } from "./types.js";
 
 /** How a tensor of the answer is written: as JSON {shape, data}, or as a reference into a binary part. */
 export type TensorWriter = (t: { readonly shape: readonly number[]; readonly data: Float64Array }) => unknown;
@@ -42,19 +44,86 @@ export function tensorJson(t: { readonly shape: readonly number[]; readonly data
   return { shape: t.shape, data: Array.from(t.data) };
 }
 
+function isNumber(v: unknown): boolean {
+  return typeof v === "number";
+}
+
 function valueJson(v: Value, tensor: TensorWriter): unknown {
   return typeof v === "number" ? v : tensor({ shape: v.shape, data: v.data instanceof Float64Array ? v.data : Float64Array.from(v.data) });
 }
 
 /** The sections of an answer besides the outputs, and what it says besides numbers. */
-function sectionsBody(converted: Partial<Record<string, unknown>>, row: ResultRow | ColumnsResult, body: Record<string, unknown>): void {
+function sectionsBody(converted: Partial<Record<Section, unknown>>, row: ResultRow | ColumnsResult, body: Record<string, unknown>): void {
   for (const s of SECTION_NAMES) if (s !== "outputs" && converted[s] !== undefined) body[s] = converted[s];
   if (row.method) body.method = row.method;
   if (row.partials) body.partials = row.partials;
+  if (row.colors !== undefined) body.colors = row.colors;
+  if (row.csr) sparseSections(row.csr, body);
+  if (row.sparsity) body.sparsity = sparsityJson(row.sparsity);
+}
+
+/**
+ * Sparse jacobian and hessian blocks as {format: "csr", shape, indptr, indices, data}: the section
+ * already holds each block's data as a tensor; its structure comes from the plan. With plain JSON
+ * tensors the three arrays are plain; otherwise (base64, binary) indptr and indices are int32
+ * base64 tensors and data is the tensor as written.
+ */
+function sparseSections(csr: SparseStructure, body: Record<string, unknown>): void {
+  for (const s of ["jacobian", "hessian"] as const) {
+    const section = body[s] as Record<string, Record<string, unknown>> | undefined;
+    if (section === undefined) continue;
+    for (const name of Object.keys(section)) {
+      for (const key of Object.keys(section[name])) {
+        const block = own(own(csr, name) ?? {}, key);
+        if (block !== undefined) section[name][key] = csrJson(block, section[name][key]);
+      }
+    }
+  }
+}
+
+function csrJson(block: PatternCsr, data: unknown): Record<string, unknown> {
+  const t = data as { shape?: readonly number[]; data?: unknown };
+  // A batch by columns keeps its data tensor whole ([points, nnz]); one point's is a plain array.
+  const plainData = Array.isArray(t.data) && t.shape?.length === 1;
+  return {
+    format: "csr",
+    shape: block.shape,
+    indptr: plainData ? Array.from(block.indptr) : int32Base64(block.indptr),
+    indices: plainData ? Array.from(block.indices) : int32Base64(block.indices),
+    data: plainData ? (data as { data: unknown }).data : data,
+  };
+}
+
+/** An int32 array as a base64 tensor of little-endian bytes. */
+function int32Base64(a: Int32Array): unknown {
+  const le = new Uint8Array(a.length * 4);
+  const view = new DataView(le.buffer);
+  a.forEach((v, i) => {
+    view.setInt32(i * 4, v, true);
+  });
+  return { shape: [a.length], dtype: "int32", base64: Buffer.from(le).toString("base64") };
+}
+
+/** The sparsity mode's patterns, plain arrays. */
+function sparsityJson(r: SparsityReport): unknown {
+  const blocks = (m: Record<string, Record<string, PatternCsr>>) =>
+    recordOf(
+      Object.entries(m).map(([name, inner]) => [
+        name,
+        recordOf(
+          Object.entries(inner).map(([key, b]) => [
+            key,
+            { format: "csr", shape: b.shape, indptr: Array.from(b.indptr), indices: Array.from(b.indices) },
+          ]),
+        ),
+      ]),
+    );
+  return { jacobian: blocks(r.jacobian), ...(r.hessian ? { hessian: blocks(r.hessian) } : {}), colors: r.colors };
 }
 
 function rowBody(row: ResultRow, tensor: TensorWriter): Record<string, unknown> {
-  const converted = mapSections<Value, unknown>(row, (v) => valueJson(v, tensor));
+  // Numbers are written as they are: an answer of scalars (most of them) needs no converted copy.
+  const converted = everySectionValue(row, isNumber) ? row : mapSections<Value, unknown>(row, (v) => valueJson(v, tensor));
   const outputs = converted.outputs as Record<string, unknown>;
   const names = Object.keys(outputs);
   const body: Record<string, unknown> = names.length === 1 ? { value: outputs[names[0]] } : { outputs };
@@ -81,6 +150,11 @@ function plain(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(plain);
   if (typeof v === "object" && v !== null) return recordOf(Object.entries(v).map(([k, x]) => [k, plain(x)]));
   return v;
+}
+
+/** An answer's JSON text: scalar answers written directly (json-scalar.ts), the rest through jsonBody. */
+export function answerJson(out: DifferentiateOutput, tensor: TensorWriter = tensorJson): string {
+  return scalarAnswerJson(out) ?? serializeJson(jsonBody(out, tensor), out.allowNonFinite);
 }
 
 /** Serialises an answer: plain JSON, or with non-finite numbers kept as strings when the request allowed them. */

@@ -1,6 +1,7 @@
 import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks";
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Admission, ShedReason } from "./admission.js";
+import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from "./metric-cells.js";
 
 /** What the pool reports for the utilisation gauges. */
 export interface PoolGauge {
@@ -13,47 +14,41 @@ export interface PoolGauge {
 
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-/** The request, cache and job counters and histograms that the service updates as it works. */
+/**
+ * The request, cache and job counters and histograms that the service updates as it works. Those
+ * recorded on every request are cells (metric-cells.ts); the rare ones are prom-client's own.
+ */
 function jobMetrics(registers: Registry[]) {
   return {
-    requests: new Counter({
-      name: "adjoint_requests_total",
-      help: "Requests answered, by transport, route (HTTP route or gRPC method) and status",
-      labelNames: ["transport", "route", "status"] as const,
+    requests: new CellCounter<"transport" | "route" | "status">(
+      "adjoint_requests_total",
+      "Requests answered, by transport, route (HTTP route or gRPC method) and status",
       registers,
-    }),
-    latency: new Histogram({
-      name: "adjoint_request_duration_seconds",
-      help: "Time from request to answer, by transport, route and status",
-      labelNames: ["transport", "route", "status"] as const,
-      buckets: LATENCY_BUCKETS,
+    ),
+    latency: new CellHistogram<"transport" | "route" | "status">(
+      "adjoint_request_duration_seconds",
+      "Time from request to answer, by transport, route and status",
+      LATENCY_BUCKETS,
       registers,
-    }),
-    queueWait: new Histogram({
-      name: "adjoint_pool_queue_wait_seconds",
-      help: "Time a pool task waited for a worker",
-      buckets: LATENCY_BUCKETS,
+    ),
+    queueWait: new CellHistogram<never>(
+      "adjoint_pool_queue_wait_seconds",
+      "Time a pool task waited for a worker",
+      LATENCY_BUCKETS,
       registers,
-    }),
-    compute: new Histogram({
-      name: "adjoint_compute_seconds",
-      help: "Time spent evaluating, inline on the event loop or in a worker (per pool task)",
-      labelNames: ["where"] as const,
-      buckets: LATENCY_BUCKETS,
+    ),
+    compute: new CellHistogram<"where">(
+      "adjoint_compute_seconds",
+      "Time spent evaluating, inline on the event loop or in a worker (per pool task)",
+      LATENCY_BUCKETS,
       registers,
-    }),
-    cache: new Counter({
-      name: "adjoint_cache_lookups_total",
-      help: "Function cache lookups: source (spec text to hash), compiled (by hash), registry (by id), worker (per pool task)",
-      labelNames: ["cache", "result"] as const,
+    ),
+    cache: new CellCounter<"cache" | "result">(
+      "adjoint_cache_lookups_total",
+      "Function cache lookups: source (spec text to hash), compiled (by hash), registry (by id), worker (per pool task)",
       registers,
-    }),
-    placements: new Counter({
-      name: "adjoint_jobs_total",
-      help: "Evaluation jobs by where they ran (inline or pool)",
-      labelNames: ["where"] as const,
-      registers,
-    }),
+    ),
+    placements: new CellCounter<"where">("adjoint_jobs_total", "Evaluation jobs by where they ran (inline or pool)", registers),
     cancelled: new Counter({
       name: "adjoint_jobs_cancelled_total",
       help: "Jobs stopped, or not started, because their deadline passed or the client went away (pool tasks are aborted)",
@@ -149,12 +144,12 @@ function registerLoopDelay(registers: Registry[]): IntervalHistogram {
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests: Counter<"transport" | "route" | "status">;
-  readonly latency: Histogram<"transport" | "route" | "status">;
-  readonly queueWait: Histogram<string>;
-  readonly compute: Histogram<"where">;
-  readonly cache: Counter<"cache" | "result">;
-  readonly placements: Counter<"where">;
+  private readonly requests: CellCounter<"transport" | "route" | "status">;
+  private readonly latency: CellHistogram<"transport" | "route" | "status">;
+  private readonly queueWait: CellHistogram<never>;
+  private readonly compute: CellHistogram<"where">;
+  private readonly cache: CellCounter<"cache" | "result">;
+  private readonly placements: CellCounter<"where">;
   readonly cancelled: Counter<"reason">;
   readonly shed: Counter<"transport" | "reason">;
   private readonly admissions: Admission[] = [];
@@ -189,7 +184,7 @@ export class Metrics {
   }
 
   shedRequest(transport: "http" | "grpc", reason: ShedReason): void {
-    this.count(`shed|${transport}|${reason}`, () => this.shed.labels(transport, reason));
+    this.shed.inc({ transport, reason });
   }
 
   /** Stops the event-loop monitor (its sampling timer). */
@@ -197,44 +192,55 @@ export class Metrics {
     this.loopDelay.disable();
   }
 
-  private inlineCompute: { observe(v: number): void } | undefined;
-  private readonly children = new Map<string, { inc(): void }>();
-  private readonly requestChildren = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>();
+  private readonly inline = {
+    compute: undefined as HistogramCell | undefined,
+    job: undefined as CounterCell | undefined,
+  };
+  private readonly pool = {
+    wait: undefined as HistogramCell | undefined,
+    compute: undefined as HistogramCell | undefined,
+    job: undefined as CounterCell | undefined,
+  };
+  private readonly requestCells = new Map<string, { count: CounterCell; time: HistogramCell }>();
 
-  /** An inline evaluation and its time (children with bound labels: no label hashing per request). */
+  /** An inline evaluation and its time. */
   ranInline(seconds: number): void {
-    this.inlineCompute ??= this.compute.labels("inline");
-    this.inlineCompute.observe(seconds);
-    this.count("jobs|inline", () => this.placements.labels("inline"));
+    const cells = this.inline;
+    cells.compute ??= this.compute.cell("inline", { where: "inline" });
+    cells.job ??= this.placements.cell("inline", { where: "inline" });
+    cells.compute.observe(seconds);
+    cells.job.inc();
   }
 
+  /** A pool job placed. */
   ranOnPool(): void {
-    this.count("jobs|pool", () => this.placements.labels("pool"));
+    this.pool.job ??= this.placements.cell("pool", { where: "pool" });
+    this.pool.job.inc();
+  }
+
+  /** A pool task done: how long it waited for a worker and how long it computed, in seconds. */
+  ranTask(waitSeconds: number, computeSeconds: number): void {
+    const cells = this.pool;
+    cells.wait ??= this.queueWait.cell("", {});
+    cells.compute ??= this.compute.cell("pool", { where: "pool" });
+    cells.wait.observe(waitSeconds);
+    cells.compute.observe(computeSeconds);
   }
 
   cacheLookup(cache: string, result: "hit" | "miss"): void {
-    this.count(`cache|${cache}|${result}`, () => this.cache.labels(cache, result));
-  }
-
-  private count(key: string, make: () => { inc(): void }): void {
-    let child = this.children.get(key);
-    if (child === undefined) {
-      child = make();
-      this.children.set(key, child);
-    }
-    child.inc();
+    this.cache.cell(`${cache}|${result}`, { cache, result }).inc();
   }
 
   /** Records one answered request. */
   observe(transport: "http" | "grpc", route: string, status: string | number, seconds: number): void {
     const key = `${transport}|${route}|${status}`;
-    let child = this.requestChildren.get(key);
-    if (child === undefined) {
+    let cells = this.requestCells.get(key);
+    if (cells === undefined) {
       const labels = { transport, route, status: String(status) };
-      child = { count: this.requests.labels(labels), time: this.latency.labels(labels) };
-      this.requestChildren.set(key, child);
+      cells = { count: this.requests.cell(key, labels), time: this.latency.cell(key, labels) };
+      this.requestCells.set(key, cells);
     }
-    child.count.inc();
-    child.time.observe(seconds);
+    cells.count.inc();
+    cells.time.observe(seconds);
   }
 }

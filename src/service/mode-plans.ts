@@ -1,5 +1,5 @@
 import type { CompiledFunction, EvaluateRequest, Mode } from "../engine/compiled-function.js";
-import { jacobianMethod, partialSequence } from "../engine/modes/index.js";
+import { jacobianMethod, nestedBlocks, partialSequence, sparsePlan, sparsityReport } from "../engine/modes/index.js";
 import { exhausted, invalid } from "../errors.js";
 import type { NamedNode } from "../ir/graph.js";
 import { selectInputs } from "../ir/select.js";
@@ -27,7 +27,7 @@ export interface ModePlan {
   /** Sweeps over the function per point (the forward pass counts as one). */
   readonly sweeps: number;
   /** What every point's answer says besides its numbers (the Jacobian's method, the partials taken). */
-  readonly annotations?: Pick<ResultRow, "method" | "partials">;
+  readonly annotations?: Pick<ResultRow, "method" | "partials" | "colors" | "csr" | "sparsity">;
 }
 
 export interface ModeSpec {
@@ -68,7 +68,7 @@ export function checkFields(count: number, elements: number, limits: PlanLimits 
   }
   if (limits !== undefined && elements > 2 * limits.maxTensorElements) {
     throw exhausted(
-      `the answer would have ${elements} elements per point; the limit is ${2 * limits.maxTensorElements} (2 × ADJOINT_MAX_TENSOR_ELEMENTS): ask for fewer inputs in wrt`,
+      `the answer would have ${elements} elements per point; the limit is ${2 * limits.maxTensorElements} (2 × ADJOINT_MAX_TENSOR_ELEMENTS): ask for fewer inputs in wrt, or (jacobian, hessian) for sparse: true`,
       { field: "wrt" },
     );
   }
@@ -140,6 +140,26 @@ export function planWithLimits(
   }
 }
 
+/**
+ * A sparse Jacobian or Hessian: the pattern and colouring are planned here once per function (the
+ * engine caches them), pattern detection bounded by the tensor element limit; each block is a field
+ * of its nnz values, and its CSR structure goes beside the numbers as an annotation.
+ */
+function sparseFields(fn: CompiledFunction, section: "jacobian" | "hessian", base: BaseRequest, method?: "forward" | "reverse") {
+  const plan = sparsePlan(fn, section, wrtOf(fn, base), sparseBudget(), method);
+  const fields = plan.blocks.map((b) => ({ section, name: b.row, key: b.col, shape: [b.indices.length], size: b.indices.length }));
+  const csr = nestedBlocks(plan.blocks, (b) => ({ format: "csr" as const, shape: b.shape, indptr: b.indptr, indices: b.indices }));
+  return { plan, fields, annotations: { colors: plan.coloring.count, csr } };
+}
+
+const sparseBudget = () =>
+  activeLimits && {
+    maxNodes: activeLimits.maxNodes,
+    maxElements: 2 * activeLimits.maxTensorElements,
+    nodesName: "ADJOINT_MAX_NODES",
+    elementsName: "2 × ADJOINT_MAX_TENSOR_ELEMENTS",
+  };
+
 export const MODE_PLANS: { readonly [M in Mode]: ModeSpec } = {
   value: {
     summary: "the outputs only",
@@ -193,6 +213,16 @@ export const MODE_PLANS: { readonly [M in Mode]: ModeSpec } = {
     growth: 4,
     plan: (fn, input, base) => {
       const wrt = wrtOf(fn, base);
+      if (input.sparse) {
+        const s = sparseFields(fn, "jacobian", base, input.method);
+        const method = s.plan.method === "reverse" ? "reverse" : "forward";
+        return {
+          request: { ...base, mode: "jacobian", method, sparse: true },
+          fields: [...outputs(fn), ...s.fields],
+          sweeps: 2 * (1 + s.plan.coloring.count),
+          annotations: { method, ...s.annotations },
+        };
+      }
       const method = jacobianMethod(fn, { wrt: base.wrt, method: input.method });
       const sweeps = 1 + (method === "forward" ? elementsOf(fn, wrt) : elementsOf(fn, fn.graph.outputs));
       return {
@@ -207,8 +237,18 @@ export const MODE_PLANS: { readonly [M in Mode]: ModeSpec } = {
     summary: "the exact Hessian of the scalar output, by one forward-over-reverse sweep per input element",
     order: 2,
     growth: 12,
-    plan: (fn, _input, base) => {
+    plan: (fn, input, base) => {
       const wrt = wrtOf(fn, base);
+      if (input.sparse) {
+        singleOutput(fn);
+        const s = sparseFields(fn, "hessian", base);
+        return {
+          request: { ...base, mode: "hessian", sparse: true },
+          fields: [...singleOutput(fn), ...fieldsOf(fn, "gradient", wrt), ...s.fields],
+          sweeps: 4 * (1 + s.plan.coloring.count),
+          annotations: s.annotations,
+        };
+      }
       return {
         request: { ...base, mode: "hessian" },
         fields: [...singleOutput(fn), ...fieldsOf(fn, "gradient", wrt), ...pairFields(fn, "hessian", wrt, wrt)],
@@ -286,5 +326,18 @@ export const MODE_PLANS: { readonly [M in Mode]: ModeSpec } = {
         sweeps: 3 + 2 * elementsOf(fn, wrt),
       };
     },
+  },
+  sparsity: {
+    summary:
+      "the sparsity patterns alone (the Jacobian's, and the Hessian's for a single scalar output) with their colour counts; the point is checked and the outputs answered",
+    // The Hessian's pattern is the Jacobian pattern of the gradient graph: first-order rules are needed.
+    order: 1,
+    growth: 1,
+    plan: (fn, _input, base) => ({
+      request: { ...base, mode: "sparsity" },
+      fields: outputs(fn),
+      sweeps: 1,
+      annotations: { sparsity: sparsityReport(fn, wrtOf(fn, base), sparseBudget()) },
+    }),
   },
 };

@@ -50,7 +50,7 @@ export function planMode(
   limits?: PlanLimits,
 ): PlannedMode {
   if (cache === undefined || input.tangent !== undefined || input.cotangent !== undefined) return makePlan(fn, input, defaultWrt, limits);
-  const key = `${input.mode}|${input.wrt?.join(",")}|${input.trace}|${input.allowNonFinite}|${input.precision}|${input.order}|${input.method}`;
+  const key = `${input.mode}|${input.wrt?.join(",")}|${input.trace}|${input.allowNonFinite}|${input.precision}|${input.order}|${input.method}|${input.sparse}`;
   let planned = cache.get(key) as PlannedMode | undefined;
   if (planned === undefined) {
     planned = makePlan(fn, input, defaultWrt, limits);
@@ -75,6 +75,8 @@ function makePlan(fn: CompiledFunction, input: DifferentiateInput, defaultWrt?: 
     throw invalid("order: only the derivative mode takes an order", { field: "order" });
   if (input.method !== undefined && mode !== "jacobian")
     throw invalid("method: only the jacobian mode takes a method", { field: "method" });
+  if (input.sparse && mode !== "jacobian" && mode !== "hessian")
+    throw invalid("sparse: only the jacobian and hessian modes answer in sparse form", { field: "sparse" });
   if (input.cotangent !== undefined && mode !== "reverse") {
     throw invalid("cotangent: only reverse mode takes a cotangent", { field: "cotangent" });
   }

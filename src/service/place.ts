@@ -41,7 +41,7 @@ export function answerSlot(
   const elements = count * plan.fields.reduce((n, f) => n + f.size, 0) + drawnElements(entry, input);
   if (elements > limits.maxAnswerElements) {
     throw exhausted(
-      `the answer would have ${elements} numbers; the limit is ${limits.maxAnswerElements} (ADJOINT_MAX_ANSWER_ELEMENTS): ask for fewer points, outputs or inputs in wrt per request`,
+      `the answer would have ${elements} numbers; the limit is ${limits.maxAnswerElements} (ADJOINT_MAX_ANSWER_ELEMENTS): ask for fewer points, outputs or inputs in wrt per request${denseHint(input)}`,
     );
   }
   if (elements <= LARGE_ANSWER) return noop;
@@ -128,4 +128,11 @@ function rowsSlice(v: unknown, start: number, end: number, name: string): Value 
   const row = t.shape.slice(1).reduce((a: number, d: number) => a * d, 1);
   const data = t.data.subarray ? t.data.subarray(start * row, end * row) : Array.prototype.slice.call(t.data, start * row, end * row);
   return { shape: [end - start, ...t.shape.slice(1)], data };
+}
+
+/** A dense Jacobian or Hessian too big to answer may well be sparse: say how to ask for that. */
+function denseHint(input: DifferentiateInput): string {
+  return (input.mode === "jacobian" || input.mode === "hessian") && !input.sparse
+    ? `, or ask for sparse: true (the ${input.mode} in CSR form, by compressed sweeps)`
+    : "";
 }

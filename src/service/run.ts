@@ -107,8 +107,7 @@ export class Runner {
   }
 
   private recordTask(r: TaskResult, postedAt: number): TaskResult {
-    this.metrics.queueWait.observe(Math.max(0, r.startedAt - postedAt) / 1000);
-    this.metrics.compute.observe({ where: "pool" }, (r.finishedAt - r.startedAt) / 1000);
+    this.metrics.ranTask(Math.max(0, r.startedAt - postedAt) / 1000, (r.finishedAt - r.startedAt) / 1000);
     this.metrics.cacheLookup("worker", r.compiled ? "miss" : "hit");
     return r;
   }

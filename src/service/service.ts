@@ -1,6 +1,8 @@
 import type { Value } from "../engine/values.js";
+import type { SplitBody } from "../runtime/json-body.js";
 import type { WorkerPool } from "../runtime/pool.js";
 import { estimateUs } from "../runtime/scheduler.js";
+import { releaseShared } from "../runtime/shared-memory.js";
 import { Slots } from "./admission.js";
 import type { ServiceConfig } from "./config.js";
 import { allocate, checkForms, countBatch, dataBatch, fillBatch, pointBatch } from "./decode.js";
@@ -8,6 +10,8 @@ import { type FunctionEntry, FunctionStore } from "./functions.js";
 import { withDrawnParameters } from "./initialize.js";
 import { opsManifest } from "./manifest.js";
 import type { Metrics } from "./metrics.js";
+import { type MinimizeCallOptions, type MinimizeJob, Minimizer } from "./minimize.js";
+import type { MinimizeInput } from "./minimize-input.js";
 import { type PlannedMode, planMode } from "./modes.js";
 import { answerSlot, noop, placeBatch, pointInline, shardPoint, shardRanges, shardsFor, withSlot } from "./place.js";
 import { Runner } from "./run.js";
@@ -32,6 +36,9 @@ type Limits = Pick<
   | "maxAnswerElements"
   | "maxInflightLarge"
 >;
+
+/** About how fast a worker reads a JSON body (parse, and base64 decoding), for the pool's queue bound. */
+const JSON_BYTES_PER_US = 300;
 
 /** What every answer starts with. */
 type Head = Pick<DifferentiateOutput, "id" | "mode" | "allowNonFinite">;
@@ -60,6 +67,7 @@ export class AdjointService {
   /** Answers over LARGE_ANSWER numbers, made one (ADJOINT_MAX_INFLIGHT_LARGE) at a time. */
   private readonly largeAnswers: Slots;
   private readonly run: Runner;
+  private readonly minimizer: Minimizer;
 
   constructor(
     private readonly limits: Limits,
@@ -72,6 +80,7 @@ export class AdjointService {
     });
     this.largeAnswers = new Slots(() => limits.maxInflightLarge);
     this.run = new Runner(limits, pool, metrics);
+    this.minimizer = new Minimizer(limits, pool, metrics, this.functions);
   }
 
   /** Starts the pool; the service is ready once every worker has answered. */
@@ -102,6 +111,26 @@ export class AdjointService {
       input,
       ctx,
     );
+  }
+
+  /** A minimisation checked and ready to run as one pool job (minimize.ts); errors in the request throw here. */
+  prepareMinimize(input: MinimizeInput, ctx: CallContext = {}, call?: MinimizeCallOptions): MinimizeJob {
+    return this.minimizer.prepare(input, ctx, call);
+  }
+
+  /**
+   * A large JSON body read on the pool (runtime/json-body.ts), so that reading, parsing and decoding
+   * it never hold the event loop. Undefined when the pool could not take it or the body is malformed:
+   * the caller then parses it itself, to refuse it in the words a small body gets.
+   */
+  async readLargeJson(body: Uint8Array): Promise<SplitBody | undefined> {
+    try {
+      // Copied to the worker, not handed over: if it cannot read the body, the caller still has it.
+      return (await this.pool.run({ kind: "json-body", body }, undefined, body.byteLength / JSON_BYTES_PER_US)).body;
+    } catch {
+      // The pool is full, or the body cannot cross back (nesting too deep to clone): read it here.
+      return undefined;
+    }
   }
 
   /** A stream of requests against one function, compiled once (see StreamSession). */
@@ -168,7 +197,10 @@ export class AdjointService {
     if (shards > 1) return { ...head, result: await this.runSharded(entry, input, point, shards, cost, ctx, deadline) };
     const batch = pointBatch(entry, plan, point, this.limits);
     const extras = await this.run.onPool(entry, batch, cost, ctx, deadline);
-    return { ...head, result: rowsOf(batch.layout, batch.outputs, extras, head.allowNonFinite, () => "point", plan.annotations)[0] };
+    const result = rowsOf(batch.layout, batch.outputs, extras, head.allowNonFinite, () => "point", plan.annotations)[0];
+    // The row is a copy and every task has finished: the batch's memory can serve the next request.
+    releaseShared(batch.inputs, batch.outputs);
+    return { ...head, result };
   }
 
   private async computeBatch({ entry, input, ctx, poolOnly, plan, head, decode, deadline }: Call): Promise<DifferentiateOutput> {
@@ -181,9 +213,15 @@ export class AdjointService {
     // Outgrew the event loop's budget: the plan is marked, so this runs again on the pool.
     if (extras === undefined) return this.compute(entry, input, ctx, true);
     const { allowNonFinite } = head;
-    if (input.points !== undefined)
-      return { ...head, results: rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, (i) => `points[${i}]`, plan.annotations) };
-    return { ...head, columns: columnsOf(batch.layout, batch.outputs, extras, allowNonFinite, plan.annotations) };
+    if (input.points !== undefined) {
+      const results = rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, (i) => `points[${i}]`, plan.annotations);
+      releaseShared(batch.inputs, batch.outputs);
+      return { ...head, results };
+    }
+    // Columns are views of the outputs, which the answer keeps; only the inputs are done with.
+    const columns = columnsOf(batch.layout, batch.outputs, extras, allowNonFinite, plan.annotations);
+    releaseShared(batch.inputs);
+    return { ...head, columns };
   }
 
   /**
@@ -208,10 +246,9 @@ export class AdjointService {
         const { plan } = planMode(shard.fn, input, shard.plans, shard.defaultWrt, this.limits);
         const batch = pointBatch(shard, plan, shardPoint(entry, point, start, end), this.limits);
         const extras = await this.run.onPool(shard, batch, cost / shards, ctx, deadline);
-        return {
-          weight: (end - start) / total,
-          row: rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, () => "point", plan.annotations)[0],
-        };
+        const row = rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, () => "point", plan.annotations)[0];
+        releaseShared(batch.inputs, batch.outputs);
+        return { weight: (end - start) / total, row };
       }),
     );
     return combineWeighted(rows);

@@ -1,5 +1,5 @@
 import type { Evaluation } from "../engine/compiled-function.js";
-import { mapSections, sectionValues, setField } from "../engine/sections.js";
+import { everySectionValue, mapSections, setField } from "../engine/sections.js";
 import { firstNonFinite, type Value } from "../engine/values.js";
 import { type AdjointError, invalid } from "../errors.js";
 import { type BatchLayout, type PointExtra, readValue } from "../runtime/batch.js";
@@ -13,12 +13,11 @@ export function checkFinite(evaluation: Evaluation, allowNonFinite: boolean, fie
 }
 
 function finiteRow(row: ResultRow): boolean {
-  for (const v of sectionValues<Value>(row)) if (firstNonFinite(valueData(v)) >= 0) return false;
-  return true;
+  return everySectionValue<Value>(row, isFiniteValue);
 }
 
-function valueData(v: Value): number | ArrayLike<number> {
-  return typeof v === "number" ? v : v.data;
+function isFiniteValue(v: Value): boolean {
+  return typeof v === "number" ? Number.isFinite(v) : firstNonFinite(v.data) < 0;
 }
 
 function nonFiniteError(report: Evaluation["nonFinite"], field: string): AdjointError {

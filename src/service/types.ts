@@ -1,5 +1,7 @@
 import type { Evaluation } from "../engine/compiled-function.js";
+import type { SparsityReport } from "../engine/modes/index.js";
 import type { NonFiniteReport } from "../engine/provenance.js";
+import type { SectionsOf, SectionValues } from "../engine/sections.js";
 import type { Trace } from "../engine/trace.js";
 import type { Value } from "../engine/values.js";
 
@@ -66,6 +68,8 @@ export interface DifferentiateInput {
   readonly order?: number;
   /** jacobian: force forward or reverse sweeps. */
   readonly method?: "forward" | "reverse";
+  /** jacobian, hessian: answer each block in CSR form by compressed sweeps (one per colour). */
+  readonly sparse?: boolean;
   /** How a JSON answer writes tensors: plain arrays (default) or base64 bytes. */
   readonly encoding?: "json" | "base64";
   /**
@@ -88,19 +92,9 @@ export interface CallContext {
 /** Results by name: a number for a scalar, else {shape, data} (the engine's Value). */
 export type ValueMap = Record<string, Value>;
 
-export interface ResultRow {
+/** One point's answer: the engine's sections (SECTIONS), plus what the mode reports beside them. */
+export interface ResultRow extends SectionValues {
   readonly outputs: ValueMap;
-  readonly gradient?: ValueMap;
-  readonly jvp?: ValueMap;
-  readonly vjp?: ValueMap;
-  readonly hvp?: ValueMap;
-  /** jacobian[output][input]. */
-  readonly jacobian?: Record<string, ValueMap>;
-  /** hessian[a][b] = ∂²f/∂a∂b. */
-  readonly hessian?: Record<string, ValueMap>;
-  readonly derivative?: number;
-  readonly divergence?: number;
-  readonly laplacian?: number;
   readonly trace?: Trace;
   readonly nonFinite?: NonFiniteReport;
   readonly check?: Evaluation["check"];
@@ -108,7 +102,15 @@ export interface ResultRow {
   readonly method?: "forward" | "reverse";
   /** derivative: the inputs differentiated with respect to, in order. */
   readonly partials?: readonly string[];
+  /** Sparse jacobian, hessian: how many colours (compressed sweeps), and each block's CSR structure (the section holds its data). */
+  readonly colors?: number;
+  readonly csr?: SparseStructure;
+  /** sparsity: the patterns alone (computed with the plan, the same at every point). */
+  readonly sparsity?: SparsityReport;
 }
+
+/** The CSR structure (shape, indptr, indices) of each block of a sparse section, keyed as the section is. */
+export type SparseStructure = NonNullable<Evaluation["csr"]>;
 
 /** A result field for every point of a batch: a tensor whose first axis is the point. */
 export interface Column {
@@ -118,19 +120,14 @@ export interface Column {
 
 export type ColumnMap = Record<string, Column>;
 
-export interface ColumnsResult {
+/** A batch's answer by columns: each section's fields for every point (SECTIONS), plus the mode's notes. */
+export interface ColumnsResult extends SectionsOf<Column> {
   readonly outputs: ColumnMap;
-  readonly gradient?: ColumnMap;
-  readonly jvp?: ColumnMap;
-  readonly vjp?: ColumnMap;
-  readonly hvp?: ColumnMap;
-  readonly jacobian?: Record<string, ColumnMap>;
-  readonly hessian?: Record<string, ColumnMap>;
-  readonly derivative?: Column;
-  readonly divergence?: Column;
-  readonly laplacian?: Column;
   readonly method?: "forward" | "reverse";
   readonly partials?: readonly string[];
+  readonly colors?: number;
+  readonly csr?: SparseStructure;
+  readonly sparsity?: SparsityReport;
   /** Points whose results are not finite, with where the first non-finite value arose. */
   readonly nonFinite?: (NonFiniteReport & { readonly index: number })[];
 }

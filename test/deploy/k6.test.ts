@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Started, startProcess, stopProcess } from "../../bench/load/process.js";
 import { w2Point, w2ValueAndGradient } from "../../bench/workloads/w2.js";
 import { generateW3 } from "../../bench/workloads/w3.js";
+import { builtFile } from "../build-output.js";
 import { ROOT } from "./helpers.js";
 
 /**
@@ -205,22 +206,26 @@ async function loadScript(file: string, standIns: ReturnType<typeof k6StandIns>[
 describe("the k6 scripts, run once per scenario against the service", () => {
   let service: Started;
   let dir: string;
-  const { call, close } = bridge();
+  let bridged: ReturnType<typeof bridge> | undefined;
   beforeAll(async () => {
+    const main = builtFile("dist/src/main.js");
+    // The bridge worker imports the built gRPC code (k6-bridge.mjs), so it starts once the build is known to be there.
+    builtFile("dist/src/grpc/gen/adjoint/v1/adjoint_pb.js");
+    bridged = bridge();
     dir = mkdtempSync(join(tmpdir(), "adjoint-k6-"));
-    service = await startProcess(process.execPath, [join(ROOT, "dist/src/main.js")], "adjoint is serving", {
+    service = await startProcess(process.execPath, [main], "adjoint is serving", {
       env: { ...process.env, ADJOINT_HOST: "127.0.0.1", ADJOINT_HTTP_PORT: "0", ADJOINT_GRPC_PORT: "0", ADJOINT_WORKERS: "1" },
     });
   });
   afterAll(async () => {
-    await close();
+    await bridged?.close();
     if (service) await stopProcess(service.child);
     rmSync(dir, { recursive: true, force: true });
   });
 
   for (const file of SCRIPTS) {
     it(`${file}: ramping arrival rates, p95/p99 and error thresholds, and every scenario's checks pass`, async () => {
-      const k6 = k6StandIns(call);
+      const k6 = k6StandIns((req) => bridged!.call(req));
       const env = { BASE_URL: `http://127.0.0.1:${service.httpPort}`, GRPC_ADDR: `127.0.0.1:${service.grpcPort}` };
       const script = await loadScript(file, k6.modules, env, dir);
       const { scenarios, thresholds } = script.options;

@@ -1,10 +1,9 @@
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Started, startProcess, stopProcess } from "../../bench/load/process.js";
+import { builtFile } from "../build-output.js";
 import { ROOT } from "./helpers.js";
 
 /**
@@ -38,13 +37,11 @@ async function client(script: string, args: string[]): Promise<Summary> {
 
 describe.skipIf(!ENABLED)("the Python clients (Debian packages only)", () => {
   const replicas: Started[] = [];
-  let stubs: string;
   beforeAll(async () => {
-    stubs = mkdtempSync(join(tmpdir(), "adjoint-stubs-"));
     execFileSync(join(ROOT, "examples/python/install-debian-packages.sh"), { stdio: "inherit", timeout: 600_000 });
     for (let i = 0; i < 2; i++) {
       replicas.push(
-        await startProcess(process.execPath, [join(ROOT, "dist/src/main.js")], "adjoint is serving", {
+        await startProcess(process.execPath, [builtFile("dist/src/main.js")], "adjoint is serving", {
           env: { ...process.env, ADJOINT_HOST: "127.0.0.1", ADJOINT_HTTP_PORT: "0", ADJOINT_GRPC_PORT: "0", ADJOINT_WORKERS: "1" },
         }),
       );
@@ -52,7 +49,6 @@ describe.skipIf(!ENABLED)("the Python clients (Debian packages only)", () => {
   }, 660_000);
   afterAll(async () => {
     await Promise.all(replicas.map((r) => stopProcess(r.child)));
-    if (stubs) rmSync(stubs, { recursive: true, force: true });
   });
 
   const converged = (s: Summary, n: number) => {
@@ -64,7 +60,7 @@ describe.skipIf(!ENABLED)("the Python clients (Debian packages only)", () => {
     expect(s.id).toMatch(/^fn_[0-9a-f]+$/);
   };
 
-  it("REST (requests): L-BFGS-B reaches all ones, sending the definition to the replica that lacks the id", async () => {
+  it("REST (the adjoint package over http.client): L-BFGS-B reaches all ones, sending the definition to the replica that lacks the id", async () => {
     const urls = replicas.flatMap((r) => ["--url", `http://127.0.0.1:${r.httpPort}`]);
     const s = await client("rest_client.py", [...urls, "--n", "10"]);
     converged(s, 10);
@@ -72,17 +68,17 @@ describe.skipIf(!ENABLED)("the Python clients (Debian packages only)", () => {
     expect(s.resent).toBe(1);
   }, 200_000);
 
-  it("gRPC (grpcio, stubs from protoc and grpc_python_plugin): over DifferentiateStream, after NOT_FOUND on a fresh replica", async () => {
+  it("gRPC (grpcio, the package's stubs from protoc and grpc_python_plugin): after NOT_FOUND on a fresh replica", async () => {
     // n = 12: a function neither replica has seen yet (the REST test taught both the one of n = 10).
     const targets = replicas.flatMap((r) => ["--target", `127.0.0.1:${r.grpcPort}`]);
-    const s = await client("grpc_client.py", [...targets, "--n", "12", "--stubs-dir", stubs]);
+    const s = await client("grpc_client.py", [...targets, "--n", "12"]);
     converged(s, 12);
     expect(s.resent).toBe(1);
   }, 200_000);
 
-  it("gRPC against a single replica: registered, then the stream names the id and never resends", async () => {
+  it("gRPC against a single replica: registered, then calls name the id and never resend", async () => {
     const target = `127.0.0.1:${replicas[0].grpcPort}`;
-    const s = await client("grpc_client.py", ["--target", target, "--n", "10", "--stubs-dir", stubs]);
+    const s = await client("grpc_client.py", ["--target", target, "--n", "10"]);
     converged(s, 10);
     expect(s.resent).toBe(0);
   }, 200_000);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CompiledFunction } from "../../src/engine/compiled-function.js";
 import type { Tensor } from "../../src/engine/values.js";
 import { compileModel, initializeParameters, type ModelDefinition } from "../../src/ir/model.js";
-import { rng } from "../core/helpers.js";
+import { rng } from "../support/numeric.js";
 import { startTestServer, type TestServer } from "./helpers.js";
 
 let s: TestServer;

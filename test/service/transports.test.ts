@@ -388,12 +388,24 @@ describe("the rest of the API", () => {
     const http = await s.get("/v1/ops");
     const ops = http.body.ops as { name: string; arity: { min: number; max: number | null }; modes: string[]; maxOrder: number }[];
     const exp = ops.find((o) => o.name === "exp");
-    const allModes = ["value", "reverse", "forward", "jacobian", "hessian", "hvp", "derivative", "divergence", "laplacian", "check"];
+    const allModes = [
+      "value",
+      "reverse",
+      "forward",
+      "jacobian",
+      "hessian",
+      "hvp",
+      "derivative",
+      "divergence",
+      "laplacian",
+      "check",
+      "sparsity",
+    ];
     expect(exp).toMatchObject({ arity: { min: 1, max: 1 }, modes: allModes, maxOrder: 16 });
     // prod's derivative rule is first order only, and the op it uses for it has no rule at all.
     expect(ops.find((o) => o.name === "prod")).toMatchObject({
       maxOrder: 1,
-      modes: ["value", "reverse", "forward", "jacobian", "divergence", "check"],
+      modes: ["value", "reverse", "forward", "jacobian", "divergence", "check", "sparsity"],
     });
     expect(ops.find((o) => o.name === "prod_others")).toMatchObject({ maxOrder: 0, modes: ["value"] });
     const g = await s.listOps();

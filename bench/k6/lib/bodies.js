@@ -130,11 +130,15 @@ export function w3Data() {
   ];
 }
 
-/** REST: every tensor as {shape, dtype, base64} (little-endian float64). */
+/**
+ * REST: every tensor as {shape, dtype, base64} (little-endian float64), and the answer's tensors asked
+ * for the same way: 200,000 gradient entries as decimal JSON would cost the client more to read than
+ * the server to compute them.
+ */
 export function w3Rest(model, b64encode) {
   const point = {};
   for (const t of w3Data()) point[t.name] = { shape: t.shape, dtype: "float64", base64: b64encode(littleEndian(t.data)) };
-  return { function: { model: model }, point: point };
+  return { function: { model: model }, point: point, encoding: "base64" };
 }
 
 /** gRPC: every tensor as raw little-endian float64 bytes (base64 in the JSON mapping). */
@@ -154,8 +158,9 @@ function w3Problem(loss, db2) {
   return Math.abs(sum) < 1e-12 ? "" : `W3 fc2.bias gradient sums to ${sum}, not 0`;
 }
 
-export function w3RestProblem(answer) {
-  return w3Problem(answer.value, answer.gradient?.["fc2.bias"]?.data);
+export function w3RestProblem(answer, b64decode) {
+  const db2 = answer.gradient?.["fc2.bias"];
+  return w3Problem(answer.value, db2?.base64 !== undefined ? float64s(b64decode(db2.base64)) : db2?.data);
 }
 
 export function w3GrpcProblem(message, b64decode) {
@@ -193,13 +198,15 @@ function littleEndian(data) {
 function tensorOf(map, name, b64decode) {
   const t = map?.[name];
   if (!t) return undefined;
-  if (t.raw) {
-    const view = new DataView(b64decode(t.raw));
-    const out = new Array(view.byteLength / 8);
-    for (let i = 0; i < out.length; i++) out[i] = view.getFloat64(i * 8, true);
-    return out;
-  }
-  return t.values;
+  return t.raw ? float64s(b64decode(t.raw)) : t.values;
+}
+
+/** Little-endian float64 bytes as numbers. */
+function float64s(buffer) {
+  const view = new DataView(buffer);
+  const out = new Array(view.byteLength / 8);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat64(i * 8, true);
+  return out;
 }
 
 function scalarOf(map, name, b64decode) {

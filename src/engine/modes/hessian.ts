@@ -9,6 +9,7 @@ import { recordOf } from "../../names.js";
 import type { CompiledGraph, Prepared } from "../compiled-graph.js";
 import { run } from "../run.js";
 import { asValue, Directions, element, readNamed, readSingle } from "./shared.js";
+import { sparseHessian } from "./sparse-hessian.js";
 import type { ModeDefinition } from "./types.js";
 
 /**
@@ -40,6 +41,7 @@ function prepareHvp(fn: CompiledGraph, wrt: readonly NamedNode[], precision: Pre
 /** hessian[a][b] = ∂²f/∂a∂b, a tensor of shape a.shape ++ b.shape: one forward-over-reverse sweep per input element. */
 export const hessian: ModeDefinition = {
   evaluate(fn, inputs, options) {
+    if (options.sparse) return sparseHessian(fn, inputs, options);
     const wrt = selectInputs(fn.graph, options.wrt);
     const dirs = new Directions(fn, wrt);
     const p = prepareHvp(fn, wrt, options.precision ?? "float64", options.budget);

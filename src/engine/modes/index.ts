@@ -5,6 +5,7 @@ import { forward } from "./forward.js";
 import { hessian, hvp, laplacian } from "./hessian.js";
 import { jacobian } from "./jacobian.js";
 import { reverse } from "./reverse.js";
+import { sparsity } from "./sparsity.js";
 import type { ModeDefinition } from "./types.js";
 import { value } from "./value.js";
 
@@ -24,6 +25,7 @@ export const MODE_TABLE = {
   divergence,
   laplacian,
   check,
+  sparsity,
 } as const satisfies Record<string, ModeDefinition>;
 
 export type Mode = keyof typeof MODE_TABLE;
@@ -38,4 +40,6 @@ export function modeOf(name: string): ModeDefinition | undefined {
 export { CHECK_RULE } from "./check.js";
 export { MAX_ORDER, partialSequence } from "./derivative.js";
 export { jacobianMethod } from "./jacobian.js";
+export { type SparseBlock, type SparsePlan, sparsePlan } from "./sparse-plan.js";
+export { nestedBlocks, type PatternCsr, type SparsityReport, sparsityReport } from "./sparsity.js";
 export type { BatchField, BatchPlan, CheckEntry, CheckReport, Evaluation, ModeDefinition, ModeOptions } from "./types.js";

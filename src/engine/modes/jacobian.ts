@@ -7,6 +7,7 @@ import type { Value } from "../values.js";
 import { prepareJvp } from "./forward.js";
 import { prepareVjp } from "./reverse.js";
 import { asValue, Directions, element, readOutputs } from "./shared.js";
+import { sparseJacobian } from "./sparse-jacobian.js";
 import type { ModeDefinition, ModeOptions } from "./types.js";
 
 /** Forward sweeps when the inputs have no more elements than the outputs, reverse sweeps otherwise. */
@@ -24,6 +25,7 @@ export function jacobianMethod(fn: CompiledGraph, options: Pick<ModeOptions, "wr
  */
 export const jacobian: ModeDefinition = {
   evaluate(fn, inputs, options) {
+    if (options.sparse) return sparseJacobian(fn, inputs, options);
     const precision = options.precision ?? "float64";
     const wrt = selectInputs(fn.graph, options.wrt);
     const dirs = new Directions(fn, wrt);
@@ -53,11 +55,12 @@ export const jacobian: ModeDefinition = {
         for (let a = 0; a < outSizes[o]; a++) {
           cot[o][a] = 1;
           run(p.program, [...inputs, ...cotArgs()]);
-          cot[o][a] = 0;
           wrt.forEach((_, k) => {
             const g = p.program.read(p.results[outs.length + k]);
             for (let e = 0; e < dirs.sizes[k]; e++) blocks[o][k][a * dirs.sizes[k] + e] = element(g, e);
           });
+          // Only now: a gradient that is the cotangent itself is read through the cotangent's memory.
+          cot[o][a] = 0;
         }
       });
       if (outTotal === 0) run(p.program, [...inputs, ...cotArgs()]);

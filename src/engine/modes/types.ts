@@ -23,6 +23,8 @@ export interface ModeOptions {
   readonly method?: "forward" | "reverse";
   /** derivative: the order of the derivative along one input. */
   readonly order?: number;
+  /** jacobian, hessian: the CSR data of each block by compressed sweeps (one per colour), not the dense blocks. */
+  readonly sparse?: boolean;
   /**
    * What building this request's programs may cost (derived nodes, tensor elements); unbounded
    * without one. Programs already built are reused whatever the budget.
@@ -60,6 +62,12 @@ export interface Evaluation extends SectionValues {
   /** derivative: the inputs differentiated with respect to, in order. */
   readonly partials?: string[];
   readonly check?: CheckReport;
+  /** Sparse jacobian and hessian: how many colours (compressed sweeps) the answer took. */
+  readonly colors?: number;
+  /** Sparse jacobian, hessian: each block's CSR structure (its section holds the data). */
+  readonly csr?: Record<string, Record<string, PatternCsr>>;
+  /** sparsity: the patterns. */
+  readonly sparsity?: SparsityReport;
 }
 
 /** Which block of the answer a result fills: the same sections as a single point's answer. */
@@ -81,4 +89,19 @@ export interface ModeDefinition {
   evaluate(fn: CompiledGraph, inputs: InputData[], options: ModeOptions): Evaluation;
   /** The one derived program a batch runs vectorised, or undefined when this request cannot. */
   batch?(fn: CompiledGraph, options: ModeOptions): BatchPlan | undefined;
+}
+
+/** One block's pattern: a CSR matrix without its data. */
+export interface PatternCsr {
+  readonly format: "csr";
+  readonly shape: [number, number];
+  readonly indptr: Int32Array;
+  readonly indices: Int32Array;
+}
+
+/** The sparsity of a function: its Jacobian's pattern and, for a single scalar output, its Hessian's, with their colour counts. */
+export interface SparsityReport {
+  readonly jacobian: Record<string, Record<string, PatternCsr>>;
+  readonly hessian?: Record<string, Record<string, PatternCsr>>;
+  readonly colors: { readonly jacobian: number; readonly method: "forward" | "reverse"; readonly hessian?: number };
 }

@@ -1,5 +1,6 @@
 import { broadcastShapes } from "../../tensor/shape.js";
 import { defineOp } from "../define.js";
+import { elementwiseSparsity } from "../sparsity.js";
 import type { OpDef, RuleBuilder } from "../types.js";
 
 type ElementwiseSpec = Omit<OpDef, "kind" | "shape" | "js" | "partials"> & Required<Pick<OpDef, "js">> & Pick<OpDef, "partials">;
@@ -10,6 +11,7 @@ export function elementwise(spec: ElementwiseSpec): OpDef {
     kind: "elementwise",
     shape: (argShapes) => broadcastShapes(argShapes),
     dtype: () => "float",
+    sparsity: elementwiseSparsity(spec.differentiable),
     ...spec,
   });
 }

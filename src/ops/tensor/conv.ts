@@ -12,6 +12,7 @@ import { defineOp } from "../define.js";
 import type { Attrs, RuleBuilder } from "../types.js";
 import { onlyAttrs, pairAttr } from "./attrs.js";
 import { paddingAttr, window } from "./window.js";
+import { conv2dFilterGradSparsity, conv2dInputGradSparsity, conv2dSparsity } from "./window-sparsity.js";
 
 /**
  * Convolution, NCHW (pooling is in pool.ts). Each derivative is itself an op with its own rules
@@ -76,6 +77,7 @@ const filterGrad = (b: RuleBuilder, x: number, dy: number, a: ConvAttrs, size: r
 
 export const conv2d = defineOp<ConvAttrs>({
   name: "conv2d",
+  sparsity: conv2dSparsity,
   tensorCases: [
     {
       name: "stride, padding, dilation",
@@ -114,6 +116,7 @@ export const conv2d = defineOp<ConvAttrs>({
 /** ∂⟨conv2d(x, w), dy⟩/∂x: the transposed convolution of dy by w, back to the input's size. */
 export const conv2dInputGrad = defineOp<InputGradAttrs>({
   name: "conv2d_input_grad",
+  sparsity: conv2dInputGradSparsity,
   tensorCases: [
     {
       name: "stride, padding, dilation",
@@ -156,6 +159,7 @@ export const conv2dInputGrad = defineOp<InputGradAttrs>({
 /** ∂⟨conv2d(x, w), dy⟩/∂w: the correlation of x with dy, summed over the batch. */
 export const conv2dFilterGrad = defineOp<FilterGradAttrs>({
   name: "conv2d_filter_grad",
+  sparsity: conv2dFilterGradSparsity,
   tensorCases: [{ name: "padding", args: [{ shape: [2, 2, 5, 6] }, { shape: [2, 3, 5, 6] }], attrs: { padding: 1, kernel_size: [3, 3] } }],
   kind: "structural",
   arity: 2,

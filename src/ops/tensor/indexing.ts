@@ -1,6 +1,7 @@
 import { invalid, OpRuleError } from "../../errors.js";
 import { formatShape, type Shape, sizeOf } from "../../tensor/shape.js";
 import { defineOp } from "../define.js";
+import { movedSparsity, transposeMap } from "../sparsity.js";
 import type { Attrs, DType } from "../types.js";
 import { axisAttr, intAttr, intListAttr, onlyAttrs } from "./attrs.js";
 
@@ -42,6 +43,13 @@ export const gather = defineOp<{ axis: number }>({
   kernel: ({ argShapes: [x, idx], attrs }) => {
     const [outer, extent, inner] = around(x, attrs.axis);
     const count = sizeOf(idx);
+    // Element by element (a sparse derivative's decompression gathers hundreds of thousands): a
+    // subarray per element would cost more than the copy.
+    if (inner === 1 && outer === 1) {
+      return ([src, indices], out) => {
+        for (let k = 0; k < count; k++) out[k] = src[resolveIndex(indices[k], extent, k)];
+      };
+    }
     return ([src, indices], out) => {
       for (let k = 0; k < count; k++) {
         const at = resolveIndex(indices[k], extent, k);
@@ -52,6 +60,7 @@ export const gather = defineOp<{ axis: number }>({
       }
     };
   },
+  sparsity: movedSparsity,
   linear: "linear",
   vjp: (b, [x, idx], _out, ct, _needs, attrs) => [b.op("scatter_add", [ct, idx], { ...attrs, shape: [...b.shape(x)] }), null],
 });
@@ -92,6 +101,19 @@ export const scatterAdd = defineOp<{ axis: number; shape: number[] }>({
       }
     };
   },
+  // The transpose of gather's map: each output element reads the updates gathered from it.
+  sparsity: (spec) => {
+    const { argShapes, shape, attrs } = spec;
+    const [moved] = movedSparsity({
+      ...spec,
+      argShapes: [shape, argShapes[1]],
+      shape: argShapes[0],
+      attrs: { axis: attrs.axis },
+      op: gather,
+    });
+    if (moved === null || typeof moved === "string") return [moved, null];
+    return [transposeMap(moved, sizeOf(argShapes[0]), sizeOf(shape)), null];
+  },
   linear: "linear",
   vjp: (b, [, idx], _out, ct, _needs, attrs) => [b.op("gather", [ct, idx], { axis: attrs.axis }), null],
 });
@@ -108,6 +130,7 @@ export const oneHot = defineOp<{ depth: number }>({
     return { depth: intAttr(onlyAttrs(attrs, ["depth"]).depth, "depth", 1) };
   },
   shape: ([shape], attrs) => [...shape, attrs.depth],
+  sparsity: () => [null],
   kernel: ({ argShapes: [shape], attrs: { depth } }) => {
     const n = sizeOf(shape);
     return ([labels], out) => {

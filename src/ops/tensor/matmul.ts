@@ -3,7 +3,8 @@ import { type FloatArray, matmul as gemm } from "../../tensor/kernels/index.js";
 import { broadcastShapes, extentOf, formatShape, type Shape, sizeOf, stridesOf } from "../../tensor/shape.js";
 import { defineOp } from "../define.js";
 import { unbroadcast } from "../rule-helpers.js";
-import type { MaybeNode, TensorData } from "../types.js";
+import { broadcastIndex } from "../sparsity.js";
+import type { LocalSparsity, MaybeNode, TensorData } from "../types.js";
 import { boolAttr, onlyAttrs } from "./attrs.js";
 
 export type MatmulAttrs = { transpose_a: boolean; transpose_b: boolean };
@@ -56,6 +57,7 @@ export const matmul = defineOp<MatmulAttrs>({
     return [...batch, matrixDims(a, transpose_a)[0], matrixDims(b, transpose_b)[1]];
   },
   kernel: ({ argShapes: [a, b], shape, attrs }) => batchedProduct(a, b, shape, attrs),
+  sparsity: ({ argShapes: [a, b], shape, attrs }) => productSparsity(a, b, shape, attrs),
   linear: "bilinear",
   // C = op(A)·op(B): Ā = C̄·op(B)ᵀ, read back through op(A)'s transpose; likewise B̄ = op(A)ᵀ·C̄.
   vjp: (b, [x, y], _out, ct, needs, { transpose_a: ta, transpose_b: tb }) => {
@@ -121,4 +123,39 @@ function batchedProduct(a: Shape, b: Shape, out: Shape, t: MatmulAttrs) {
       });
     }
   };
+}
+
+/**
+ * Element (p, i, j) of the product reads row i of A's matrix and column j of B's in batch p; those
+ * rows and columns are stored once and shared by the elements that read them.
+ */
+function productSparsity(a: Shape, b: Shape, out: Shape, t: MatmulAttrs): LocalSparsity {
+  const m = out[out.length - 2];
+  const n = out[out.length - 1];
+  const k = t.transpose_a ? a[a.length - 2] : a[a.length - 1];
+  const batchShape = out.slice(0, -2);
+  const batches = sizeOf(batchShape);
+  const aBatch = broadcastIndex(a.slice(0, -2), batchShape);
+  const bBatch = broadcastIndex(b.slice(0, -2), batchShape);
+  const aRows = new Int32Array(batches * m * k);
+  const bCols = new Int32Array(batches * n * k);
+  for (let p = 0; p < batches; p++) {
+    for (let q = 0; q < k; q++) {
+      for (let i = 0; i < m; i++) aRows[(p * m + i) * k + q] = aBatch[p] * m * k + (t.transpose_a ? q * m + i : i * k + q);
+      for (let j = 0; j < n; j++) bCols[(p * n + j) * k + q] = bBatch[p] * k * n + (t.transpose_b ? j * k + q : q * n + j);
+    }
+  }
+  const size = batches * m * n;
+  const aRowOf = new Int32Array(size);
+  const bRowOf = new Int32Array(size);
+  for (let r = 0; r < size; r++) {
+    const p = Math.floor(r / (m * n));
+    aRowOf[r] = p * m + Math.floor((r % (m * n)) / n);
+    bRowOf[r] = p * n + (r % n);
+  }
+  const rows = (count: number) => Int32Array.from({ length: count + 1 }, (_, r) => r * k);
+  return [
+    { rowOf: aRowOf, indptr: rows(batches * m), indices: aRows },
+    { rowOf: bRowOf, indptr: rows(batches * n), indices: bCols },
+  ];
 }

@@ -12,6 +12,7 @@ import { defineOp } from "../define.js";
 import type { Attrs } from "../types.js";
 import { onlyAttrs, pairAttr } from "./attrs.js";
 import { paddingAttr, window } from "./window.js";
+import { avgPoolGradSparsity, maxPoolGradSparsity, poolPickSparsity, poolSparsity } from "./window-sparsity.js";
 
 /**
  * Pooling, NCHW. Like convolution (conv.ts), each derivative is an op with its own rules, so second
@@ -104,6 +105,7 @@ function argmaxOf(g: Pool2dGeometry, x: Shape, float32: boolean) {
 
 export const maxPool2dOp = defineOp<PoolAttrs>({
   name: "max_pool2d",
+  sparsity: poolSparsity,
   tensorCases: [
     { name: "stride and padding", args: [{ shape: [2, 2, 5, 5] }], attrs: { kernel: 2, stride: [2, 1], padding: [1, 0, 0, 1] } },
   ],
@@ -118,6 +120,7 @@ export const maxPool2dOp = defineOp<PoolAttrs>({
 /** Routes dy to each window's argmax of x: the derivative of max pooling. */
 export const maxPool2dGrad = defineOp<PoolAttrs>({
   name: "max_pool2d_grad",
+  sparsity: maxPoolGradSparsity,
   kind: "structural",
   arity: 2,
   summary: "the derivative of max_pool2d: each dy [N, C, OH, OW] added at its window's argmax in x",
@@ -144,6 +147,7 @@ export const maxPool2dGrad = defineOp<PoolAttrs>({
 /** t at each window's argmax of x: the tangent of max pooling (and the transpose of its gradient). */
 export const maxPool2dPick = defineOp<PoolAttrs>({
   name: "max_pool2d_pick",
+  sparsity: poolPickSparsity,
   kind: "structural",
   arity: 2,
   summary: "for each window of x, the element of t at x's argmax (the tangent of max_pool2d)",
@@ -175,6 +179,7 @@ export const maxPool2dPick = defineOp<PoolAttrs>({
 
 export const avgPool2dOp = defineOp<PoolAttrs>({
   name: "avg_pool2d",
+  sparsity: poolSparsity,
   tensorCases: [{ name: "padding", args: [{ shape: [1, 2, 5, 4] }], attrs: { kernel: [3, 2], stride: 1, padding: 1 } }],
   ...windowPooling(avgPool2d),
   summary: "mean over each window, NCHW; padding is not counted (the divisor is the number of elements inside the input)",
@@ -185,6 +190,7 @@ export const avgPool2dOp = defineOp<PoolAttrs>({
 /** Spreads each dy evenly over its window: the derivative (and transpose) of average pooling. */
 export const avgPool2dGrad = defineOp<PoolGradAttrs>({
   name: "avg_pool2d_grad",
+  sparsity: avgPoolGradSparsity,
   tensorCases: [{ name: "back to 4×4", args: [{ shape: [1, 2, 2, 2] }], attrs: { kernel: 2, input_size: [4, 4] } }],
   kind: "structural",
   arity: 1,

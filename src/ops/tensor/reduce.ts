@@ -1,6 +1,7 @@
 import { OpRuleError } from "../../errors.js";
 import { formatShape, type Shape, sizeOf, stridesOf } from "../../tensor/shape.js";
 import { defineOp } from "../define.js";
+import { reductionMap, sameFibreMap } from "../sparsity.js";
 import type { OpDef, RuleBuilder } from "../types.js";
 import { reduceAttrs } from "./attrs.js";
 
@@ -33,6 +34,8 @@ function reduction(
     normalizeAttrs: (attrs, [shape]) => reduceAttrs(attrs, shape.length),
     shape: ([shape], attrs) => reducedShape(shape, attrs),
     reduce: { identity, js },
+    // Both branches of max and min: every element of the fibre may be the one chosen.
+    sparsity: ({ argShapes: [shape], attrs }) => [reductionMap(shape, attrs.axes)],
     ...extra,
   });
 }
@@ -106,6 +109,7 @@ export const prodOthers = defineOp<ReduceAttrs>({
   summary: "for each element, the product of the other elements reduced with it (the derivative of prod)",
   normalizeAttrs: (attrs, [shape]) => reduceAttrs(attrs, shape.length),
   shape: ([shape]) => shape,
+  sparsity: ({ argShapes: [shape], attrs }) => [sameFibreMap(shape, attrs.axes)],
   maxOrder: 0,
   kernel: ({ argShapes: [shape], attrs }) => {
     const fibre = fibreIndex(shape, attrs.axes);

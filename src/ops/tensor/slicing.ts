@@ -1,6 +1,7 @@
 import { OpRuleError } from "../../errors.js";
 import { formatShape, sizeOf, stridesOf } from "../../tensor/shape.js";
 import { defineOp } from "../define.js";
+import { movedSparsity, padSparsity } from "../sparsity.js";
 import type { MaybeNode } from "../types.js";
 import { axisAttr, intAttr, intListAttr, onlyAttrs } from "./attrs.js";
 
@@ -111,9 +112,20 @@ export const pad = defineOp<PadAttrs>({
       }
     };
   },
+  // Without interior spacing, padding is its operand read through a shifted, bounded window.
+  viewWhen: ({ interior }) => interior.every((s) => s === 0),
+  view: (argShape, { before, value }, view) => {
+    let offset = view.offset;
+    before.forEach((b, i) => {
+      offset -= b * view.strides[i];
+    });
+    const bounds = argShape.map((d, i): [number, number] => [before[i], before[i] + d]);
+    return { offset, strides: [...view.strides], bounds, fill: value };
+  },
   // Affine: the fill value is a constant, so the tangent is padded with zeros.
   linear: "linear",
   linearPart: (attrs) => ({ ...attrs, value: 0 }),
+  sparsity: padSparsity,
   vjp: (b, [x], _out, ct, _needs, { before, interior }) => {
     const shape = b.shape(x);
     const end = shape.map((d, i) => before[i] + (d === 0 ? 0 : (d - 1) * (interior[i] + 1) + 1));
@@ -141,6 +153,7 @@ export const concat = defineOp<AxisAttrs>({
     return { axis };
   },
   shape: (shapes, { axis }) => shapes[0].map((d, i) => (i === axis ? shapes.reduce((acc, s) => acc + s[axis], 0) : d)),
+  sparsity: movedSparsity,
   kernel: ({ argShapes, shape, attrs: { axis } }) => {
     const outer = sizeOf(shape.slice(0, axis));
     const inner = sizeOf(shape.slice(axis + 1));

@@ -153,7 +153,7 @@ function checkSizes(r: Geometry, x: FloatArray, w: FloatArray, y: FloatArray, na
   checkSpan(y.length, 0, r.N * r.O * r.P, `conv2d ${names[2]}`);
 }
 
-/** The output columns [lo, hi) whose input column ow·s − pad + off lies in [0, size). */
+/** The output positions [lo, hi) (of out) whose input position ow·s − pad + off lies in [0, size); rows and columns alike. */
 function validRange(out: number, size: number, s: number, pad: number, off: number): [number, number] {
   // ow·s + (off − pad) ≥ 0  ⇔  ow ≥ ⌈(pad − off) / s⌉;   ow·s + (off − pad) ≤ size − 1
   const d = off - pad;
@@ -167,81 +167,100 @@ function validRange(out: number, size: number, s: number, pad: number, off: numb
 
 /** cols[(c·KH + i)·KW + j, oh·OW + ow] = x[xo + c·H·W + ih·W + iw] (0 in the padding). */
 export function im2col(g: Conv2dGeometry, x: FloatArray, xOffset: number, cols: FloatArray): void {
-  im2colResolved(resolve(g), x, xOffset, cols);
-}
-
-function im2colResolved(r: Geometry, x: FloatArray, xo: number, cols: FloatArray): void {
-  const { C, H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, P } = r;
-  let row = 0;
-  for (let c = 0; c < C; c++) {
-    const xc = xo + c * H * W;
-    for (let i = 0; i < KH; i++) {
-      for (let j = 0; j < KW; j++, row++) {
-        const [lo, hi] = validRange(OW, W, sw, pl, j * dw);
-        const base = row * P;
-        for (let oh = 0; oh < OH; oh++) {
-          const ih = oh * sh - pt + i * dh;
-          const d = base + oh * OW;
-          if (ih < 0 || ih >= H) {
-            cols.fill(0, d, d + OW);
-            continue;
-          }
-          for (let ow = 0; ow < lo; ow++) cols[d + ow] = 0;
-          let s = xc + ih * W + lo * sw - pl + j * dw;
-          for (let ow = lo; ow < hi; ow++, s += sw) cols[d + ow] = x[s];
-          for (let ow = hi; ow < OW; ow++) cols[d + ow] = 0;
-        }
-      }
-    }
-  }
+  convColumns(resolve(g), x, xOffset, cols, true);
 }
 
 /** The adjoint of im2col: x[xo + c·H·W + ih·W + iw] += cols[…] over every window that reads it. */
 export function col2im(g: Conv2dGeometry, cols: FloatArray, x: FloatArray, xOffset: number): void {
-  col2imResolved(resolve(g), cols, x, xOffset);
+  convColumns(resolve(g), x, xOffset, cols, false);
 }
 
-function col2imResolved(r: Geometry, cols: FloatArray, x: FloatArray, xo: number): void {
+/**
+ * im2col (gather = true: cols = the columns of x, 0 in the padding) and col2im (gather = false: x += the
+ * columns scattered back) share one walk over the column matrix. Row (c·KH + i)·KW + j of cols meets x
+ * only in output rows [top, bottom) and output columns [lo, hi) (the window positions whose input
+ * pixel oh·sh − pt + i·dh, ow·sw − pl + j·dw lies inside the image); s0 is the input index of the
+ * first of them. The direction is chosen once per kernel position, never per element, as the
+ * WebAssembly kernel's convColumns does.
+ */
+function convColumns(r: Geometry, x: FloatArray, xo: number, cols: FloatArray, gather: boolean): void {
   const { C, H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW, P } = r;
   let row = 0;
   for (let c = 0; c < C; c++) {
     const xc = xo + c * H * W;
     for (let i = 0; i < KH; i++) {
+      const [top, bottom] = validRange(OH, H, sh, pt, i * dh);
       for (let j = 0; j < KW; j++, row++) {
         const [lo, hi] = validRange(OW, W, sw, pl, j * dw);
+        const s0 = xc + (top * sh - pt + i * dh) * W + lo * sw - pl + j * dw;
+        const step = sh * W;
         const base = row * P;
-        for (let oh = 0; oh < OH; oh++) {
-          const ih = oh * sh - pt + i * dh;
-          if (ih < 0 || ih >= H) continue;
-          const d = base + oh * OW;
-          let s = xc + ih * W + lo * sw - pl + j * dw;
-          for (let ow = lo; ow < hi; ow++, s += sw) x[s] += cols[d + ow];
+        if (gather) {
+          cols.fill(0, base, base + top * OW);
+          for (let oh = top, d = base + top * OW, s = s0; oh < bottom; oh++, d += OW, s += step) {
+            for (let ow = 0; ow < lo; ow++) cols[d + ow] = 0;
+            for (let ow = lo, t = s; ow < hi; ow++, t += sw) cols[d + ow] = x[t];
+            for (let ow = hi; ow < OW; ow++) cols[d + ow] = 0;
+          }
+          cols.fill(0, base + bottom * OW, base + P);
+        } else {
+          for (let oh = top, d = base + top * OW, s = s0; oh < bottom; oh++, d += OW, s += step) {
+            for (let ow = lo, t = s; ow < hi; ow++, t += sw) x[t] += cols[d + ow];
+          }
         }
       }
     }
   }
 }
 
-/** y = conv2d(x, w): x N×C×H×W, w O×C×KH×KW, y N×O×OH×OW. */
-export function conv2d(g: Conv2dGeometry, x: FloatArray, w: FloatArray, y: FloatArray, options: Conv2dOptions = {}): void {
+type Pass = "forward" | "input" | "filter";
+
+/** Names of the (x, w, y) operands of each pass, for error messages. */
+const OPERAND_NAMES: Record<Pass, [string, string, string]> = {
+  forward: ["x", "w", "y"],
+  input: ["dx", "w", "dy"],
+  filter: ["x", "dw", "dy"],
+};
+
+/**
+ * What the three entry points share: resolve and check the arguments ((x, w, y) as in convWasm), then
+ * run the whole pass in WebAssembly when useWasm says so (returning undefined); otherwise return the
+ * geometry and the im2col scratch for the JavaScript path.
+ */
+function prepare(
+  pass: Pass,
+  g: Conv2dGeometry,
+  x: FloatArray,
+  w: FloatArray,
+  y: FloatArray,
+  options: Conv2dOptions,
+): { r: Geometry; ws: FloatArray } | undefined {
   const r = resolve(g);
-  checkSizes(r, x, w, y, ["x", "w", "y"]);
+  checkSizes(r, x, w, y, OPERAND_NAMES[pass]);
   if (options.workspace !== undefined) workspaceFor(r, x, options.workspace);
   if (useWasm(r, options.backend)) {
-    convWasm("forward", r, x, w, y, options.accumulate === true);
-    return;
+    convWasm(pass, r, x, w, y, options.accumulate === true);
+    return undefined;
   }
-  const ws = workspaceFor(r, x, options.workspace);
-  const { N, C, H, W, O, CKK, P } = r;
+  return { r, ws: workspaceFor(r, x, options.workspace) };
+}
+
+/** The column matrix of image n of x: x itself at n·C·H·W for a direct (1×1) kernel, else im2col of it in ws. */
+function imageColumns(r: Geometry, x: FloatArray, n: number, ws: FloatArray): { cols: FloatArray; colsOffset: number } {
+  const at = n * r.C * r.H * r.W;
+  if (r.direct) return { cols: x, colsOffset: at };
+  convColumns(r, x, at, ws, true);
+  return { cols: ws, colsOffset: 0 };
+}
+
+/** y = conv2d(x, w): x N×C×H×W, w O×C×KH×KW, y N×O×OH×OW. */
+export function conv2d(g: Conv2dGeometry, x: FloatArray, w: FloatArray, y: FloatArray, options: Conv2dOptions = {}): void {
+  const js = prepare("forward", g, x, w, y, options);
+  if (js === undefined) return;
+  const { r, ws } = js;
+  const { N, O, CKK, P } = r;
   for (let n = 0; n < N; n++) {
-    let cols = ws;
-    let colsOffset = 0;
-    if (r.direct) {
-      cols = x;
-      colsOffset = n * C * H * W;
-    } else {
-      im2colResolved(r, x, n * C * H * W, ws);
-    }
+    const { cols, colsOffset } = imageColumns(r, x, n, ws);
     matmul(
       { m: O, n: P, k: CKK, a: w, b: cols, bOffset: colsOffset, c: y, cOffset: n * O * P, accumulate: options.accumulate },
       options.backend,
@@ -251,14 +270,9 @@ export function conv2d(g: Conv2dGeometry, x: FloatArray, w: FloatArray, y: Float
 
 /** dx = ∂⟨conv2d(x, w), dy⟩/∂x, the transposed convolution of dy with w. */
 export function conv2dInputGrad(g: Conv2dGeometry, dy: FloatArray, w: FloatArray, dx: FloatArray, options: Conv2dOptions = {}): void {
-  const r = resolve(g);
-  checkSizes(r, dx, w, dy, ["dx", "w", "dy"]);
-  if (options.workspace !== undefined) workspaceFor(r, dx, options.workspace);
-  if (useWasm(r, options.backend)) {
-    convWasm("input", r, dx, w, dy, options.accumulate === true);
-    return;
-  }
-  const ws = workspaceFor(r, dx, options.workspace);
+  const js = prepare("input", g, dx, w, dy, options);
+  if (js === undefined) return;
+  const { r, ws } = js;
   const { N, C, H, W, O, CKK, P } = r;
   const plane = C * H * W;
   for (let n = 0; n < N; n++) {
@@ -271,34 +285,22 @@ export function conv2dInputGrad(g: Conv2dGeometry, dy: FloatArray, w: FloatArray
     }
     matmul({ m: CKK, n: P, k: O, a: w, transA: true, b: dy, bOffset: n * O * P, c: ws }, options.backend);
     if (!options.accumulate) dx.fill(0, n * plane, (n + 1) * plane);
-    col2imResolved(r, ws, dx, n * plane);
+    convColumns(r, dx, n * plane, ws, false);
   }
 }
 
 /** dw = ∂⟨conv2d(x, w), dy⟩/∂w = Σ_n dy[n] · cols(x[n])ᵀ. */
 export function conv2dFilterGrad(g: Conv2dGeometry, x: FloatArray, dy: FloatArray, dw: FloatArray, options: Conv2dOptions = {}): void {
-  const r = resolve(g);
-  checkSizes(r, x, dw, dy, ["x", "dw", "dy"]);
-  if (options.workspace !== undefined) workspaceFor(r, x, options.workspace);
-  if (useWasm(r, options.backend)) {
-    convWasm("filter", r, x, dw, dy, options.accumulate === true);
-    return;
-  }
-  const ws = workspaceFor(r, x, options.workspace);
-  const { N, C, H, W, O, CKK, P } = r;
+  const js = prepare("filter", g, x, dw, dy, options);
+  if (js === undefined) return;
+  const { r, ws } = js;
+  const { N, O, CKK, P } = r;
   if (N === 0) {
     if (!options.accumulate) dw.fill(0, 0, O * CKK);
     return;
   }
   for (let n = 0; n < N; n++) {
-    let cols = ws;
-    let colsOffset = 0;
-    if (r.direct) {
-      cols = x;
-      colsOffset = n * C * H * W;
-    } else {
-      im2colResolved(r, x, n * C * H * W, ws);
-    }
+    const { cols, colsOffset } = imageColumns(r, x, n, ws);
     matmul(
       {
         m: O,
@@ -339,14 +341,7 @@ function useWasm(r: Geometry, backend: MatmulBackend | undefined): boolean {
  *   input:   ys = dy[n], cols = Wᵀ·ys, xs = col2im(cols)              (x, w, y) = (dx, w, dy)
  *   filter:  xs = x[n], cols = im2col(xs), ys = dy[n], Ws += ys·colsᵀ  (x, w, y) = (x, dw, dy)
  */
-function convWasm(
-  pass: "forward" | "input" | "filter",
-  r: Geometry,
-  x: FloatArray,
-  w: FloatArray,
-  y: FloatArray,
-  accumulate: boolean,
-): void {
+function convWasm(pass: Pass, r: Geometry, x: FloatArray, w: FloatArray, y: FloatArray, accumulate: boolean): void {
   const ctx = defaultWasmGemm();
   const f64 = x instanceof Float64Array;
   const E = f64 ? 8 : 4;

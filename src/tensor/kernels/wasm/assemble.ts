@@ -7,7 +7,7 @@
  * Run after changing gemm-wat.ts:   npm run build && node dist/src/tensor/kernels/wasm/assemble.js
  *
  * It needs the `wabt` devDependency (WABT compiled to JavaScript; no network, no native tools) and is
- * never imported by the library. test/tensor-kernels/wasm-generated.test.ts fails if the committed
+ * never imported by the library. test/tensor/kernels/wasm-generated.test.ts fails if the committed
  * files are not what this script would write.
  */
 import { writeFileSync } from "node:fs";

@@ -17,7 +17,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file adjoint/v1/adjoint.proto.
  */
 export const file_adjoint_v1_adjoint: GenFile = /*@__PURE__*/
-  fileDesc("ChhhZGpvaW50L3YxL2Fkam9pbnQucHJvdG8SCmFkam9pbnQudjEiXAoGVGVuc29yEg0KBXNoYXBlGAEgAygNEiYKBWR0eXBlGAIgASgOMhcuYWRqb2ludC52MS5FbGVtZW50VHlwZRIOCgZ2YWx1ZXMYAyADKAESCwoDcmF3GAQgASgMItoBCgVQb2ludBItCgZ2YWx1ZXMYASADKAsyHS5hZGpvaW50LnYxLlBvaW50LlZhbHVlc0VudHJ5Ei8KB3RlbnNvcnMYAiADKAsyHi5hZGpvaW50LnYxLlBvaW50LlRlbnNvcnNFbnRyeRotCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBGkIKDFRlbnNvcnNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEiNwoJSW5wdXRTcGVjEgwKBG5hbWUYASABKAkSDQoFc2hhcGUYAiADKA0SDQoFZHR5cGUYAyABKAkiLQoPTmFtZWRFeHByZXNzaW9uEgwKBG5hbWUYASABKAkSDAoEdGV4dBgCIAEoCSI7CgtFeHByZXNzaW9ucxIsCgdvdXRwdXRzGAEgAygLMhsuYWRqb2ludC52MS5OYW1lZEV4cHJlc3Npb24ikwEKBUdyYXBoEiUKBmlucHV0cxgBIAMoCzIVLmFkam9pbnQudjEuSW5wdXRTcGVjEiQKBW5vZGVzGAIgAygLMhUuYWRqb2ludC52MS5HcmFwaE5vZGUSKAoHb3V0cHV0cxgDIAMoCzIXLmFkam9pbnQudjEuR3JhcGhPdXRwdXQSEwoLZGVzY3JpcHRpb24YBCABKAkikgEKCUdyYXBoTm9kZRIKCgJpZBgBIAEoCRIKCgJvcBgCIAEoCRIiCgRhcmdzGAMgAygLMhQuYWRqb2ludC52MS5HcmFwaEFyZxImCgVhdHRycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSIQoFdmFsdWUYBSABKAsyEi5hZGpvaW50LnYxLlRlbnNvciIxCghHcmFwaEFyZxIMCgJpZBgBIAEoCUgAEhAKBm51bWJlchgCIAEoAUgAQgUKA2FyZyIpCgtHcmFwaE91dHB1dBIMCgRuYW1lGAEgASgJEgwKBG5vZGUYAiABKAki7AEKCEZ1bmN0aW9uEhQKCmV4cHJlc3Npb24YASABKAlIABIuCgtleHByZXNzaW9ucxgCIAEoCzIXLmFkam9pbnQudjEuRXhwcmVzc2lvbnNIABIiCgVncmFwaBgDIAEoCzIRLmFkam9pbnQudjEuR3JhcGhIABIoCgVtb2RlbBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RIABIMCgJpZBgFIAEoCUgAEiUKBmlucHV0cxgGIAMoCzIVLmFkam9pbnQudjEuSW5wdXRTcGVjEg0KBWJhdGNoGAcgASgNQggKBnNvdXJjZSLHBAoURGlmZmVyZW50aWF0ZVJlcXVlc3QSJgoIZnVuY3Rpb24YASABKAsyFC5hZGpvaW50LnYxLkZ1bmN0aW9uEiAKBXBvaW50GAIgASgLMhEuYWRqb2ludC52MS5Qb2ludBIhCgZwb2ludHMYAyADKAsyES5hZGpvaW50LnYxLlBvaW50Ej4KB2NvbHVtbnMYBCADKAsyLS5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXF1ZXN0LkNvbHVtbnNFbnRyeRIeCgRtb2RlGAUgASgOMhAuYWRqb2ludC52MS5Nb2RlEgsKA3dydBgGIAMoCRIiCgd0YW5nZW50GAcgASgLMhEuYWRqb2ludC52MS5Qb2ludBIkCgljb3RhbmdlbnQYCCABKAsyES5hZGpvaW50LnYxLlBvaW50Eg0KBXRyYWNlGAkgASgIEhgKEGFsbG93X25vbl9maW5pdGUYCiABKAgSKAoJcHJlY2lzaW9uGAsgASgOMhUuYWRqb2ludC52MS5QcmVjaXNpb24SEgoFb3JkZXIYDCABKA1IAIgBARIqCgZtZXRob2QYDSABKA4yGi5hZGpvaW50LnYxLkphY29iaWFuTWV0aG9kEioKCmluaXRpYWxpemUYDiABKAsyFi5hZGpvaW50LnYxLkluaXRpYWxpemUaQgoMQ29sdW1uc0VudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4AUIICgZfb3JkZXIiGgoKSW5pdGlhbGl6ZRIMCgRzZWVkGAEgASgNIuoCChVEaWZmZXJlbnRpYXRlUmVzcG9uc2USCgoCaWQYASABKAkSDAoEbW9kZRgCIAEoCRIiCgZyZXN1bHQYAyABKAsyEi5hZGpvaW50LnYxLlJlc3VsdBIjCgdyZXN1bHRzGAQgAygLMhIuYWRqb2ludC52MS5SZXN1bHQSIwoHY29sdW1ucxgFIAEoCzISLmFkam9pbnQudjEuUmVzdWx0EhAKCHNlcXVlbmNlGAYgASgEEikKCm5vbl9maW5pdGUYByADKAsyFS5hZGpvaW50LnYxLk5vbkZpbml0ZRJFCgpwYXJhbWV0ZXJzGAggAygLMjEuYWRqb2ludC52MS5EaWZmZXJlbnRpYXRlUmVzcG9uc2UuUGFyYW1ldGVyc0VudHJ5GkUKD1BhcmFtZXRlcnNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEisggKBlJlc3VsdBIwCgdvdXRwdXRzGAEgAygLMh8uYWRqb2ludC52MS5SZXN1bHQuT3V0cHV0c0VudHJ5EjIKCGdyYWRpZW50GAIgAygLMiAuYWRqb2ludC52MS5SZXN1bHQuR3JhZGllbnRFbnRyeRIoCgNqdnAYAyADKAsyGy5hZGpvaW50LnYxLlJlc3VsdC5KdnBFbnRyeRIoCgN2anAYBCADKAsyGy5hZGpvaW50LnYxLlJlc3VsdC5WanBFbnRyeRIgCgV0cmFjZRgFIAEoCzIRLmFkam9pbnQudjEuVHJhY2USKQoKbm9uX2Zpbml0ZRgGIAEoCzIVLmFkam9pbnQudjEuTm9uRmluaXRlEigKA2h2cBgHIAMoCzIbLmFkam9pbnQudjEuUmVzdWx0Lkh2cEVudHJ5EjIKCGphY29iaWFuGAggAygLMiAuYWRqb2ludC52MS5SZXN1bHQuSmFjb2JpYW5FbnRyeRIwCgdoZXNzaWFuGAkgAygLMh8uYWRqb2ludC52MS5SZXN1bHQuSGVzc2lhbkVudHJ5EiYKCmRlcml2YXRpdmUYCiABKAsyEi5hZGpvaW50LnYxLlRlbnNvchImCgpkaXZlcmdlbmNlGAsgASgLMhIuYWRqb2ludC52MS5UZW5zb3ISJQoJbGFwbGFjaWFuGAwgASgLMhIuYWRqb2ludC52MS5UZW5zb3ISDgoGbWV0aG9kGA0gASgJEhAKCHBhcnRpYWxzGA4gAygJEiAKBWNoZWNrGA8gASgLMhEuYWRqb2ludC52MS5DaGVjaxpCCgxPdXRwdXRzRW50cnkSCwoDa2V5GAEgASgJEiEKBXZhbHVlGAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3I6AjgBGkMKDUdyYWRpZW50RW50cnkSCwoDa2V5GAEgASgJEiEKBXZhbHVlGAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3I6AjgBGj4KCEp2cEVudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ARo+CghWanBFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEaPgoISHZwRW50cnkSCwoDa2V5GAEgASgJEiEKBXZhbHVlGAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3I6AjgBGkYKDUphY29iaWFuRW50cnkSCwoDa2V5GAEgASgJEiQKBXZhbHVlGAIgASgLMhUuYWRqb2ludC52MS5UZW5zb3JNYXA6AjgBGkUKDEhlc3NpYW5FbnRyeRILCgNrZXkYASABKAkSJAoFdmFsdWUYAiABKAsyFS5hZGpvaW50LnYxLlRlbnNvck1hcDoCOAEihAEKCVRlbnNvck1hcBIzCgd0ZW5zb3JzGAEgAygLMiIuYWRqb2ludC52MS5UZW5zb3JNYXAuVGVuc29yc0VudHJ5GkIKDFRlbnNvcnNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEimwEKBUNoZWNrEg4KBnBhc3NlZBgBIAEoCBIMCgRydWxlGAIgASgJEi0KBmlucHV0cxgDIAMoCzIdLmFkam9pbnQudjEuQ2hlY2suSW5wdXRzRW50cnkaRQoLSW5wdXRzRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuYWRqb2ludC52MS5DaGVja0VudHJ5OgI4ASK/AQoKQ2hlY2tFbnRyeRIKCgJhZBgBIAEoARIKCgJmZBgCIAEoARIMCgRzdGVwGAMgASgBEhAKCGFic29sdXRlGAQgASgBEhAKCHJlbGF0aXZlGAUgASgBEhEKCXRvbGVyYW5jZRgGIAEoARIOCgZwYXNzZWQYByABKAgSFAoHZWxlbWVudBgIIAEoDUgAiAEBEhUKCGVsZW1lbnRzGAkgASgNSAGIAQFCCgoIX2VsZW1lbnRCCwoJX2VsZW1lbnRzIl4KBVRyYWNlEgwKBG1vZGUYASABKAkSIgoEcm93cxgCIAMoCzIULmFkam9pbnQudjEuVHJhY2VSb3cSIwoEc2VlZBgDIAEoCzIVLmFkam9pbnQudjEuVHJhY2VTZWVkIuYCCghUcmFjZVJvdxIKCgJpZBgBIAEoCRIKCgJvcBgCIAEoCRIiCgRhcmdzGAMgAygLMhQuYWRqb2ludC52MS5HcmFwaEFyZxImCgVhdHRycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSIQoFdmFsdWUYBSABKAsyEi5hZGpvaW50LnYxLlRlbnNvchIjCgdhZGpvaW50GAYgASgLMhIuYWRqb2ludC52MS5UZW5zb3ISIwoHdGFuZ2VudBgHIAEoCzISLmFkam9pbnQudjEuVGVuc29yEg4KBm91dHB1dBgIIAEoCRI0Cgh0YW5nZW50cxgJIAMoCzIiLmFkam9pbnQudjEuVHJhY2VSb3cuVGFuZ2VudHNFbnRyeRpDCg1UYW5nZW50c0VudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ASI8CglUcmFjZVNlZWQSCgoCaWQYASABKAkSIwoHYWRqb2ludBgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yImIKCU5vbkZpbml0ZRIMCgRwYXNzGAEgASgJEgwKBG5vZGUYAiABKAkSCgoCb3AYAyABKAkSDQoFdmFsdWUYBCABKAkSDwoHbWVzc2FnZRgFIAEoCRINCgVwb2ludBgGIAEoDSJBChdSZWdpc3RlckZ1bmN0aW9uUmVxdWVzdBImCghmdW5jdGlvbhgBIAEoCzIULmFkam9pbnQudjEuRnVuY3Rpb24iIAoSR2V0RnVuY3Rpb25SZXF1ZXN0EgoKAmlkGAEgASgJIjgKClRlbnNvclNwZWMSDAoEbmFtZRgBIAEoCRINCgVzaGFwZRgCIAMoDRINCgVkdHlwZRgDIAEoCSKRAQoMRnVuY3Rpb25JbmZvEgoKAmlkGAEgASgJEiYKBmlucHV0cxgCIAMoCzIWLmFkam9pbnQudjEuVGVuc29yU3BlYxInCgdvdXRwdXRzGAMgAygLMhYuYWRqb2ludC52MS5UZW5zb3JTcGVjEhIKCm5vZGVfY291bnQYBCABKA0SEAoIb3BfY291bnQYBSABKA0iEAoOTGlzdE9wc1JlcXVlc3QiygEKBk9wSW5mbxIMCgRuYW1lGAEgASgJEg8KB2FsaWFzZXMYAiADKAkSEQoJYXJpdHlfbWluGAMgASgNEhYKCWFyaXR5X21heBgEIAEoDUgAiAEBEg8KB3N1bW1hcnkYBSABKAkSDAoEa2luZBgGIAEoCRINCgVtb2RlcxgHIAMoCRIRCgltYXhfb3JkZXIYCCABKA0SEwoLY29tbXV0YXRpdmUYCSABKAgSEgoKYXR0cmlidXRlcxgKIAMoCUIMCgpfYXJpdHlfbWF4IkEKD0xpc3RPcHNSZXNwb25zZRIfCgNvcHMYASADKAsyEi5hZGpvaW50LnYxLk9wSW5mbxINCgVtb2RlcxgCIAMoCSpfCgtFbGVtZW50VHlwZRIcChhFTEVNRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIYChRFTEVNRU5UX1RZUEVfRkxPQVQ2NBABEhgKFEVMRU1FTlRfVFlQRV9GTE9BVDMyEAIq0QEKBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEg4KCk1PREVfVkFMVUUQARIQCgxNT0RFX1JFVkVSU0UQAhIQCgxNT0RFX0ZPUldBUkQQAxIRCg1NT0RFX0pBQ09CSUFOEAQSEAoMTU9ERV9IRVNTSUFOEAUSDAoITU9ERV9IVlAQBhITCg9NT0RFX0RFUklWQVRJVkUQBxITCg9NT0RFX0RJVkVSR0VOQ0UQCBISCg5NT0RFX0xBUExBQ0lBThAJEg4KCk1PREVfQ0hFQ0sQCiprCg5KYWNvYmlhbk1ldGhvZBIfChtKQUNPQklBTl9NRVRIT0RfVU5TUEVDSUZJRUQQABIbChdKQUNPQklBTl9NRVRIT0RfRk9SV0FSRBABEhsKF0pBQ09CSUFOX01FVEhPRF9SRVZFUlNFEAIqVAoJUHJlY2lzaW9uEhkKFVBSRUNJU0lPTl9VTlNQRUNJRklFRBAAEhUKEVBSRUNJU0lPTl9GTE9BVDY0EAESFQoRUFJFQ0lTSU9OX0ZMT0FUMzIQAjKmAwoOQWRqb2ludFNlcnZpY2USVAoNRGlmZmVyZW50aWF0ZRIgLmFkam9pbnQudjEuRGlmZmVyZW50aWF0ZVJlcXVlc3QaIS5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXNwb25zZRJeChNEaWZmZXJlbnRpYXRlU3RyZWFtEiAuYWRqb2ludC52MS5EaWZmZXJlbnRpYXRlUmVxdWVzdBohLmFkam9pbnQudjEuRGlmZmVyZW50aWF0ZVJlc3BvbnNlKAEwARJRChBSZWdpc3RlckZ1bmN0aW9uEiMuYWRqb2ludC52MS5SZWdpc3RlckZ1bmN0aW9uUmVxdWVzdBoYLmFkam9pbnQudjEuRnVuY3Rpb25JbmZvEkcKC0dldEZ1bmN0aW9uEh4uYWRqb2ludC52MS5HZXRGdW5jdGlvblJlcXVlc3QaGC5hZGpvaW50LnYxLkZ1bmN0aW9uSW5mbxJCCgdMaXN0T3BzEhouYWRqb2ludC52MS5MaXN0T3BzUmVxdWVzdBobLmFkam9pbnQudjEuTGlzdE9wc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct]);
+  fileDesc("ChhhZGpvaW50L3YxL2Fkam9pbnQucHJvdG8SCmFkam9pbnQudjEiXAoGVGVuc29yEg0KBXNoYXBlGAEgAygNEiYKBWR0eXBlGAIgASgOMhcuYWRqb2ludC52MS5FbGVtZW50VHlwZRIOCgZ2YWx1ZXMYAyADKAESCwoDcmF3GAQgASgMItoBCgVQb2ludBItCgZ2YWx1ZXMYASADKAsyHS5hZGpvaW50LnYxLlBvaW50LlZhbHVlc0VudHJ5Ei8KB3RlbnNvcnMYAiADKAsyHi5hZGpvaW50LnYxLlBvaW50LlRlbnNvcnNFbnRyeRotCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBGkIKDFRlbnNvcnNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEiNwoJSW5wdXRTcGVjEgwKBG5hbWUYASABKAkSDQoFc2hhcGUYAiADKA0SDQoFZHR5cGUYAyABKAkiLQoPTmFtZWRFeHByZXNzaW9uEgwKBG5hbWUYASABKAkSDAoEdGV4dBgCIAEoCSI7CgtFeHByZXNzaW9ucxIsCgdvdXRwdXRzGAEgAygLMhsuYWRqb2ludC52MS5OYW1lZEV4cHJlc3Npb24ikwEKBUdyYXBoEiUKBmlucHV0cxgBIAMoCzIVLmFkam9pbnQudjEuSW5wdXRTcGVjEiQKBW5vZGVzGAIgAygLMhUuYWRqb2ludC52MS5HcmFwaE5vZGUSKAoHb3V0cHV0cxgDIAMoCzIXLmFkam9pbnQudjEuR3JhcGhPdXRwdXQSEwoLZGVzY3JpcHRpb24YBCABKAkikgEKCUdyYXBoTm9kZRIKCgJpZBgBIAEoCRIKCgJvcBgCIAEoCRIiCgRhcmdzGAMgAygLMhQuYWRqb2ludC52MS5HcmFwaEFyZxImCgVhdHRycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSIQoFdmFsdWUYBSABKAsyEi5hZGpvaW50LnYxLlRlbnNvciIxCghHcmFwaEFyZxIMCgJpZBgBIAEoCUgAEhAKBm51bWJlchgCIAEoAUgAQgUKA2FyZyIpCgtHcmFwaE91dHB1dBIMCgRuYW1lGAEgASgJEgwKBG5vZGUYAiABKAki7AEKCEZ1bmN0aW9uEhQKCmV4cHJlc3Npb24YASABKAlIABIuCgtleHByZXNzaW9ucxgCIAEoCzIXLmFkam9pbnQudjEuRXhwcmVzc2lvbnNIABIiCgVncmFwaBgDIAEoCzIRLmFkam9pbnQudjEuR3JhcGhIABIoCgVtb2RlbBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RIABIMCgJpZBgFIAEoCUgAEiUKBmlucHV0cxgGIAMoCzIVLmFkam9pbnQudjEuSW5wdXRTcGVjEg0KBWJhdGNoGAcgASgNQggKBnNvdXJjZSLXBAoURGlmZmVyZW50aWF0ZVJlcXVlc3QSJgoIZnVuY3Rpb24YASABKAsyFC5hZGpvaW50LnYxLkZ1bmN0aW9uEiAKBXBvaW50GAIgASgLMhEuYWRqb2ludC52MS5Qb2ludBIhCgZwb2ludHMYAyADKAsyES5hZGpvaW50LnYxLlBvaW50Ej4KB2NvbHVtbnMYBCADKAsyLS5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXF1ZXN0LkNvbHVtbnNFbnRyeRIeCgRtb2RlGAUgASgOMhAuYWRqb2ludC52MS5Nb2RlEgsKA3dydBgGIAMoCRIiCgd0YW5nZW50GAcgASgLMhEuYWRqb2ludC52MS5Qb2ludBIkCgljb3RhbmdlbnQYCCABKAsyES5hZGpvaW50LnYxLlBvaW50Eg0KBXRyYWNlGAkgASgIEhgKEGFsbG93X25vbl9maW5pdGUYCiABKAgSKAoJcHJlY2lzaW9uGAsgASgOMhUuYWRqb2ludC52MS5QcmVjaXNpb24SEgoFb3JkZXIYDCABKA1IAIgBARIqCgZtZXRob2QYDSABKA4yGi5hZGpvaW50LnYxLkphY29iaWFuTWV0aG9kEioKCmluaXRpYWxpemUYDiABKAsyFi5hZGpvaW50LnYxLkluaXRpYWxpemUSDgoGc3BhcnNlGBQgASgIGkIKDENvbHVtbnNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAFCCAoGX29yZGVyIhoKCkluaXRpYWxpemUSDAoEc2VlZBgBIAEoDSLmAgoPTWluaW1pemVSZXF1ZXN0EiYKCGZ1bmN0aW9uGAEgASgLMhQuYWRqb2ludC52MS5GdW5jdGlvbhIgCgVzdGFydBgCIAEoCzIRLmFkam9pbnQudjEuUG9pbnQSCwoDd3J0GAMgAygJEg4KBm1ldGhvZBgEIAEoCRI3CgZib3VuZHMYBSADKAsyJy5hZGpvaW50LnYxLk1pbmltaXplUmVxdWVzdC5Cb3VuZHNFbnRyeRIsCgdvcHRpb25zGAYgASgLMhsuYWRqb2ludC52MS5NaW5pbWl6ZU9wdGlvbnMSKgoKaW5pdGlhbGl6ZRgHIAEoCzIWLmFkam9pbnQudjEuSW5pdGlhbGl6ZRIWCg5wcm9ncmVzc19ldmVyeRgIIAEoDRpBCgtCb3VuZHNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLkJvdW5kczoCOAEiTgoGQm91bmRzEiEKBWxvd2VyGAEgASgLMhIuYWRqb2ludC52MS5UZW5zb3ISIQoFdXBwZXIYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvciLTAgoPTWluaW1pemVPcHRpb25zEhsKDm1heF9pdGVyYXRpb25zGAEgASgNSACIAQESEQoEZ3RvbBgCIAEoAUgBiAEBEhEKBGZ0b2wYAyABKAFIAogBARITCgZtZW1vcnkYBCABKA1IA4gBARIaCg1sZWFybmluZ19yYXRlGAUgASgBSASIAQESEgoFYmV0YTEYBiABKAFIBYgBARISCgViZXRhMhgHIAEoAUgGiAEBEhQKB2Vwc2lsb24YCCABKAFIB4gBARIaCg10aW1lX2xpbWl0X21zGAkgASgBSAiIAQFCEQoPX21heF9pdGVyYXRpb25zQgcKBV9ndG9sQgcKBV9mdG9sQgkKB19tZW1vcnlCEAoOX2xlYXJuaW5nX3JhdGVCCAoGX2JldGExQggKBl9iZXRhMkIKCghfZXBzaWxvbkIQCg5fdGltZV9saW1pdF9tcyKaAgoQTWluaW1pemVQcm9ncmVzcxIRCglpdGVyYXRpb24YASABKAQSDQoFdmFsdWUYAiABKAESFQoNZ3JhZGllbnRfbm9ybRgDIAEoARITCgtldmFsdWF0aW9ucxgEIAEoBBISCgplbGFwc2VkX21zGAUgASgBEjYKBXBvaW50GAYgAygLMicuYWRqb2ludC52MS5NaW5pbWl6ZVByb2dyZXNzLlBvaW50RW50cnkSKgoGcmVzdWx0GAcgASgLMhouYWRqb2ludC52MS5NaW5pbWl6ZVJlc3VsdBpACgpQb2ludEVudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ASLRAgoOTWluaW1pemVSZXN1bHQSNAoFcG9pbnQYASADKAsyJS5hZGpvaW50LnYxLk1pbmltaXplUmVzdWx0LlBvaW50RW50cnkSDQoFdmFsdWUYAiABKAESFQoNZ3JhZGllbnRfbm9ybRgDIAEoARISCgppdGVyYXRpb25zGAQgASgEEhMKC2V2YWx1YXRpb25zGAUgASgEEgwKBGh2cHMYBiABKAQSDgoGc3RhdHVzGAcgASgJEg8KB21lc3NhZ2UYCCABKAkSCgoCaWQYCSABKAkSDgoGbWV0aG9kGAogASgJEi0KB2hpc3RvcnkYCyADKAsyHC5hZGpvaW50LnYxLk1pbmltaXplUHJvZ3Jlc3MaQAoKUG9pbnRFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEi6gIKFURpZmZlcmVudGlhdGVSZXNwb25zZRIKCgJpZBgBIAEoCRIMCgRtb2RlGAIgASgJEiIKBnJlc3VsdBgDIAEoCzISLmFkam9pbnQudjEuUmVzdWx0EiMKB3Jlc3VsdHMYBCADKAsyEi5hZGpvaW50LnYxLlJlc3VsdBIjCgdjb2x1bW5zGAUgASgLMhIuYWRqb2ludC52MS5SZXN1bHQSEAoIc2VxdWVuY2UYBiABKAQSKQoKbm9uX2Zpbml0ZRgHIAMoCzIVLmFkam9pbnQudjEuTm9uRmluaXRlEkUKCnBhcmFtZXRlcnMYCCADKAsyMS5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXNwb25zZS5QYXJhbWV0ZXJzRW50cnkaRQoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ASKRCwoGUmVzdWx0EjAKB291dHB1dHMYASADKAsyHy5hZGpvaW50LnYxLlJlc3VsdC5PdXRwdXRzRW50cnkSMgoIZ3JhZGllbnQYAiADKAsyIC5hZGpvaW50LnYxLlJlc3VsdC5HcmFkaWVudEVudHJ5EigKA2p2cBgDIAMoCzIbLmFkam9pbnQudjEuUmVzdWx0Lkp2cEVudHJ5EigKA3ZqcBgEIAMoCzIbLmFkam9pbnQudjEuUmVzdWx0LlZqcEVudHJ5EiAKBXRyYWNlGAUgASgLMhEuYWRqb2ludC52MS5UcmFjZRIpCgpub25fZmluaXRlGAYgASgLMhUuYWRqb2ludC52MS5Ob25GaW5pdGUSKAoDaHZwGAcgAygLMhsuYWRqb2ludC52MS5SZXN1bHQuSHZwRW50cnkSMgoIamFjb2JpYW4YCCADKAsyIC5hZGpvaW50LnYxLlJlc3VsdC5KYWNvYmlhbkVudHJ5EjAKB2hlc3NpYW4YCSADKAsyHy5hZGpvaW50LnYxLlJlc3VsdC5IZXNzaWFuRW50cnkSJgoKZGVyaXZhdGl2ZRgKIAEoCzISLmFkam9pbnQudjEuVGVuc29yEiYKCmRpdmVyZ2VuY2UYCyABKAsyEi5hZGpvaW50LnYxLlRlbnNvchIlCglsYXBsYWNpYW4YDCABKAsyEi5hZGpvaW50LnYxLlRlbnNvchIOCgZtZXRob2QYDSABKAkSEAoIcGFydGlhbHMYDiADKAkSIAoFY2hlY2sYDyABKAsyES5hZGpvaW50LnYxLkNoZWNrEj8KD3NwYXJzZV9qYWNvYmlhbhgeIAMoCzImLmFkam9pbnQudjEuUmVzdWx0LlNwYXJzZUphY29iaWFuRW50cnkSPQoOc3BhcnNlX2hlc3NpYW4YHyADKAsyJS5hZGpvaW50LnYxLlJlc3VsdC5TcGFyc2VIZXNzaWFuRW50cnkSDgoGY29sb3JzGCAgASgNEiYKCHNwYXJzaXR5GCEgASgLMhQuYWRqb2ludC52MS5TcGFyc2l0eRpCCgxPdXRwdXRzRW50cnkSCwoDa2V5GAEgASgJEiEKBXZhbHVlGAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3I6AjgBGkMKDUdyYWRpZW50RW50cnkSCwoDa2V5GAEgASgJEiEKBXZhbHVlGAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3I6AjgBGj4KCEp2cEVudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ARo+CghWanBFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEaPgoISHZwRW50cnkSCwoDa2V5GAEgASgJEiEKBXZhbHVlGAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3I6AjgBGkYKDUphY29iaWFuRW50cnkSCwoDa2V5GAEgASgJEiQKBXZhbHVlGAIgASgLMhUuYWRqb2ludC52MS5UZW5zb3JNYXA6AjgBGkUKDEhlc3NpYW5FbnRyeRILCgNrZXkYASABKAkSJAoFdmFsdWUYAiABKAsyFS5hZGpvaW50LnYxLlRlbnNvck1hcDoCOAEaUgoTU3BhcnNlSmFjb2JpYW5FbnRyeRILCgNrZXkYASABKAkSKgoFdmFsdWUYAiABKAsyGy5hZGpvaW50LnYxLlNwYXJzZU1hdHJpeE1hcDoCOAEaUQoSU3BhcnNlSGVzc2lhbkVudHJ5EgsKA2tleRgBIAEoCRIqCgV2YWx1ZRgCIAEoCzIbLmFkam9pbnQudjEuU3BhcnNlTWF0cml4TWFwOgI4ASKEAQoJVGVuc29yTWFwEjMKB3RlbnNvcnMYASADKAsyIi5hZGpvaW50LnYxLlRlbnNvck1hcC5UZW5zb3JzRW50cnkaQgoMVGVuc29yc0VudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ASJgCgxTcGFyc2VNYXRyaXgSDQoFc2hhcGUYASADKA0SDgoGaW5kcHRyGAIgAygFEg8KB2luZGljZXMYAyADKAUSIAoEZGF0YRgEIAEoCzISLmFkam9pbnQudjEuVGVuc29yIpkBCg9TcGFyc2VNYXRyaXhNYXASOwoIbWF0cmljZXMYASADKAsyKS5hZGpvaW50LnYxLlNwYXJzZU1hdHJpeE1hcC5NYXRyaWNlc0VudHJ5GkkKDU1hdHJpY2VzRW50cnkSCwoDa2V5GAEgASgJEicKBXZhbHVlGAIgASgLMhguYWRqb2ludC52MS5TcGFyc2VNYXRyaXg6AjgBItkCCghTcGFyc2l0eRI0CghqYWNvYmlhbhgBIAMoCzIiLmFkam9pbnQudjEuU3BhcnNpdHkuSmFjb2JpYW5FbnRyeRIyCgdoZXNzaWFuGAIgAygLMiEuYWRqb2ludC52MS5TcGFyc2l0eS5IZXNzaWFuRW50cnkSFwoPamFjb2JpYW5fY29sb3JzGAMgASgNEhcKD2phY29iaWFuX21ldGhvZBgEIAEoCRIWCg5oZXNzaWFuX2NvbG9ycxgFIAEoDRpMCg1KYWNvYmlhbkVudHJ5EgsKA2tleRgBIAEoCRIqCgV2YWx1ZRgCIAEoCzIbLmFkam9pbnQudjEuU3BhcnNlTWF0cml4TWFwOgI4ARpLCgxIZXNzaWFuRW50cnkSCwoDa2V5GAEgASgJEioKBXZhbHVlGAIgASgLMhsuYWRqb2ludC52MS5TcGFyc2VNYXRyaXhNYXA6AjgBIpsBCgVDaGVjaxIOCgZwYXNzZWQYASABKAgSDAoEcnVsZRgCIAEoCRItCgZpbnB1dHMYAyADKAsyHS5hZGpvaW50LnYxLkNoZWNrLklucHV0c0VudHJ5GkUKC0lucHV0c0VudHJ5EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmFkam9pbnQudjEuQ2hlY2tFbnRyeToCOAEivwEKCkNoZWNrRW50cnkSCgoCYWQYASABKAESCgoCZmQYAiABKAESDAoEc3RlcBgDIAEoARIQCghhYnNvbHV0ZRgEIAEoARIQCghyZWxhdGl2ZRgFIAEoARIRCgl0b2xlcmFuY2UYBiABKAESDgoGcGFzc2VkGAcgASgIEhQKB2VsZW1lbnQYCCABKA1IAIgBARIVCghlbGVtZW50cxgJIAEoDUgBiAEBQgoKCF9lbGVtZW50QgsKCV9lbGVtZW50cyJeCgVUcmFjZRIMCgRtb2RlGAEgASgJEiIKBHJvd3MYAiADKAsyFC5hZGpvaW50LnYxLlRyYWNlUm93EiMKBHNlZWQYAyABKAsyFS5hZGpvaW50LnYxLlRyYWNlU2VlZCLmAgoIVHJhY2VSb3cSCgoCaWQYASABKAkSCgoCb3AYAiABKAkSIgoEYXJncxgDIAMoCzIULmFkam9pbnQudjEuR3JhcGhBcmcSJgoFYXR0cnMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiEKBXZhbHVlGAUgASgLMhIuYWRqb2ludC52MS5UZW5zb3ISIwoHYWRqb2ludBgGIAEoCzISLmFkam9pbnQudjEuVGVuc29yEiMKB3RhbmdlbnQYByABKAsyEi5hZGpvaW50LnYxLlRlbnNvchIOCgZvdXRwdXQYCCABKAkSNAoIdGFuZ2VudHMYCSADKAsyIi5hZGpvaW50LnYxLlRyYWNlUm93LlRhbmdlbnRzRW50cnkaQwoNVGFuZ2VudHNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEiPAoJVHJhY2VTZWVkEgoKAmlkGAEgASgJEiMKB2Fkam9pbnQYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvciJiCglOb25GaW5pdGUSDAoEcGFzcxgBIAEoCRIMCgRub2RlGAIgASgJEgoKAm9wGAMgASgJEg0KBXZhbHVlGAQgASgJEg8KB21lc3NhZ2UYBSABKAkSDQoFcG9pbnQYBiABKA0iQQoXUmVnaXN0ZXJGdW5jdGlvblJlcXVlc3QSJgoIZnVuY3Rpb24YASABKAsyFC5hZGpvaW50LnYxLkZ1bmN0aW9uIiAKEkdldEZ1bmN0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSI4CgpUZW5zb3JTcGVjEgwKBG5hbWUYASABKAkSDQoFc2hhcGUYAiADKA0SDQoFZHR5cGUYAyABKAkikQEKDEZ1bmN0aW9uSW5mbxIKCgJpZBgBIAEoCRImCgZpbnB1dHMYAiADKAsyFi5hZGpvaW50LnYxLlRlbnNvclNwZWMSJwoHb3V0cHV0cxgDIAMoCzIWLmFkam9pbnQudjEuVGVuc29yU3BlYxISCgpub2RlX2NvdW50GAQgASgNEhAKCG9wX2NvdW50GAUgASgNIhAKDkxpc3RPcHNSZXF1ZXN0IsoBCgZPcEluZm8SDAoEbmFtZRgBIAEoCRIPCgdhbGlhc2VzGAIgAygJEhEKCWFyaXR5X21pbhgDIAEoDRIWCglhcml0eV9tYXgYBCABKA1IAIgBARIPCgdzdW1tYXJ5GAUgASgJEgwKBGtpbmQYBiABKAkSDQoFbW9kZXMYByADKAkSEQoJbWF4X29yZGVyGAggASgNEhMKC2NvbW11dGF0aXZlGAkgASgIEhIKCmF0dHJpYnV0ZXMYCiADKAlCDAoKX2FyaXR5X21heCJBCg9MaXN0T3BzUmVzcG9uc2USHwoDb3BzGAEgAygLMhIuYWRqb2ludC52MS5PcEluZm8SDQoFbW9kZXMYAiADKAkqXwoLRWxlbWVudFR5cGUSHAoYRUxFTUVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGAoURUxFTUVOVF9UWVBFX0ZMT0FUNjQQARIYChRFTEVNRU5UX1RZUEVfRkxPQVQzMhACKuQBCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIOCgpNT0RFX1ZBTFVFEAESEAoMTU9ERV9SRVZFUlNFEAISEAoMTU9ERV9GT1JXQVJEEAMSEQoNTU9ERV9KQUNPQklBThAEEhAKDE1PREVfSEVTU0lBThAFEgwKCE1PREVfSFZQEAYSEwoPTU9ERV9ERVJJVkFUSVZFEAcSEwoPTU9ERV9ESVZFUkdFTkNFEAgSEgoOTU9ERV9MQVBMQUNJQU4QCRIOCgpNT0RFX0NIRUNLEAoSEQoNTU9ERV9TUEFSU0lUWRALKmsKDkphY29iaWFuTWV0aG9kEh8KG0pBQ09CSUFOX01FVEhPRF9VTlNQRUNJRklFRBAAEhsKF0pBQ09CSUFOX01FVEhPRF9GT1JXQVJEEAESGwoXSkFDT0JJQU5fTUVUSE9EX1JFVkVSU0UQAipUCglQcmVjaXNpb24SGQoVUFJFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASFQoRUFJFQ0lTSU9OX0ZMT0FUNjQQARIVChFQUkVDSVNJT05fRkxPQVQzMhACMu8DCg5BZGpvaW50U2VydmljZRJUCg1EaWZmZXJlbnRpYXRlEiAuYWRqb2ludC52MS5EaWZmZXJlbnRpYXRlUmVxdWVzdBohLmFkam9pbnQudjEuRGlmZmVyZW50aWF0ZVJlc3BvbnNlEl4KE0RpZmZlcmVudGlhdGVTdHJlYW0SIC5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXF1ZXN0GiEuYWRqb2ludC52MS5EaWZmZXJlbnRpYXRlUmVzcG9uc2UoATABElEKEFJlZ2lzdGVyRnVuY3Rpb24SIy5hZGpvaW50LnYxLlJlZ2lzdGVyRnVuY3Rpb25SZXF1ZXN0GhguYWRqb2ludC52MS5GdW5jdGlvbkluZm8SRwoLR2V0RnVuY3Rpb24SHi5hZGpvaW50LnYxLkdldEZ1bmN0aW9uUmVxdWVzdBoYLmFkam9pbnQudjEuRnVuY3Rpb25JbmZvEkIKB0xpc3RPcHMSGi5hZGpvaW50LnYxLkxpc3RPcHNSZXF1ZXN0GhsuYWRqb2ludC52MS5MaXN0T3BzUmVzcG9uc2USRwoITWluaW1pemUSGy5hZGpvaW50LnYxLk1pbmltaXplUmVxdWVzdBocLmFkam9pbnQudjEuTWluaW1pemVQcm9ncmVzczABYgZwcm90bzM", [file_google_protobuf_struct]);
 
 /**
  * A tensor: a shape and row-major data, either as `values` or as raw little-endian `raw` bytes of
@@ -433,6 +433,14 @@ export type DifferentiateRequest = Message<"adjoint.v1.DifferentiateRequest"> & 
    * @generated from field: adjoint.v1.Initialize initialize = 14;
    */
   initialize?: Initialize | undefined;
+
+  /**
+   * jacobian and hessian modes: answer each block in CSR form (sparse_jacobian, sparse_hessian) by
+   * compressed sweeps, one per colour of the pattern.
+   *
+   * @generated from field: bool sparse = 20;
+   */
+  sparse: boolean;
 };
 
 /**
@@ -458,6 +466,285 @@ export type Initialize = Message<"adjoint.v1.Initialize"> & {
  */
 export const InitializeSchema: GenMessage<Initialize> = /*@__PURE__*/
   messageDesc(file_adjoint_v1_adjoint, 11);
+
+/**
+ * The JSON body of POST /v1/minimize as a message (docs/service.md, "Minimisation").
+ *
+ * @generated from message adjoint.v1.MinimizeRequest
+ */
+export type MinimizeRequest = Message<"adjoint.v1.MinimizeRequest"> & {
+  /**
+   * @generated from field: adjoint.v1.Function function = 1;
+   */
+  function?: Function | undefined;
+
+  /**
+   * The variables' starting values and the fixed inputs (a model's data).
+   *
+   * @generated from field: adjoint.v1.Point start = 2;
+   */
+  start?: Point | undefined;
+
+  /**
+   * The variables (default: a model's parameters, else every float input).
+   *
+   * @generated from field: repeated string wrt = 3;
+   */
+  wrt: string[];
+
+  /**
+   * "lbfgs" (default), "newton-cg" or "adam".
+   *
+   * @generated from field: string method = 4;
+   */
+  method: string;
+
+  /**
+   * lbfgs only: per variable, a lower and/or upper bound (a scalar bounds every element).
+   *
+   * @generated from field: map<string, adjoint.v1.Bounds> bounds = 5;
+   */
+  bounds: { [key: string]: Bounds };
+
+  /**
+   * @generated from field: adjoint.v1.MinimizeOptions options = 6;
+   */
+  options?: MinimizeOptions | undefined;
+
+  /**
+   * Models: draw the parameters from this seed; the start then carries only x and y.
+   *
+   * @generated from field: adjoint.v1.Initialize initialize = 7;
+   */
+  initialize?: Initialize | undefined;
+
+  /**
+   * Iterations between progress records (0: the default, 10).
+   *
+   * @generated from field: uint32 progress_every = 8;
+   */
+  progressEvery: number;
+};
+
+/**
+ * Describes the message adjoint.v1.MinimizeRequest.
+ * Use `create(MinimizeRequestSchema)` to create a new message.
+ */
+export const MinimizeRequestSchema: GenMessage<MinimizeRequest> = /*@__PURE__*/
+  messageDesc(file_adjoint_v1_adjoint, 12);
+
+/**
+ * @generated from message adjoint.v1.Bounds
+ */
+export type Bounds = Message<"adjoint.v1.Bounds"> & {
+  /**
+   * @generated from field: adjoint.v1.Tensor lower = 1;
+   */
+  lower?: Tensor | undefined;
+
+  /**
+   * @generated from field: adjoint.v1.Tensor upper = 2;
+   */
+  upper?: Tensor | undefined;
+};
+
+/**
+ * Describes the message adjoint.v1.Bounds.
+ * Use `create(BoundsSchema)` to create a new message.
+ */
+export const BoundsSchema: GenMessage<Bounds> = /*@__PURE__*/
+  messageDesc(file_adjoint_v1_adjoint, 13);
+
+/**
+ * Unset fields take the method's defaults.
+ *
+ * @generated from message adjoint.v1.MinimizeOptions
+ */
+export type MinimizeOptions = Message<"adjoint.v1.MinimizeOptions"> & {
+  /**
+   * @generated from field: optional uint32 max_iterations = 1;
+   */
+  maxIterations?: number | undefined;
+
+  /**
+   * @generated from field: optional double gtol = 2;
+   */
+  gtol?: number | undefined;
+
+  /**
+   * @generated from field: optional double ftol = 3;
+   */
+  ftol?: number | undefined;
+
+  /**
+   * L-BFGS: correction pairs kept (default 10).
+   *
+   * @generated from field: optional uint32 memory = 4;
+   */
+  memory?: number | undefined;
+
+  /**
+   * @generated from field: optional double learning_rate = 5;
+   */
+  learningRate?: number | undefined;
+
+  /**
+   * @generated from field: optional double beta1 = 6;
+   */
+  beta1?: number | undefined;
+
+  /**
+   * @generated from field: optional double beta2 = 7;
+   */
+  beta2?: number | undefined;
+
+  /**
+   * @generated from field: optional double epsilon = 8;
+   */
+  epsilon?: number | undefined;
+
+  /**
+   * Capped by the server's time limit (ADJOINT_TIME_LIMIT_MS) and the call's deadline.
+   *
+   * @generated from field: optional double time_limit_ms = 9;
+   */
+  timeLimitMs?: number | undefined;
+};
+
+/**
+ * Describes the message adjoint.v1.MinimizeOptions.
+ * Use `create(MinimizeOptionsSchema)` to create a new message.
+ */
+export const MinimizeOptionsSchema: GenMessage<MinimizeOptions> = /*@__PURE__*/
+  messageDesc(file_adjoint_v1_adjoint, 14);
+
+/**
+ * @generated from message adjoint.v1.MinimizeProgress
+ */
+export type MinimizeProgress = Message<"adjoint.v1.MinimizeProgress"> & {
+  /**
+   * @generated from field: uint64 iteration = 1;
+   */
+  iteration: bigint;
+
+  /**
+   * @generated from field: double value = 2;
+   */
+  value: number;
+
+  /**
+   * Infinity norm of the projected gradient.
+   *
+   * @generated from field: double gradient_norm = 3;
+   */
+  gradientNorm: number;
+
+  /**
+   * @generated from field: uint64 evaluations = 4;
+   */
+  evaluations: bigint;
+
+  /**
+   * @generated from field: double elapsed_ms = 5;
+   */
+  elapsedMs: number;
+
+  /**
+   * The variables at this record (the point reached so far).
+   *
+   * @generated from field: map<string, adjoint.v1.Tensor> point = 6;
+   */
+  point: { [key: string]: Tensor };
+
+  /**
+   * Set on the last message only.
+   *
+   * @generated from field: adjoint.v1.MinimizeResult result = 7;
+   */
+  result?: MinimizeResult | undefined;
+};
+
+/**
+ * Describes the message adjoint.v1.MinimizeProgress.
+ * Use `create(MinimizeProgressSchema)` to create a new message.
+ */
+export const MinimizeProgressSchema: GenMessage<MinimizeProgress> = /*@__PURE__*/
+  messageDesc(file_adjoint_v1_adjoint, 15);
+
+/**
+ * @generated from message adjoint.v1.MinimizeResult
+ */
+export type MinimizeResult = Message<"adjoint.v1.MinimizeResult"> & {
+  /**
+   * The variables at the end.
+   *
+   * @generated from field: map<string, adjoint.v1.Tensor> point = 1;
+   */
+  point: { [key: string]: Tensor };
+
+  /**
+   * @generated from field: double value = 2;
+   */
+  value: number;
+
+  /**
+   * @generated from field: double gradient_norm = 3;
+   */
+  gradientNorm: number;
+
+  /**
+   * @generated from field: uint64 iterations = 4;
+   */
+  iterations: bigint;
+
+  /**
+   * @generated from field: uint64 evaluations = 5;
+   */
+  evaluations: bigint;
+
+  /**
+   * newton-cg: Hessian-vector products.
+   *
+   * @generated from field: uint64 hvps = 6;
+   */
+  hvps: bigint;
+
+  /**
+   * converged, max_iterations, time_limit, cancelled, line_search_failed or non_finite.
+   *
+   * @generated from field: string status = 7;
+   */
+  status: string;
+
+  /**
+   * @generated from field: string message = 8;
+   */
+  message: string;
+
+  /**
+   * @generated from field: string id = 9;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string method = 10;
+   */
+  method: string;
+
+  /**
+   * Value and gradient norm per progress record (point left out).
+   *
+   * @generated from field: repeated adjoint.v1.MinimizeProgress history = 11;
+   */
+  history: MinimizeProgress[];
+};
+
+/**
+ * Describes the message adjoint.v1.MinimizeResult.
+ * Use `create(MinimizeResultSchema)` to create a new message.
+ */
+export const MinimizeResultSchema: GenMessage<MinimizeResult> = /*@__PURE__*/
+  messageDesc(file_adjoint_v1_adjoint, 16);
 
 /**
  * @generated from message adjoint.v1.DifferentiateResponse
@@ -523,7 +810,7 @@ export type DifferentiateResponse = Message<"adjoint.v1.DifferentiateResponse"> 
  * Use `create(DifferentiateResponseSchema)` to create a new message.
  */
 export const DifferentiateResponseSchema: GenMessage<DifferentiateResponse> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 12);
+  messageDesc(file_adjoint_v1_adjoint, 17);
 
 /**
  * @generated from message adjoint.v1.Result
@@ -615,6 +902,32 @@ export type Result = Message<"adjoint.v1.Result"> & {
    * @generated from field: adjoint.v1.Check check = 15;
    */
   check?: Check | undefined;
+
+  /**
+   * jacobian and hessian with sparse: each block in CSR form, keyed as jacobian and hessian are.
+   *
+   * @generated from field: map<string, adjoint.v1.SparseMatrixMap> sparse_jacobian = 30;
+   */
+  sparseJacobian: { [key: string]: SparseMatrixMap };
+
+  /**
+   * @generated from field: map<string, adjoint.v1.SparseMatrixMap> sparse_hessian = 31;
+   */
+  sparseHessian: { [key: string]: SparseMatrixMap };
+
+  /**
+   * Sparse answers: the number of colours (compressed sweeps) they took.
+   *
+   * @generated from field: uint32 colors = 32;
+   */
+  colors: number;
+
+  /**
+   * sparsity mode: the patterns (SparseMatrix without data) and their colour counts.
+   *
+   * @generated from field: adjoint.v1.Sparsity sparsity = 33;
+   */
+  sparsity?: Sparsity | undefined;
 };
 
 /**
@@ -622,7 +935,7 @@ export type Result = Message<"adjoint.v1.Result"> & {
  * Use `create(ResultSchema)` to create a new message.
  */
 export const ResultSchema: GenMessage<Result> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 13);
+  messageDesc(file_adjoint_v1_adjoint, 18);
 
 /**
  * @generated from message adjoint.v1.TensorMap
@@ -639,7 +952,102 @@ export type TensorMap = Message<"adjoint.v1.TensorMap"> & {
  * Use `create(TensorMapSchema)` to create a new message.
  */
 export const TensorMapSchema: GenMessage<TensorMap> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 14);
+  messageDesc(file_adjoint_v1_adjoint, 19);
+
+/**
+ * A sparse block in compressed sparse row form over its flattened elements: row r's entries are
+ * indices[indptr[r] .. indptr[r + 1]) with values data[indptr[r] .. indptr[r + 1]).
+ *
+ * @generated from message adjoint.v1.SparseMatrix
+ */
+export type SparseMatrix = Message<"adjoint.v1.SparseMatrix"> & {
+  /**
+   * [rows, cols]: the output's (or first input's) elements by the input's.
+   *
+   * @generated from field: repeated uint32 shape = 1;
+   */
+  shape: number[];
+
+  /**
+   * @generated from field: repeated int32 indptr = 2;
+   */
+  indptr: number[];
+
+  /**
+   * @generated from field: repeated int32 indices = 3;
+   */
+  indices: number[];
+
+  /**
+   * The nnz values (for a batch by columns: [points, nnz]); absent in the sparsity mode's patterns.
+   *
+   * @generated from field: adjoint.v1.Tensor data = 4;
+   */
+  data?: Tensor | undefined;
+};
+
+/**
+ * Describes the message adjoint.v1.SparseMatrix.
+ * Use `create(SparseMatrixSchema)` to create a new message.
+ */
+export const SparseMatrixSchema: GenMessage<SparseMatrix> = /*@__PURE__*/
+  messageDesc(file_adjoint_v1_adjoint, 20);
+
+/**
+ * @generated from message adjoint.v1.SparseMatrixMap
+ */
+export type SparseMatrixMap = Message<"adjoint.v1.SparseMatrixMap"> & {
+  /**
+   * @generated from field: map<string, adjoint.v1.SparseMatrix> matrices = 1;
+   */
+  matrices: { [key: string]: SparseMatrix };
+};
+
+/**
+ * Describes the message adjoint.v1.SparseMatrixMap.
+ * Use `create(SparseMatrixMapSchema)` to create a new message.
+ */
+export const SparseMatrixMapSchema: GenMessage<SparseMatrixMap> = /*@__PURE__*/
+  messageDesc(file_adjoint_v1_adjoint, 21);
+
+/**
+ * @generated from message adjoint.v1.Sparsity
+ */
+export type Sparsity = Message<"adjoint.v1.Sparsity"> & {
+  /**
+   * @generated from field: map<string, adjoint.v1.SparseMatrixMap> jacobian = 1;
+   */
+  jacobian: { [key: string]: SparseMatrixMap };
+
+  /**
+   * @generated from field: map<string, adjoint.v1.SparseMatrixMap> hessian = 2;
+   */
+  hessian: { [key: string]: SparseMatrixMap };
+
+  /**
+   * @generated from field: uint32 jacobian_colors = 3;
+   */
+  jacobianColors: number;
+
+  /**
+   * "forward" (column colouring) or "reverse" (row colouring): whichever needs fewer colours.
+   *
+   * @generated from field: string jacobian_method = 4;
+   */
+  jacobianMethod: string;
+
+  /**
+   * @generated from field: uint32 hessian_colors = 5;
+   */
+  hessianColors: number;
+};
+
+/**
+ * Describes the message adjoint.v1.Sparsity.
+ * Use `create(SparsitySchema)` to create a new message.
+ */
+export const SparsitySchema: GenMessage<Sparsity> = /*@__PURE__*/
+  messageDesc(file_adjoint_v1_adjoint, 22);
 
 /**
  * check mode: the reverse-mode gradient against central finite differences.
@@ -668,7 +1076,7 @@ export type Check = Message<"adjoint.v1.Check"> & {
  * Use `create(CheckSchema)` to create a new message.
  */
 export const CheckSchema: GenMessage<Check> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 15);
+  messageDesc(file_adjoint_v1_adjoint, 23);
 
 /**
  * @generated from message adjoint.v1.CheckEntry
@@ -727,7 +1135,7 @@ export type CheckEntry = Message<"adjoint.v1.CheckEntry"> & {
  * Use `create(CheckEntrySchema)` to create a new message.
  */
 export const CheckEntrySchema: GenMessage<CheckEntry> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 16);
+  messageDesc(file_adjoint_v1_adjoint, 24);
 
 /**
  * The evaluation trace: every intermediate with its value and adjoint (reverse) or tangent (forward).
@@ -756,7 +1164,7 @@ export type Trace = Message<"adjoint.v1.Trace"> & {
  * Use `create(TraceSchema)` to create a new message.
  */
 export const TraceSchema: GenMessage<Trace> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 17);
+  messageDesc(file_adjoint_v1_adjoint, 25);
 
 /**
  * @generated from message adjoint.v1.TraceRow
@@ -818,7 +1226,7 @@ export type TraceRow = Message<"adjoint.v1.TraceRow"> & {
  * Use `create(TraceRowSchema)` to create a new message.
  */
 export const TraceRowSchema: GenMessage<TraceRow> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 18);
+  messageDesc(file_adjoint_v1_adjoint, 26);
 
 /**
  * @generated from message adjoint.v1.TraceSeed
@@ -840,7 +1248,7 @@ export type TraceSeed = Message<"adjoint.v1.TraceSeed"> & {
  * Use `create(TraceSeedSchema)` to create a new message.
  */
 export const TraceSeedSchema: GenMessage<TraceSeed> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 19);
+  messageDesc(file_adjoint_v1_adjoint, 27);
 
 /**
  * Where a NaN or ±Infinity first appeared (only when the request allows non-finite values).
@@ -886,7 +1294,7 @@ export type NonFinite = Message<"adjoint.v1.NonFinite"> & {
  * Use `create(NonFiniteSchema)` to create a new message.
  */
 export const NonFiniteSchema: GenMessage<NonFinite> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 20);
+  messageDesc(file_adjoint_v1_adjoint, 28);
 
 /**
  * @generated from message adjoint.v1.RegisterFunctionRequest
@@ -903,7 +1311,7 @@ export type RegisterFunctionRequest = Message<"adjoint.v1.RegisterFunctionReques
  * Use `create(RegisterFunctionRequestSchema)` to create a new message.
  */
 export const RegisterFunctionRequestSchema: GenMessage<RegisterFunctionRequest> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 21);
+  messageDesc(file_adjoint_v1_adjoint, 29);
 
 /**
  * @generated from message adjoint.v1.GetFunctionRequest
@@ -920,7 +1328,7 @@ export type GetFunctionRequest = Message<"adjoint.v1.GetFunctionRequest"> & {
  * Use `create(GetFunctionRequestSchema)` to create a new message.
  */
 export const GetFunctionRequestSchema: GenMessage<GetFunctionRequest> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 22);
+  messageDesc(file_adjoint_v1_adjoint, 30);
 
 /**
  * @generated from message adjoint.v1.TensorSpec
@@ -947,7 +1355,7 @@ export type TensorSpec = Message<"adjoint.v1.TensorSpec"> & {
  * Use `create(TensorSpecSchema)` to create a new message.
  */
 export const TensorSpecSchema: GenMessage<TensorSpec> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 23);
+  messageDesc(file_adjoint_v1_adjoint, 31);
 
 /**
  * @generated from message adjoint.v1.FunctionInfo
@@ -984,7 +1392,7 @@ export type FunctionInfo = Message<"adjoint.v1.FunctionInfo"> & {
  * Use `create(FunctionInfoSchema)` to create a new message.
  */
 export const FunctionInfoSchema: GenMessage<FunctionInfo> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 24);
+  messageDesc(file_adjoint_v1_adjoint, 32);
 
 /**
  * @generated from message adjoint.v1.ListOpsRequest
@@ -997,7 +1405,7 @@ export type ListOpsRequest = Message<"adjoint.v1.ListOpsRequest"> & {
  * Use `create(ListOpsRequestSchema)` to create a new message.
  */
 export const ListOpsRequestSchema: GenMessage<ListOpsRequest> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 25);
+  messageDesc(file_adjoint_v1_adjoint, 33);
 
 /**
  * @generated from message adjoint.v1.OpInfo
@@ -1064,7 +1472,7 @@ export type OpInfo = Message<"adjoint.v1.OpInfo"> & {
  * Use `create(OpInfoSchema)` to create a new message.
  */
 export const OpInfoSchema: GenMessage<OpInfo> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 26);
+  messageDesc(file_adjoint_v1_adjoint, 34);
 
 /**
  * @generated from message adjoint.v1.ListOpsResponse
@@ -1086,7 +1494,7 @@ export type ListOpsResponse = Message<"adjoint.v1.ListOpsResponse"> & {
  * Use `create(ListOpsResponseSchema)` to create a new message.
  */
 export const ListOpsResponseSchema: GenMessage<ListOpsResponse> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 27);
+  messageDesc(file_adjoint_v1_adjoint, 35);
 
 /**
  * Element type of a tensor's data.
@@ -1180,6 +1588,11 @@ export enum Mode {
    * @generated from enum value: MODE_CHECK = 10;
    */
   CHECK = 10,
+
+  /**
+   * @generated from enum value: MODE_SPARSITY = 11;
+   */
+  SPARSITY = 11,
 }
 
 /**
@@ -1299,6 +1712,20 @@ export const AdjointService: GenService<{
     methodKind: "unary";
     input: typeof ListOpsRequestSchema;
     output: typeof ListOpsResponseSchema;
+  },
+  /**
+   * Minimises a function on the server (L-BFGS-B, Newton-CG or Adam) as one pool job next to the
+   * compiled function: progress messages (at most every progress_every iterations, at most 20 a second,
+   * each with the point reached), the last one carrying `result`. A deadline stops the run shortly
+   * before it passes, so the last message still arrives with the best point so far; cancelling the
+   * call stops the run.
+   *
+   * @generated from rpc adjoint.v1.AdjointService.Minimize
+   */
+  minimize: {
+    methodKind: "server_streaming";
+    input: typeof MinimizeRequestSchema;
+    output: typeof MinimizeProgressSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_adjoint_v1_adjoint, 0);

@@ -1,0 +1,50 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { scalarAnswerJson } from "../../src/service/json-scalar.js";
+import { jsonBody, serializeJson } from "../../src/service/json-view.js";
+import type { DifferentiateOutput } from "../../src/service/types.js";
+
+/** Names a client may choose, the awkward ones included. */
+const name = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom("__proto__", "constructor", "toString", 'a"b', "é\n\u2028", ""));
+const finite = fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constantFrom(-0, 1e21, 5e-324, -1.7976931348623157e308));
+const map = fc.dictionary(name, finite, { maxKeys: 4 });
+
+/** Builds records as the engine does: own keys, set one by one (so `__proto__` is a key, not a prototype). */
+function record(entries: [string, unknown][]): Record<string, unknown> {
+  const r: Record<string, unknown> = {};
+  for (const [k, v] of entries) Object.defineProperty(r, k, { value: v, enumerable: true, writable: true, configurable: true });
+  return r;
+}
+
+describe("the scalar answer's direct JSON", () => {
+  it("is byte for byte what the general path writes, for any names and finite numbers", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(name, finite), { minLength: 1, maxLength: 3 }),
+        fc.option(map, { nil: undefined }),
+        fc.option(fc.dictionary(name, map, { maxKeys: 3 }), { nil: undefined }),
+        fc.option(finite, { nil: undefined }),
+        (outputs, gradient, hessian, derivative) => {
+          const result: Record<string, unknown> = { outputs: record(outputs) };
+          if (gradient !== undefined) result.gradient = record(Object.entries(gradient));
+          if (hessian !== undefined) result.hessian = record(Object.entries(hessian).map(([k, m]) => [k, record(Object.entries(m))]));
+          if (derivative !== undefined) result.derivative = derivative;
+          const out = { id: "fn_1", mode: "reverse", allowNonFinite: false, result } as unknown as DifferentiateOutput;
+          expect(scalarAnswerJson(out)).toBe(serializeJson(jsonBody(out), false));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("leaves tensors, non-finite numbers and annotated answers to the general path", () => {
+    const base = { id: "fn_1", mode: "reverse", allowNonFinite: true };
+    const of = (result: unknown) => scalarAnswerJson({ ...base, result } as unknown as DifferentiateOutput);
+    expect(of({ outputs: { f: { shape: [2], data: new Float64Array([1, 2]) } } })).toBeUndefined();
+    expect(of({ outputs: { f: Number.NaN } })).toBeUndefined();
+    expect(of({ outputs: { f: 1 }, gradient: { x: Number.POSITIVE_INFINITY } })).toBeUndefined();
+    expect(of({ outputs: { f: 1 }, jacobian: { f: { x: 2 } }, method: "forward" })).toBeUndefined();
+    expect(of({ outputs: { f: 1 }, trace: { nodes: [] } })).toBeUndefined();
+    expect(of({ outputs: { f: 0.5 }, gradient: { x: -0 } })).toBe('{"value":0.5,"gradient":{"x":0},"id":"fn_1","mode":"reverse"}');
+  });
+});
