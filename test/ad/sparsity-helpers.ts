@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import type { SparsityPattern } from "../../src/ad/sparsity/index.js";
 import { GraphBuilder } from "../../src/ir/builder.js";
 import type { Graph } from "../../src/ir/graph.js";
@@ -48,4 +49,58 @@ export function rng(seed: number): () => number {
     s = (s * 1664525 + 1013904223) >>> 0;
     return s / 2 ** 32;
   };
+}
+
+export type Step = { op: string; a: number; b: number; k: number };
+
+/** One step of a random graph: an op on nodes of the pool picked by index. */
+export const step = fc.record({
+  op: fc.constantFrom("slice", "slice2", "pad", "concat", "add", "mul", "square", "sin", "scale", "sum", "flipcat", "gather", "reshape"),
+  a: fc.nat(),
+  b: fc.nat(),
+  k: fc.integer({ min: 0, max: 3 }),
+});
+
+/**
+ * A random graph over vectors x (length n) and y (length m): shifts, pads, concatenations,
+ * elementwise products and sums, broadcast scalars, and a few ops that break the band structure
+ * (reductions, gathers with constant indices), so both representations and their meeting are exercised.
+ */
+export function randomGraph(n: number, m: number, steps: readonly Step[], outputs: "both" | "scalar" = "both"): Graph {
+  const b = new GraphBuilder();
+  const pool = [b.input("x", [n]), b.input("y", [m])];
+  const len = (node: number) => b.shape(node)[0] ?? 1;
+  for (const s of steps) {
+    const x = pool[s.a % pool.length];
+    const y = pool[s.b % pool.length];
+    const lx = len(x);
+    const vec = b.shape(x).length === 1;
+    let out: number | undefined;
+    if (s.op === "slice" && vec && lx > s.k) out = b.op("slice", [x], { begin: [s.k], end: [lx - (s.k % 2)] });
+    else if (s.op === "slice2" && vec && lx > 1) out = b.op("slice", [x], { begin: [s.k % 2], step: [2] });
+    else if (s.op === "pad" && vec) out = b.op("pad", [x], { before: [s.k], after: [3 - s.k] });
+    else if (s.op === "concat" && vec && b.shape(y).length === 1) out = b.op("concat", [x, y], { axis: 0 });
+    else if ((s.op === "add" || s.op === "mul") && len(y) === lx) out = b.op(s.op, [x, y]);
+    else if (s.op === "square" || s.op === "sin") out = b.op(s.op, [x]);
+    else if (s.op === "scale") out = b.mul(b.constant(s.k + 2), x);
+    else if (s.op === "sum" && vec && s.k === 0) out = b.op("sum", [x]);
+    else if (s.op === "flipcat" && vec)
+      out = b.add(x, b.op("broadcast_to", [b.op("sum", [b.op("slice", [x], { end: [1] })])], { shape: [lx] }));
+    else if (s.op === "gather" && vec) {
+      const idx = Array.from({ length: lx }, (_, i) => (i * (s.k + 3) + s.b) % lx);
+      out = b.op("gather", [x, b.tensorConstantInt([lx], idx)], { axis: 0 });
+    } else if (s.op === "reshape" && vec && lx % 2 === 0)
+      out = b.op("reshape", [b.op("reshape", [x], { shape: [2, lx / 2] })], { shape: [lx] });
+    if (out !== undefined) pool.push(out);
+  }
+  const last = pool[pool.length - 1];
+  const scalar = b.op("sum", [b.op("square", [b.op("sin", [b.shape(last).length ? last : b.op("reshape", [last], { shape: [1] })])])]);
+  return b.build(
+    outputs === "scalar"
+      ? [{ name: "f", node: scalar }]
+      : [
+          { name: "v", node: last },
+          { name: "f", node: scalar },
+        ],
+  );
 }

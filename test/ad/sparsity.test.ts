@@ -9,7 +9,7 @@ import {
   starColoring,
 } from "../../src/ad/sparsity/index.js";
 import { GraphBuilder } from "../../src/ir/builder.js";
-import { denseOf, odeResidual, rosenbrock } from "./sparsity-helpers.js";
+import { denseOf, fromDense, odeResidual, rosenbrock } from "./sparsity-helpers.js";
 
 const tridiagonal = (n: number) => Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => Math.abs(i - j) <= 1));
 
@@ -95,6 +95,32 @@ describe("Hessian patterns from the gradient graph", () => {
       [4, 1],
       [5, 2],
     ]);
+  });
+
+  it("an arrow (one variable meets every other): a dense first row and column, 2 star colours, the optimum", () => {
+    const n = 8;
+    const b = new GraphBuilder();
+    const a = b.input("a", []);
+    const x = b.input("x", [n]);
+    const f = b.add(b.add(b.op("sum", [b.mul(a, x)]), b.op("sum", [b.mul(x, x)])), b.mul(a, a));
+    const p = hessianPattern(b.build([{ name: "f", node: f }]));
+    const arrow = Array.from({ length: n + 1 }, (_, i) => Array.from({ length: n + 1 }, (_, j) => i === 0 || j === 0 || i === j));
+    expect(denseOf(p)).toEqual(arrow);
+    // Adjacent variables differ in colour, so 2 is the least; a star colouring reaches it.
+    expect(starColoring(p).count).toBe(2);
+    // One-sided colourings cannot compress it: every column meets the dense first row (n + 1 is optimal).
+    expect(columnColoring(p).count).toBe(n + 1);
+  });
+
+  it("banded patterns take as many column colours as their width, the optimum", () => {
+    for (const halfWidth of [1, 2, 3]) {
+      const n = 20;
+      const band = Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => Math.abs(i - j) <= halfWidth));
+      const p = fromDense(band, n);
+      // A row holds 2·halfWidth + 1 consecutive columns, which must all differ: the width is a lower bound.
+      expect(columnColoring(p).count).toBe(2 * halfWidth + 1);
+      expect(rowColoring(p).count).toBe(2 * halfWidth + 1);
+    }
   });
 
   it("a linear function has an empty Hessian pattern", () => {

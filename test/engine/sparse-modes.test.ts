@@ -1,11 +1,12 @@
 import { readFileSync } from "node:fs";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CompiledFunction } from "../../src/engine/compiled-function.js";
 import { sparsePlan } from "../../src/engine/modes/index.js";
 import type { Value } from "../../src/engine/values.js";
 import { parseExpression, parseExpressions } from "../../src/ir/expression.js";
 import type { Graph } from "../../src/ir/graph.js";
-import { odeResidual, rng, rosenbrock } from "../ad/sparsity-helpers.js";
+import { odeResidual, randomGraph, rng, rosenbrock, step } from "../ad/sparsity-helpers.js";
 import { bratu, bratuJacobian, csrToDense, denseBlock } from "./sparse-helpers.js";
 
 type Nested = Record<string, Record<string, Value>>;
@@ -35,6 +36,23 @@ function randomVector(n: number, seed: number): Float64Array {
 }
 
 describe("sparse jacobian and hessian modes", () => {
+  it("equal the dense modes on random graphs (shifts, pads, gathers, products, reductions) at random points", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.array(step, { maxLength: 8 }),
+        fc.nat(),
+        (n, m, steps, seed) => {
+          const point = { x: { shape: [n], data: randomVector(n, seed) }, y: { shape: [m], data: randomVector(m, seed + 1) } };
+          compare(randomGraph(n, m, steps), point, "jacobian");
+          compare(randomGraph(n, m, steps, "scalar"), point, "hessian");
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
   it("equal the dense Hessian on Rosenbrock, with 3 colours", () => {
     const e = compare(rosenbrock(12), { x: { shape: [12], data: randomVector(12, 1) } }, "hessian");
     expect(e.colors).toBe(3);
