@@ -1,7 +1,59 @@
+import { randomUUID } from "node:crypto";
+
 /**
- * JSON with the non-finite numbers kept: NaN and ±Infinity become the strings "NaN", "Infinity" and
- * "-Infinity" (JSON has no literal for them, and JSON.stringify would silently write null).
+ * −0 is written `-0.0`: JSON.stringify writes it as 0, losing the sign that gRPC's doubles keep, and
+ * `-0.0` (unlike `-0`, which Python's and Rust's parsers read as the integer 0) parses back to −0 in
+ * JavaScript, Python, Go and Rust alike. JSON.stringify cannot write it, so the replacer puts this
+ * placeholder in its place, and the text is patched after. The random part keeps a client's own
+ * string (a node id, a name) from ever being taken for the placeholder.
  */
+const NEGATIVE_ZERO = `-0.0 ${randomUUID()}`;
+const PLACEHOLDER = JSON.stringify(NEGATIVE_ZERO);
+
+/** Whether −0 occurs anywhere in `value` (plain JSON data: objects, arrays, numbers). */
+export function hasNegativeZero(value: unknown): boolean {
+  if (typeof value === "number") return value === 0 && 1 / value < 0;
+  if (typeof value !== "object" || value === null) return false;
+  if (Array.isArray(value)) {
+    // Numbers inline: a tensor's `data` can hold millions, and a call per element doubled the scan's cost.
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (typeof v === "number") {
+        if (v === 0 && 1 / v < 0) return true;
+      } else if (hasNegativeZero(v)) return true;
+    }
+    return false;
+  }
+  for (const k in value) if (Object.hasOwn(value, k) && hasNegativeZero((value as Record<string, unknown>)[k])) return true;
+  return false;
+}
+
+/** The text of a finite number as the service writes it: as JSON.stringify, but −0 as `-0.0`. */
+export function numberJson(v: number): string {
+  return v === 0 && 1 / v < 0 ? "-0.0" : `${v}`;
+}
+
+/**
+ * JSON with every number kept: −0 as `-0.0`, and (with `nonFinite`) NaN and ±Infinity as the strings
+ * "NaN", "Infinity" and "-Infinity" (JSON has no literal for them, and JSON.stringify would silently
+ * write null). Plain JSON.stringify where neither occurs, which is the common and fast case.
+ */
+export function stringifyExact(value: unknown, nonFinite: boolean, indent?: number): string {
+  const negativeZero = hasNegativeZero(value);
+  if (!negativeZero && !nonFinite) return JSON.stringify(value, undefined, indent);
+  const text = JSON.stringify(
+    value,
+    (_key, v) => {
+      if (typeof v !== "number") return v;
+      if (v === 0 && 1 / v < 0) return NEGATIVE_ZERO;
+      return nonFinite && !Number.isFinite(v) ? String(v) : v;
+    },
+    indent,
+  );
+  return negativeZero ? text.replaceAll(PLACEHOLDER, "-0.0") : text;
+}
+
+/** JSON with the non-finite numbers kept as strings and −0 as `-0.0` (see stringifyExact). */
 export function toJson(value: unknown, indent?: number): string {
-  return JSON.stringify(value, (_key, v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v), indent);
+  return stringifyExact(value, true, indent);
 }

@@ -61,12 +61,36 @@ export function tensorOf(t: TensorMsg): number | Tensor {
   let data: Float64Array;
   if (t.raw.byteLength > 0) {
     const bytes = new Uint8Array(t.raw); // a copy (Buffer.slice would be a view): aligned, and our own
-    data = t.dtype === ElementType.FLOAT32 ? Float64Array.from(new Float32Array(bytes.buffer)) : new Float64Array(bytes.buffer);
+    data =
+      t.dtype === ElementType.FLOAT32
+        ? Float64Array.from(new Float32Array(bytes.buffer))
+        : t.dtype === ElementType.INT32
+          ? Float64Array.from(new Int32Array(bytes.buffer))
+          : t.dtype === ElementType.INT64
+            ? Float64Array.from(new BigInt64Array(bytes.buffer), Number)
+            : new Float64Array(bytes.buffer);
   } else data = Float64Array.from(t.values);
   return t.shape.length === 0 ? data[0] : { shape: [...t.shape], data };
 }
 
 const named = (m: Record<string, TensorMsg>): Values => Object.fromEntries(Object.entries(m).map(([k, t]) => [k, tensorOf(t)]));
+
+/**
+ * A model definition (docs/model.schema.json) as the typed Model message: a pair field (kernel, ...)
+ * as a list of one or two, the loss by name. The server validates the rest as it does JSON.
+ */
+function modelMsg(m: Record<string, unknown>): Record<string, unknown> {
+  const asList = (v: unknown) => (v === undefined ? undefined : Array.isArray(v) ? v : [v]);
+  const layers = ((m.layers as Record<string, unknown>[] | undefined) ?? []).map((l) => ({
+    ...l,
+    kernel: asList(l.kernel),
+    stride: asList(l.stride),
+    padding: asList(l.padding),
+    dilation: asList(l.dilation),
+  }));
+  const loss = typeof m.loss === "object" && m.loss !== null ? (m.loss as { type?: string }).type : m.loss;
+  return { input: m.input, layers, loss, ...(m.targets ? { targets: m.targets } : {}) };
+}
 
 function functionMsg(f: Record<string, unknown>): FunctionMsg {
   const inputs = ((f.inputs as unknown[]) ?? []).map((i) =>
@@ -79,8 +103,8 @@ function functionMsg(f: Record<string, unknown>): FunctionMsg {
     return create(FunctionSchema, { source: { case: "expressions", value: { outputs } }, inputs });
   }
   if (f.model && typeof f.model === "object") {
-    const init = { source: { case: "model", value: f.model }, batch: Number(f.batch ?? 0) } as MessageInitShape<typeof FunctionSchema>;
-    return create(FunctionSchema, init);
+    const init = { source: { case: "sequentialModel", value: modelMsg(f.model as Record<string, unknown>) }, batch: Number(f.batch ?? 0) };
+    return create(FunctionSchema, init as MessageInitShape<typeof FunctionSchema>);
   }
   throw new AdjointClientError("invalid_argument", "the gRPC client takes expression, expressions, model or id", "function");
 }
@@ -99,10 +123,11 @@ function resultOf(response: DifferentiateResponse, r: ResultMsg): Result {
   }
   if (r.method) fields.method = r.method;
   const single = names.length === 1;
+  // The single-output shortcut (Result.value); a server that predates it leaves it unset.
   return {
     id: response.id,
     mode: response.mode,
-    value: single ? outputs[names[0]] : undefined,
+    value: r.value ? tensorOf(r.value) : single ? outputs[names[0]] : undefined,
     outputs: single ? {} : outputs,
     gradient: fields.gradient as Values | undefined,
     fields,

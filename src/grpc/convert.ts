@@ -9,6 +9,7 @@ import type {
   ColumnsResult,
   DifferentiateInput,
   DifferentiateOutput,
+  ElementDType,
   FunctionInfo,
   FunctionSpec,
   InputDecl,
@@ -49,6 +50,7 @@ import {
   TraceSchema,
   TraceSeedSchema,
 } from "./gen/adjoint/v1/adjoint_pb.js";
+import { modelDefinition } from "./model.js";
 import { sparseResult } from "./sparse.js";
 
 /**
@@ -62,8 +64,20 @@ function enumName(desc: DescEnum, value: number): string | undefined {
   return desc.values.find((v) => v.number === value)?.localName.toLowerCase() ?? `unknown(${value})`;
 }
 
+/** The raw bytes' element type; unknown values are handed on by name for the service to refuse. */
+const RAW_DTYPE: Readonly<Record<number, ElementDType>> = {
+  [ElementType.UNSPECIFIED]: "float64",
+  [ElementType.FLOAT64]: "float64",
+  [ElementType.FLOAT32]: "float32",
+  [ElementType.INT32]: "int32",
+  [ElementType.INT64]: "int64",
+};
+
 export function tensorValue(t: Tensor): TensorValue {
-  if (t.raw.byteLength > 0) return { shape: t.shape, dtype: t.dtype === ElementType.FLOAT32 ? "float32" : "float64", bytes: t.raw };
+  if (t.raw.byteLength > 0) {
+    const dtype = RAW_DTYPE[t.dtype] ?? (`unknown(${t.dtype})` as ElementDType);
+    return { shape: t.shape, dtype, bytes: t.raw };
+  }
   if (t.shape.length === 0 && t.values.length === 1) return t.values[0];
   return { shape: t.shape, data: t.values };
 }
@@ -116,6 +130,8 @@ export function functionSpec(f: FunctionMsg | undefined): FunctionSpec | undefin
       return { graph: graphJson(f.source.value) };
     case "model":
       return { model: f.source.value, ...(f.batch ? { batch: f.batch } : {}) };
+    case "sequentialModel":
+      return { model: modelDefinition(f.source.value), ...(f.batch ? { batch: f.batch } : {}) };
     case "id":
       return { id: f.source.value };
     default:
@@ -188,6 +204,10 @@ function sections(r: ResultRow | ColumnsResult) {
   const sparse = sparseResult(r, converted);
   for (const s of sparse.drop) delete out[s];
   Object.assign(out, sparse.fields);
+  // REST's single-output shortcut: the one output again as `value` (the same message, not a copy).
+  const outputs = converted.outputs as Record<string, Tensor> | undefined;
+  const names = outputs === undefined ? [] : Object.keys(outputs);
+  if (names.length === 1) out.value = (outputs as Record<string, Tensor>)[names[0]];
   return out as MessageInitShape<typeof ResultSchema>;
 }
 
@@ -273,6 +293,9 @@ export function listOpsResponse(m: OpsManifest): ListOpsResponse {
         maxOrder: op.maxOrder,
         commutative: op.commutative,
         attributes: [...op.attributes],
+        kinks: op.kinks ?? "",
+        secondOrder: op.secondOrder ?? "",
+        operands: op.operands,
       }),
     ),
   });

@@ -41,6 +41,16 @@ export function scalarResponseBytes(out: DifferentiateOutput, sequence = 0): Uin
       }
     }
   }
+  // Result.value (16, after the sections' 1–12, as protobuf-es writes fields by number): the one output again.
+  const outputs = row.outputs as Record<string, number>;
+  let single: string | undefined;
+  let count = 0;
+  for (const name in outputs) if (Object.hasOwn(outputs, name) && count++ === 0) single = name;
+  if (count === 1) {
+    w.tag(RESULT_VALUE, WireType.LengthDelimited).fork();
+    scalarTensor(w, outputs[single as string]);
+    w.join();
+  }
   w.join();
   if (sequence !== 0) w.tag(RESPONSE.sequence, WireType.Varint).uint64(sequence);
   return w.finish();
@@ -48,6 +58,7 @@ export function scalarResponseBytes(out: DifferentiateOutput, sequence = 0): Uin
 
 /** Field numbers of DifferentiateResponse and Result (proto/adjoint/v1/adjoint.proto) that this writes. */
 const RESPONSE = { id: 1, mode: 2, result: 3, sequence: 6 } as const;
+const RESULT_VALUE = 16;
 const RESULT_FIELD: Readonly<Record<Section, number>> = {
   outputs: 1,
   gradient: 2,

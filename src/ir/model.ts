@@ -40,6 +40,10 @@ export type LayerDefinition =
       readonly kernel: number | readonly [number, number];
       readonly stride?: number | readonly [number, number];
       readonly padding?: number | readonly [number, number];
+      /** avg_pool2d: padding counts in each window's divisor (torch's count_include_pad; default false). */
+      readonly countIncludePad?: boolean;
+      /** Round the output extent up (torch's ceil_mode; default false). */
+      readonly ceilMode?: boolean;
       readonly name?: string;
     }
   | { readonly type: "flatten" | "relu" | "tanh" | "sigmoid" | "gelu" | "softmax"; readonly name?: string }
@@ -201,10 +205,22 @@ function conv2d(layer: LayerOf<"conv2d">, h: number, { b, name, field, shape, pa
 
 function pool2d(layer: LayerOf<"max_pool2d" | "avg_pool2d">, h: number, { b, field }: LayerContext): number {
   const kernel = pair(layer.kernel, `${field}.kernel`, 0, 1);
+  const flag = (v: unknown, name: string) => {
+    if (v !== undefined && typeof v !== "boolean") throw invalid(`${field}.${name} must be a boolean`, { field: `${field}.${name}` });
+    return v === true;
+  };
+  const ceil = flag(layer.ceilMode, "ceilMode");
+  const includePad = flag(layer.countIncludePad, "countIncludePad");
+  if (includePad && layer.type !== "avg_pool2d") {
+    throw invalid(`${field}.countIncludePad applies to avg_pool2d only`, { field: `${field}.countIncludePad` });
+  }
   return b.op(layer.type, [h], {
     kernel,
     stride: pair(layer.stride, `${field}.stride`, kernel[0], 1),
     padding: pair(layer.padding, `${field}.padding`, 0, 0),
+    // Set only when asked for, so a model without them keeps its content hash.
+    ...(ceil ? { ceil_mode: true } : {}),
+    ...(includePad ? { count_include_pad: true } : {}),
   });
 }
 

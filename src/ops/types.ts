@@ -119,6 +119,12 @@ export interface OpDef<A extends Attrs | undefined = Attrs | undefined> {
   readonly arity: number | { readonly min: number; readonly max?: number };
   readonly summary: string;
   /**
+   * The operands in order, with their roles, as the manifest shows them (clients cannot otherwise
+   * learn scatter_add's order but from an error). Defaults: elementwise ops "a" or "a, b" (broadcast),
+   * other one-operand ops "x".
+   */
+  readonly operands?: string;
+  /**
    * elementwise: scalar kernel `js`, broadcasting shape rule, derivatives by `partials`.
    * composite: expands into other ops when built, so it needs no rules of its own.
    * structural: tensor op with its own shape rule, kernel and vjp, and a jvp unless it is `linear`.

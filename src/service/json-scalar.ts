@@ -1,10 +1,12 @@
 import { SECTION_NAMES, SECTIONS } from "../engine/sections.js";
+import { numberJson } from "../json.js";
 import type { DifferentiateOutput } from "./types.js";
 
 /**
  * The JSON text of a one-point answer whose every number is a finite scalar (the worked example and
  * most optimiser calls), written straight out, byte for byte what jsonBody and JSON.stringify make of
  * it: building that object first and stringifying it cost several times more than the evaluation.
+ * Numbers are written as serializeJson writes them (−0 as `-0.0`, src/json.ts).
  * Undefined for any other answer, which takes the general path (json-view.ts).
  */
 export function scalarAnswerJson(out: DifferentiateOutput): string | undefined {
@@ -18,7 +20,7 @@ export function scalarAnswerJson(out: DifferentiateOutput): string | undefined {
   if (names.length === 1) {
     const v = outputs[names[0]];
     if (typeof v !== "number" || !Number.isFinite(v)) return undefined;
-    text = `{"value":${v}`;
+    text = `{"value":${numberJson(v)}`;
   } else {
     const m = numbersJson(outputs);
     if (m === undefined) return undefined;
@@ -35,7 +37,7 @@ export function scalarAnswerJson(out: DifferentiateOutput): string | undefined {
 }
 
 function sectionJson(kind: (typeof SECTIONS)[keyof typeof SECTIONS], v: unknown): string | undefined {
-  if (kind === "scalar") return typeof v === "number" && Number.isFinite(v) ? `${v}` : undefined;
+  if (kind === "scalar") return typeof v === "number" && Number.isFinite(v) ? numberJson(v) : undefined;
   if (kind === "map") return numbersJson(v as Record<string, unknown>);
   const nested = v as Record<string, Record<string, unknown>>;
   let text = "{";
@@ -53,7 +55,7 @@ function numbersJson(m: Record<string, unknown>): string | undefined {
   for (const name of Object.keys(m)) {
     const v = m[name];
     if (typeof v !== "number" || !Number.isFinite(v)) return undefined;
-    text += `${text.length > 1 ? "," : ""}${JSON.stringify(name)}:${v}`;
+    text += `${text.length > 1 ? "," : ""}${JSON.stringify(name)}:${numberJson(v)}`;
   }
   return `${text}}`;
 }

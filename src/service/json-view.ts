@@ -1,7 +1,7 @@
 import type { PatternCsr, SparsityReport } from "../engine/modes/index.js";
 import { everySectionValue, mapSections, SECTION_NAMES, type Section } from "../engine/sections.js";
 import type { Value } from "../engine/values.js";
-import { toJson } from "../json.js";
+import { stringifyExact } from "../json.js";
 import { own, recordOf } from "../names.js";
 import { scalarAnswerJson } from "./json-scalar.js";
 import { toLittleEndianBytes } from "./tensor.js";
@@ -157,7 +157,10 @@ export function answerJson(out: DifferentiateOutput, tensor: TensorWriter = tens
   return scalarAnswerJson(out) ?? serializeJson(jsonBody(out, tensor), out.allowNonFinite);
 }
 
-/** Serialises an answer: plain JSON, or with non-finite numbers kept as strings when the request allowed them. */
+/**
+ * Serialises an answer: plain JSON with −0 written `-0.0` (as gRPC keeps its sign; src/json.ts), and
+ * non-finite numbers kept as strings when the request allowed them.
+ */
 export function serializeJson(body: unknown, allowNonFinite: boolean): string {
-  return allowNonFinite ? toJson(body) : JSON.stringify(body);
+  return stringifyExact(body, allowNonFinite);
 }

@@ -7,6 +7,8 @@ export interface OpManifestEntry {
   readonly aliases: readonly string[];
   readonly arity: { readonly min: number; readonly max: number | null };
   readonly summary: string;
+  /** The operands in order, with their roles. */
+  readonly operands: string;
   readonly kind: OpDef["kind"];
   readonly commutative: boolean;
   readonly attributes: readonly string[];
@@ -28,6 +30,16 @@ function differentiable(def: OpDef): boolean {
   return def.partials !== undefined || (def.jvp !== undefined && def.vjp !== undefined) || def.expand !== undefined;
 }
 
+/**
+ * The operands of an op that does not describe its own: elementwise ops take a (and b, broadcast
+ * against a), as their summaries name them; the other one-operand ops take a tensor x.
+ */
+function defaultOperands(def: OpDef, arity: number): string {
+  if (def.kind === "elementwise") return arity === 1 ? "a" : "a, b (broadcast against each other)";
+  if (arity !== 1) throw new Error(`op ${def.name} takes ${arity} operands and must describe them (operands)`);
+  return "x";
+}
+
 let cached: OpsManifest | undefined;
 
 /** The capability manifest, read from the op table (so it needs no edit when an op is added). */
@@ -43,6 +55,7 @@ export function opsManifest(): OpsManifest {
       aliases: def.aliases ?? [],
       arity: { min, max: Number.isFinite(max) ? max : null },
       summary: def.summary,
+      operands: def.operands ?? defaultOperands(def, min),
       kind: def.kind,
       commutative: def.commutative ?? false,
       attributes: def.attrNames ?? [],

@@ -26,6 +26,8 @@ export type MinimizeLimits = Pick<ServiceConfig, "timeLimitMs" | "maxTensorEleme
 const PROGRESS_INTERVAL_MS = 50;
 /** A worker stuck in one evaluation past the time limit is stopped this much later (piscina terminates it). */
 const BACKSTOP_MS = 5000;
+/** How long the answer waits for progress records still in flight (a worker that died never closes its port). */
+const PROGRESS_DRAIN_MS = 1000;
 
 /** What a transport asks of a run besides the request: whether progress records carry the point. */
 export interface MinimizeCallOptions {
@@ -116,6 +118,9 @@ export class Minimizer {
     channel?.port1.on("message", (m: ProgressMessage) => {
       if (!done) onProgress?.(progressOf(m, job.variables));
     });
+    // The worker closes its end when the run ends, after its last progress record: the close arrives
+    // after every record, whereas the task's answer travels on another channel and may overtake them.
+    const delivered = channel ? new Promise<void>((resolve) => channel.port1.once("close", () => resolve())) : undefined;
     // The client leaving stops the run at its next iteration; the worker answers the point reached.
     const leave = () => Atomics.store(stop, 0, 1);
     ctx.signal?.addEventListener("abort", leave, { once: true });
@@ -140,6 +145,7 @@ export class Minimizer {
     this.metrics.ranOnPool();
     try {
       const result = await this.pool.run(task, backstop, job.costUs, channel ? [channel.port2] : undefined);
+      if (delivered) await Promise.race([delivered, new Promise((resolve) => setTimeout(resolve, PROGRESS_DRAIN_MS).unref())]);
       this.metrics.ranTask(Math.max(0, result.startedAt - task.postedAt) / 1000, (result.finishedAt - result.startedAt) / 1000);
       this.metrics.cacheLookup("worker", result.compiled ? "miss" : "hit");
       if (result.error) throw errorFromData(result.error);

@@ -4,7 +4,7 @@ import { AdjointError, exhausted, invalid } from "../errors.js";
 import { record } from "../names.js";
 import { decodeNestedArray } from "../tensor/literal.js";
 import { formatShape, sizeOf } from "../tensor/shape.js";
-import type { NamedValues, TensorObject, TensorValue } from "./types.js";
+import type { ElementDType, NamedValues, TensorObject, TensorValue } from "./types.js";
 
 /**
  * Tensor values, decoded in one place for every transport: JSON numbers and nested arrays, the
@@ -136,8 +136,8 @@ function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?
     return { shape, data };
   }
   const dtype = t.dtype ?? "float64";
-  if (dtype !== "float64" && dtype !== "float32") {
-    throw invalid(`${field}.dtype must be float64 or float32, got ${describe(dtype)}`, { field: `${field}.dtype`, input });
+  if (!Object.hasOwn(WIDTH, dtype)) {
+    throw invalid(`${field}.dtype must be float64, float32, int32 or int64, got ${describe(dtype)}`, { field: `${field}.dtype`, input });
   }
   let bytes: Uint8Array;
   let where: string;
@@ -161,7 +161,7 @@ function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?
     where = `${field}.raw`;
     bytes = t.bytes as Uint8Array;
   }
-  const width = dtype === "float64" ? 8 : 4;
+  const width = WIDTH[dtype];
   if (bytes.byteLength !== size * width) {
     throw invalid(
       `${where}: shape mismatch: ${bytes.byteLength} bytes, but shape ${formatShape(shape)} of ${dtype} needs ${size * width}`,
@@ -171,7 +171,7 @@ function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?
       },
     );
   }
-  const data = readLittleEndian(bytes, dtype, size);
+  const data = readLittleEndian(bytes, dtype, size, where, input);
   if (!ctx.allowNonFinite) {
     for (let i = 0; i < size; i++) {
       if (!Number.isFinite(data[i])) ctx.number(data[i], `${where}[${i}]`, input);
@@ -180,18 +180,45 @@ function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?
   return { shape, data };
 }
 
-function readLittleEndian(bytes: Uint8Array, dtype: "float64" | "float32", size: number): Float64Array {
-  const width = dtype === "float64" ? 8 : 4;
+/** Bytes per element of each dtype a raw tensor may have. */
+const WIDTH: Readonly<Record<ElementDType, number>> = { float64: 8, float32: 4, int32: 4, int64: 8 };
+
+/**
+ * Raw elements as float64. Integers (class labels sent as int32 or int64) become the same numbers
+ * exactly; an int64 beyond ±(2^53 − 1) may have no exact float64, so it is refused rather than rounded.
+ */
+function readLittleEndian(bytes: Uint8Array, dtype: ElementDType, size: number, where: string, input?: string): Float64Array {
+  const width = WIDTH[dtype];
   if (LITTLE_ENDIAN && bytes.byteOffset % width === 0) {
     // Aligned float64 data is used where it lies (the caller copies it once, into the batch's memory).
     if (dtype === "float64") return new Float64Array(bytes.buffer, bytes.byteOffset, size);
-    return Float64Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, size));
+    if (dtype === "float32") return Float64Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, size));
+    if (dtype === "int32") return Float64Array.from(new Int32Array(bytes.buffer, bytes.byteOffset, size));
   }
+  // Unaligned float64 (a protobuf bytes field lies wherever the message puts it): one copy to an
+  // aligned buffer is several times faster than reading element by element.
+  if (LITTLE_ENDIAN && dtype === "float64") return new Float64Array(new Uint8Array(bytes).buffer, 0, size);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float64Array(size);
-  for (let i = 0; i < size; i++) out[i] = dtype === "float64" ? dv.getFloat64(i * 8, true) : dv.getFloat32(i * 4, true);
+  for (let i = 0; i < size; i++) {
+    if (dtype === "float64") out[i] = dv.getFloat64(i * 8, true);
+    else if (dtype === "float32") out[i] = dv.getFloat32(i * 4, true);
+    else if (dtype === "int32") out[i] = dv.getInt32(i * 4, true);
+    else {
+      const v = dv.getBigInt64(i * 8, true);
+      if (v > MAX_EXACT || v < -MAX_EXACT) {
+        throw invalid(`${where}[${i}]: the int64 ${v} is beyond ±(2^53 − 1), past which float64 does not hold every integer`, {
+          field: where,
+          input,
+        });
+      }
+      out[i] = Number(v);
+    }
+  }
   return out;
 }
+
+const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Float64 data as little-endian bytes (a view where the platform is little-endian). */
 export function toLittleEndianBytes(data: Float64Array): Uint8Array {

@@ -11,11 +11,14 @@ import type { Value } from "../engine/values.js";
  * decoded in one place, tensor.ts.
  */
 
+/** Element types of raw tensor data (base64, binary, bytes); integers are read as exact float64. */
+export type ElementDType = "float64" | "float32" | "int32" | "int64";
+
 /** A dense tensor written as an object: a shape and one of the data forms. */
 export interface TensorObject {
   readonly shape: readonly number[];
   /** Element type of base64, binary and bytes data (default float64). */
-  readonly dtype?: "float64" | "float32";
+  readonly dtype?: ElementDType;
   /** Row-major numbers (or "NaN", "Infinity", "-Infinity" where the request allows them). */
   readonly data?: readonly unknown[];
   /** Row-major little-endian bytes, base64-encoded. */

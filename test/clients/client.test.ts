@@ -46,6 +46,23 @@ describe.each(["http", "grpc"])("adjoint/client over %s", (transport) => {
     client.close();
   });
 
+  it("sends a model (typed over gRPC) with the same answer, and keeps the sign of −0", async () => {
+    const client = await connect(url(servers[0], transport));
+    const model = { input: [2], layers: [{ type: "dense", units: 2, name: "fc" }], loss: { type: "softmax_cross_entropy" } };
+    const point = {
+      x: { shape: [1, 2], data: Float64Array.of(1, -1) },
+      y: { shape: [1], data: Float64Array.of(1) },
+      "fc.weight": { shape: [2, 2], data: Float64Array.of(0.1, 0.2, 0.3, 0.4) },
+      "fc.bias": { shape: [2], data: Float64Array.of(0, 0) },
+    };
+    const r = await client.differentiate({ model }, point);
+    // logits = [−0.2, −0.2]: equal, so the loss is log 2.
+    expect(r.value).toBeCloseTo(Math.LN2, 15);
+    const zero = await client.differentiate("-x*y", { x: 0, y: 1 });
+    expect(Object.is(zero.value, -0)).toBe(true);
+    client.close();
+  });
+
   it("batches by columns", async () => {
     const client = await connect(url(servers[0], transport));
     const r = await client.batch("x1*x2", { x1: Float64Array.of(1, 3, 5), x2: Float64Array.of(2, 4, -6) });

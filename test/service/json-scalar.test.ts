@@ -45,6 +45,6 @@ describe("the scalar answer's direct JSON", () => {
     expect(of({ outputs: { f: 1 }, gradient: { x: Number.POSITIVE_INFINITY } })).toBeUndefined();
     expect(of({ outputs: { f: 1 }, jacobian: { f: { x: 2 } }, method: "forward" })).toBeUndefined();
     expect(of({ outputs: { f: 1 }, trace: { nodes: [] } })).toBeUndefined();
-    expect(of({ outputs: { f: 0.5 }, gradient: { x: -0 } })).toBe('{"value":0.5,"gradient":{"x":0},"id":"fn_1","mode":"reverse"}');
+    expect(of({ outputs: { f: 0.5 }, gradient: { x: -0 } })).toBe('{"value":0.5,"gradient":{"x":-0.0},"id":"fn_1","mode":"reverse"}');
   });
 });

@@ -35,7 +35,7 @@ export function w1RestProblem(answer) {
 
 export function w1GrpcProblem(message, b64decode) {
   const r = message.result || {};
-  return w1Problem(scalarOf(r.outputs, "f", b64decode), scalarOf(r.gradient, "x1", b64decode), scalarOf(r.gradient, "x2", b64decode));
+  return w1Problem(singleOutput(r, b64decode), scalarOf(r.gradient, "x1", b64decode), scalarOf(r.gradient, "x2", b64decode));
 }
 
 // ---- W2: the extended Rosenbrock function, value and gradient ------------------------------------
@@ -88,7 +88,7 @@ export function w2RestProblem(answer, n) {
 
 export function w2GrpcProblem(message, n, b64decode) {
   const r = message.result || {};
-  return w2Problem(n, scalarOf(r.outputs, "f", b64decode), tensorOf(r.gradient, "x", b64decode));
+  return w2Problem(n, singleOutput(r, b64decode), tensorOf(r.gradient, "x", b64decode));
 }
 
 // ---- W3: one training step of examples/mlp.model.json at the workload's data ---------------------
@@ -141,11 +141,14 @@ export function w3Rest(model, b64encode) {
   return { function: { model: model }, point: point, encoding: "base64" };
 }
 
-/** gRPC: every tensor as raw little-endian float64 bytes (base64 in the JSON mapping). */
+/**
+ * gRPC: every tensor as raw little-endian float64 bytes (base64 in the JSON mapping), the model as the
+ * typed Model message (this model's JSON is already its JSON mapping: dense layers, the loss by name).
+ */
 export function w3Grpc(model, b64encode) {
   const tensors = {};
   for (const t of w3Data()) tensors[t.name] = { shape: t.shape, dtype: "ELEMENT_TYPE_FLOAT64", raw: b64encode(littleEndian(t.data)) };
-  return { function: { model: model }, point: { tensors: tensors } };
+  return { function: { sequentialModel: model }, point: { tensors: tensors } };
 }
 
 /** Softmax rows sum to one, so the gradient of the last bias sums to zero: a closed-form check. */
@@ -165,8 +168,7 @@ export function w3RestProblem(answer, b64decode) {
 
 export function w3GrpcProblem(message, b64decode) {
   const r = message.result || {};
-  const names = Object.keys(r.outputs || {});
-  return w3Problem(names.length === 1 ? scalarOf(r.outputs, names[0], b64decode) : undefined, tensorOf(r.gradient, "fc2.bias", b64decode));
+  return w3Problem(singleOutput(r, b64decode), tensorOf(r.gradient, "fc2.bias", b64decode));
 }
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -192,6 +194,11 @@ function littleEndian(data) {
   const out = new DataView(new ArrayBuffer(data.length * 8));
   for (let i = 0; i < data.length; i++) out.setFloat64(i * 8, data[i], true);
   return out.buffer;
+}
+
+/** The single output of a gRPC answer: Result.value, the shortcut REST's `value` is (a scalar here). */
+function singleOutput(r, b64decode) {
+  return r.value ? scalarOf({ value: r.value }, "value", b64decode) : undefined;
 }
 
 /** A result tensor of the gRPC answer (JSON mapping) as numbers: `values`, or `raw` float64 bytes. */

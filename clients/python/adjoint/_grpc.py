@@ -43,6 +43,24 @@ def pb_graph(g: dict) -> Any:
     return pb.Graph(inputs=pb_inputs(g["inputs"]), nodes=nodes, outputs=outputs, description=g.get("description", ""))
 
 
+PAIRS = ("kernel", "stride", "padding", "dilation")
+LAYER_FIELDS = {"countIncludePad": "count_include_pad", "ceilMode": "ceil_mode"}
+
+
+def pb_model(m: dict) -> Any:
+    """A model definition (docs/model.schema.json) as the typed Model message: pairs as lists of one or two."""
+    layers = []
+    for i, layer in enumerate(m.get("layers", [])):
+        fields = {LAYER_FIELDS.get(k, k): ([v] if k in PAIRS and isinstance(v, int) else v) for k, v in layer.items()}
+        try:
+            layers.append(pb.Layer(**fields))
+        except (TypeError, ValueError) as e:  # a field the message lacks, or a value of the wrong type
+            raise AdjointError("invalid_argument", f"model.layers[{i}]: {e}", field=f"model.layers[{i}]") from e
+    loss = m.get("loss", "")
+    loss = loss.get("type", "") if isinstance(loss, dict) else loss
+    return pb.Model(input=m.get("input", []), layers=layers, loss=loss, targets=m.get("targets", ""))
+
+
 def pb_function(f: dict) -> Any:
     """The REST form of a function (what Client takes) as a Function message."""
     if "id" in f:
@@ -55,7 +73,7 @@ def pb_function(f: dict) -> Any:
     if "graph" in f:
         return pb.Function(graph=pb_graph(f["graph"]))
     if "model" in f:
-        return pb.Function(model=json_format.ParseDict(f["model"], struct_pb2.Struct()), batch=int(f.get("batch", 0)))
+        return pb.Function(sequential_model=pb_model(f["model"]), batch=int(f.get("batch", 0)))
     raise AdjointError("invalid_argument", "a function needs one of expression, expressions, graph, model, id", field="function")
 
 
@@ -107,7 +125,8 @@ def result(response: Any, r: Any) -> Result:
         fields["partials"] = list(r.partials)
     if r.colors:
         fields["colors"] = r.colors
-    value = next(iter(outputs.values())) if len(outputs) == 1 else None
+    # The single-output shortcut; a server older than Result.value leaves it unset, so fall back to outputs.
+    value = from_pb(pb, r.value) if r.HasField("value") else (next(iter(outputs.values())) if len(outputs) == 1 else None)
     params = pb_named(pb, response.parameters) if len(response.parameters) else None
     return Result(response.id, response.mode, value, outputs if value is None else {}, fields, params)
 

@@ -14,12 +14,18 @@ DTYPES = {"float64": "<f8", "float32": "<f4", "int32": "<i4", "int64": "<i8"}
 
 
 def as_array(value: ArrayLike) -> np.ndarray:
-    """Float arrays stay float32 or float64; everything else becomes float64 (integer labels too: the
-    service reads an int input's values as numbers)."""
+    """Float arrays stay float32 or float64, integer arrays (class labels) int32 or int64, which both
+    transports carry as such and the service reads as exact numbers; anything else becomes float64."""
     a = np.asarray(value)
-    if a.dtype not in (np.float32, np.float64):
-        a = a.astype(np.float64)
-    return a
+    if a.dtype in (np.float32, np.float64, np.int32, np.int64):
+        return a
+    if np.issubdtype(a.dtype, np.signedinteger) or (np.issubdtype(a.dtype, np.unsignedinteger) and a.dtype.itemsize < 8):
+        return a.astype(np.int64)
+    return a.astype(np.float64)
+
+
+def _wire_dtype(a: np.ndarray) -> str:
+    return {np.dtype(np.float32): "float32", np.dtype(np.int32): "int32", np.dtype(np.int64): "int64"}.get(a.dtype, "float64")
 
 
 def scalar_or_array(a: np.ndarray) -> Union[np.float64, np.ndarray]:
@@ -38,7 +44,7 @@ def to_json(value: ArrayLike) -> Any:
         if np.isfinite(v):
             return v
         return "NaN" if np.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
-    dtype = "float32" if a.dtype == np.float32 else "float64"
+    dtype = _wire_dtype(a)
     raw = np.ascontiguousarray(a, dtype=DTYPES[dtype]).tobytes()
     return {"shape": list(a.shape), "dtype": dtype, "base64": base64.b64encode(raw).decode("ascii")}
 
@@ -90,10 +96,9 @@ def from_json(v: Any) -> Any:
 def to_pb(pb: Any, value: ArrayLike) -> Any:
     """A Tensor message with raw little-endian bytes (the fast form), whatever the shape."""
     a = as_array(value)
-    f32 = a.dtype == np.float32
-    raw = np.ascontiguousarray(a, dtype="<f4" if f32 else "<f8").tobytes()
-    dtype = pb.ELEMENT_TYPE_FLOAT32 if f32 else pb.ELEMENT_TYPE_FLOAT64
-    return pb.Tensor(shape=list(a.shape), dtype=dtype, raw=raw)
+    dtype = _wire_dtype(a)
+    raw = np.ascontiguousarray(a, dtype=DTYPES[dtype]).tobytes()
+    return pb.Tensor(shape=list(a.shape), dtype=getattr(pb, "ELEMENT_TYPE_" + dtype.upper()), raw=raw)
 
 
 def pb_point(pb: Any, values: Mapping[str, ArrayLike]) -> Any:

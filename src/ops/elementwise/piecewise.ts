@@ -131,6 +131,7 @@ export const ne = comparison("ne", "!==", "a ≠ b", [
 
 export const select = elementwise({
   name: "select",
+  operands: "c (condition), a (where c ≠ 0), b (elsewhere)",
   tensorCases: [{ name: "broadcasting", args: [{ shape: [2, 3] }, { shape: [3] }, { shape: [2, 1] }] }],
   arity: 3,
   summary: "where(c, a, b): a where c ≠ 0, else b",

@@ -68,6 +68,7 @@ export const atan = elementwise({
 
 export const atan2 = elementwise({
   name: "atan2",
+  operands: "y, x",
   tensorCases: [{ name: "[4]·[2,1]", args: [{ shape: [4] }, { shape: [2, 1], range: [0.5, 2] }] }],
   arity: 2,
   summary: "angle of the point (x, y): atan2(y, x)",

@@ -77,6 +77,7 @@ const filterGrad = (b: RuleBuilder, x: number, dy: number, a: ConvAttrs, size: r
 
 export const conv2d = defineOp<ConvAttrs>({
   name: "conv2d",
+  operands: "x [N, C, H, W], w [O, C, KH, KW]",
   sparsity: conv2dSparsity,
   tensorCases: [
     {
@@ -116,6 +117,7 @@ export const conv2d = defineOp<ConvAttrs>({
 /** ∂⟨conv2d(x, w), dy⟩/∂x: the transposed convolution of dy by w, back to the input's size. */
 export const conv2dInputGrad = defineOp<InputGradAttrs>({
   name: "conv2d_input_grad",
+  operands: "dy [N, O, OH, OW], w [O, C, KH, KW]",
   sparsity: conv2dInputGradSparsity,
   tensorCases: [
     {
@@ -159,6 +161,7 @@ export const conv2dInputGrad = defineOp<InputGradAttrs>({
 /** ∂⟨conv2d(x, w), dy⟩/∂w: the correlation of x with dy, summed over the batch. */
 export const conv2dFilterGrad = defineOp<FilterGradAttrs>({
   name: "conv2d_filter_grad",
+  operands: "x [N, C, H, W], dy [N, O, OH, OW]",
   sparsity: conv2dFilterGradSparsity,
   tensorCases: [{ name: "padding", args: [{ shape: [2, 2, 5, 6] }, { shape: [2, 3, 5, 6] }], attrs: { padding: 1, kernel_size: [3, 3] } }],
   kind: "structural",

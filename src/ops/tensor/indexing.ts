@@ -25,6 +25,7 @@ const gatherAttrs = (attrs: Attrs | undefined, shape: Shape) => ({ axis: axisAtt
 
 export const gather = defineOp<{ axis: number }>({
   name: "gather",
+  operands: "x, indices (integers)",
   tensorCases: [
     { name: "axis 0", args: [{ shape: [4, 3] }, { shape: [5], ints: [3, 0, 1, 3, -1] }], attrs: { axis: 0 } },
     { name: "axis 1", args: [{ shape: [2, 4] }, { shape: [2, 2], ints: [1, 1, 0, 3] }], attrs: { axis: 1 } },
@@ -68,6 +69,7 @@ export const gather = defineOp<{ axis: number }>({
 /** The transpose of gather: adds each slice of `updates` into a zero tensor at its index. */
 export const scatterAdd = defineOp<{ axis: number; shape: number[] }>({
   name: "scatter_add",
+  operands: "updates, indices (integers): updates added into zeros of `shape`",
   tensorCases: [{ name: "axis 1", args: [{ shape: [2, 3] }, { shape: [3], ints: [0, 2, 0] }], attrs: { axis: 1, shape: [2, 4] } }],
   kind: "structural",
   arity: 2,

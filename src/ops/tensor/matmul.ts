@@ -23,6 +23,7 @@ function matrixDims(shape: readonly number[], transposed: boolean): [number, num
  */
 export const matmul = defineOp<MatmulAttrs>({
   name: "matmul",
+  operands: "a [… , M, K], b [… , K, N] (each transposed first where transpose_a, transpose_b say)",
   tensorCases: [
     { name: "plain", args: [{ shape: [3, 4] }, { shape: [4, 5] }] },
     { name: "Aᵀ", args: [{ shape: [4, 3] }, { shape: [4, 5] }], attrs: { transpose_a: true } },

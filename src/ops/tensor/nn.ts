@@ -55,6 +55,7 @@ function meanAll(b: RuleBuilder, x: number): number {
 
 export const softmaxCrossEntropy = defineOp({
   name: "softmax_cross_entropy",
+  operands: "logits [N, C], labels: integer [N] or target distributions [N, C]",
   tensorCases: [
     { name: "integer labels", args: [{ shape: [4, 3] }, { shape: [4], ints: [2, 0, 1, 2] }] },
     { name: "targets", args: [{ shape: [2, 3] }, { shape: [2, 3], range: [0, 1] }] },
@@ -92,6 +93,7 @@ export const softmaxCrossEntropy = defineOp({
 
 export const bceWithLogits = defineOp({
   name: "binary_cross_entropy_with_logits",
+  operands: "z (logits), y (targets in [0, 1], z's shape)",
   tensorCases: [{ name: "vector", args: [{ shape: [5] }, { shape: [5], range: [0, 1] }] }],
   kind: "composite",
   arity: 2,
@@ -106,6 +108,7 @@ export const bceWithLogits = defineOp({
 
 export const mse = defineOp({
   name: "mse",
+  operands: "prediction, target (the same shape)",
   tensorCases: [{ name: "matrix", args: [{ shape: [2, 3] }, { shape: [2, 3] }] }],
   kind: "composite",
   arity: 2,
@@ -120,6 +123,7 @@ export const mse = defineOp({
 
 export const layerNorm = defineOp<{ eps: number }>({
   name: "layer_norm",
+  operands: "x, then optionally gamma (scale) and beta (shift), each [last axis of x]",
   tensorCases: [{ name: "with gain and bias", args: [{ shape: [3, 4] }, { shape: [4] }, { shape: [4] }] }],
   kind: "composite",
   arity: { min: 1, max: 3 },

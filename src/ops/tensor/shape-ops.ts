@@ -173,6 +173,7 @@ export const flatten = defineOp({
 
 export const stack = defineOp<AxisAttrs>({
   name: "stack",
+  operands: "x₁, x₂, …: one or more tensors of one shape",
   tensorCases: [{ name: "axis −1", args: [{ shape: [2, 3] }, { shape: [2, 3] }], attrs: { axis: -1 } }],
   kind: "composite",
   arity: { min: 1 },

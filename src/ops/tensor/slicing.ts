@@ -135,6 +135,7 @@ export const pad = defineOp<PadAttrs>({
 
 export const concat = defineOp<AxisAttrs>({
   name: "concat",
+  operands: "x₁, x₂, …: one or more tensors, equal in every axis but `axis`",
   tensorCases: [{ name: "axis 1", args: [{ shape: [2, 3] }, { shape: [2, 1] }, { shape: [2, 2] }], attrs: { axis: 1 } }],
   kind: "structural",
   arity: { min: 1 },

@@ -42,6 +42,11 @@ export interface PoolBackwardOptions {
 export interface AvgPoolOptions {
   /** Divide by KH·KW, padding included (default false: by the elements inside the input). */
   countIncludePad?: boolean;
+  /**
+   * Rows and columns of the bottom and right padding that only round the output extent up (torch's
+   * ceil_mode): never counted, even with countIncludePad, as torch clips its divisor to the padded input.
+   */
+  ceilExtra?: readonly [number, number];
 }
 
 interface Geometry {
@@ -53,7 +58,9 @@ interface Geometry {
   sh: number;
   sw: number;
   pt: number;
+  pb: number;
   pl: number;
+  pr: number;
   OH: number;
   OW: number;
 }
@@ -87,7 +94,9 @@ function resolve(g: Pool2dGeometry): Geometry {
     sh,
     sw,
     pt,
+    pb,
     pl,
+    pr,
     OH,
     OW,
   };
@@ -202,14 +211,16 @@ export function maxPool2dBackwardFromArgmax(
 }
 
 /** Clipped window bounds and its divisor. */
-function avgWindow(r: Geometry, oh: number, ow: number, includePad: boolean, out: Int32Array): number {
+function avgWindow(r: Geometry, oh: number, ow: number, includePad: boolean, out: Int32Array, extra?: readonly number[]): number {
   const h0 = oh * r.sh - r.pt;
   const w0 = ow * r.sw - r.pl;
   out[0] = Math.max(h0, 0);
   out[1] = Math.min(h0 + r.KH, r.H);
   out[2] = Math.max(w0, 0);
   out[3] = Math.min(w0 + r.KW, r.W);
-  if (includePad) return r.KH * r.KW;
+  // Padding counts, but not the rows and columns added only to round the extent up (ceil mode).
+  if (includePad)
+    return (Math.min(h0 + r.KH, r.H + r.pb - (extra?.[0] ?? 0)) - h0) * (Math.min(w0 + r.KW, r.W + r.pr - (extra?.[1] ?? 0)) - w0);
   const count = Math.max(0, out[1] - out[0]) * Math.max(0, out[3] - out[2]);
   return count;
 }
@@ -227,7 +238,7 @@ export function avgPool2d(g: Pool2dGeometry, x: FloatArray, y: FloatArray, optio
     const xo = pl * H * W;
     for (let oh = 0; oh < OH; oh++) {
       for (let ow = 0; ow < OW; ow++, o++) {
-        const div = avgWindow(r, oh, ow, includePad, bounds);
+        const div = avgWindow(r, oh, ow, includePad, bounds, options.ceilExtra);
         let s = 0;
         for (let ih = bounds[0]; ih < bounds[1]; ih++) {
           const row = xo + ih * W;
@@ -256,7 +267,7 @@ export function avgPool2dBackward(
     const xo = pl * H * W;
     for (let oh = 0; oh < OH; oh++) {
       for (let ow = 0; ow < OW; ow++, o++) {
-        const div = avgWindow(r, oh, ow, includePad, bounds);
+        const div = avgWindow(r, oh, ow, includePad, bounds, options.ceilExtra);
         if (div === 0) continue;
         const v = dy[o] / div;
         for (let ih = bounds[0]; ih < bounds[1]; ih++) {

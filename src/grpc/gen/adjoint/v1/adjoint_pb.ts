@@ -17,7 +17,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file adjoint/v1/adjoint.proto.
  */
 export const file_adjoint_v1_adjoint: GenFile = /*@__PURE__*/
-  fileDesc("ChhhZGpvaW50L3YxL2Fkam9pbnQucHJvdG8SCmFkam9pbnQudjEiXAoGVGVuc29yEg0KBXNoYXBlGAEgAygNEiYKBWR0eXBlGAIgASgOMhcuYWRqb2ludC52MS5FbGVtZW50VHlwZRIOCgZ2YWx1ZXMYAyADKAESCwoDcmF3GAQgASgMItoBCgVQb2ludBItCgZ2YWx1ZXMYASADKAsyHS5hZGpvaW50LnYxLlBvaW50LlZhbHVlc0VudHJ5Ei8KB3RlbnNvcnMYAiADKAsyHi5hZGpvaW50LnYxLlBvaW50LlRlbnNvcnNFbnRyeRotCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBGkIKDFRlbnNvcnNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEiNwoJSW5wdXRTcGVjEgwKBG5hbWUYASABKAkSDQoFc2hhcGUYAiADKA0SDQoFZHR5cGUYAyABKAkiLQoPTmFtZWRFeHByZXNzaW9uEgwKBG5hbWUYASABKAkSDAoEdGV4dBgCIAEoCSI7CgtFeHByZXNzaW9ucxIsCgdvdXRwdXRzGAEgAygLMhsuYWRqb2ludC52MS5OYW1lZEV4cHJlc3Npb24ikwEKBUdyYXBoEiUKBmlucHV0cxgBIAMoCzIVLmFkam9pbnQudjEuSW5wdXRTcGVjEiQKBW5vZGVzGAIgAygLMhUuYWRqb2ludC52MS5HcmFwaE5vZGUSKAoHb3V0cHV0cxgDIAMoCzIXLmFkam9pbnQudjEuR3JhcGhPdXRwdXQSEwoLZGVzY3JpcHRpb24YBCABKAkikgEKCUdyYXBoTm9kZRIKCgJpZBgBIAEoCRIKCgJvcBgCIAEoCRIiCgRhcmdzGAMgAygLMhQuYWRqb2ludC52MS5HcmFwaEFyZxImCgVhdHRycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSIQoFdmFsdWUYBSABKAsyEi5hZGpvaW50LnYxLlRlbnNvciIxCghHcmFwaEFyZxIMCgJpZBgBIAEoCUgAEhAKBm51bWJlchgCIAEoAUgAQgUKA2FyZyIpCgtHcmFwaE91dHB1dBIMCgRuYW1lGAEgASgJEgwKBG5vZGUYAiABKAki7AEKCEZ1bmN0aW9uEhQKCmV4cHJlc3Npb24YASABKAlIABIuCgtleHByZXNzaW9ucxgCIAEoCzIXLmFkam9pbnQudjEuRXhwcmVzc2lvbnNIABIiCgVncmFwaBgDIAEoCzIRLmFkam9pbnQudjEuR3JhcGhIABIoCgVtb2RlbBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RIABIMCgJpZBgFIAEoCUgAEiUKBmlucHV0cxgGIAMoCzIVLmFkam9pbnQudjEuSW5wdXRTcGVjEg0KBWJhdGNoGAcgASgNQggKBnNvdXJjZSLXBAoURGlmZmVyZW50aWF0ZVJlcXVlc3QSJgoIZnVuY3Rpb24YASABKAsyFC5hZGpvaW50LnYxLkZ1bmN0aW9uEiAKBXBvaW50GAIgASgLMhEuYWRqb2ludC52MS5Qb2ludBIhCgZwb2ludHMYAyADKAsyES5hZGpvaW50LnYxLlBvaW50Ej4KB2NvbHVtbnMYBCADKAsyLS5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXF1ZXN0LkNvbHVtbnNFbnRyeRIeCgRtb2RlGAUgASgOMhAuYWRqb2ludC52MS5Nb2RlEgsKA3dydBgGIAMoCRIiCgd0YW5nZW50GAcgASgLMhEuYWRqb2ludC52MS5Qb2ludBIkCgljb3RhbmdlbnQYCCABKAsyES5hZGpvaW50LnYxLlBvaW50Eg0KBXRyYWNlGAkgASgIEhgKEGFsbG93X25vbl9maW5pdGUYCiABKAgSKAoJcHJlY2lzaW9uGAsgASgOMhUuYWRqb2ludC52MS5QcmVjaXNpb24SEgoFb3JkZXIYDCABKA1IAIgBARIqCgZtZXRob2QYDSABKA4yGi5hZGpvaW50LnYxLkphY29iaWFuTWV0aG9kEioKCmluaXRpYWxpemUYDiABKAsyFi5hZGpvaW50LnYxLkluaXRpYWxpemUSDgoGc3BhcnNlGBQgASgIGkIKDENvbHVtbnNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAFCCAoGX29yZGVyIhoKCkluaXRpYWxpemUSDAoEc2VlZBgBIAEoDSLmAgoPTWluaW1pemVSZXF1ZXN0EiYKCGZ1bmN0aW9uGAEgASgLMhQuYWRqb2ludC52MS5GdW5jdGlvbhIgCgVzdGFydBgCIAEoCzIRLmFkam9pbnQudjEuUG9pbnQSCwoDd3J0GAMgAygJEg4KBm1ldGhvZBgEIAEoCRI3CgZib3VuZHMYBSADKAsyJy5hZGpvaW50LnYxLk1pbmltaXplUmVxdWVzdC5Cb3VuZHNFbnRyeRIsCgdvcHRpb25zGAYgASgLMhsuYWRqb2ludC52MS5NaW5pbWl6ZU9wdGlvbnMSKgoKaW5pdGlhbGl6ZRgHIAEoCzIWLmFkam9pbnQudjEuSW5pdGlhbGl6ZRIWCg5wcm9ncmVzc19ldmVyeRgIIAEoDRpBCgtCb3VuZHNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLkJvdW5kczoCOAEiTgoGQm91bmRzEiEKBWxvd2VyGAEgASgLMhIuYWRqb2ludC52MS5UZW5zb3ISIQoFdXBwZXIYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvciLTAgoPTWluaW1pemVPcHRpb25zEhsKDm1heF9pdGVyYXRpb25zGAEgASgNSACIAQESEQoEZ3RvbBgCIAEoAUgBiAEBEhEKBGZ0b2wYAyABKAFIAogBARITCgZtZW1vcnkYBCABKA1IA4gBARIaCg1sZWFybmluZ19yYXRlGAUgASgBSASIAQESEgoFYmV0YTEYBiABKAFIBYgBARISCgViZXRhMhgHIAEoAUgGiAEBEhQKB2Vwc2lsb24YCCABKAFIB4gBARIaCg10aW1lX2xpbWl0X21zGAkgASgBSAiIAQFCEQoPX21heF9pdGVyYXRpb25zQgcKBV9ndG9sQgcKBV9mdG9sQgkKB19tZW1vcnlCEAoOX2xlYXJuaW5nX3JhdGVCCAoGX2JldGExQggKBl9iZXRhMkIKCghfZXBzaWxvbkIQCg5fdGltZV9saW1pdF9tcyKaAgoQTWluaW1pemVQcm9ncmVzcxIRCglpdGVyYXRpb24YASABKAQSDQoFdmFsdWUYAiABKAESFQoNZ3JhZGllbnRfbm9ybRgDIAEoARITCgtldmFsdWF0aW9ucxgEIAEoBBISCgplbGFwc2VkX21zGAUgASgBEjYKBXBvaW50GAYgAygLMicuYWRqb2ludC52MS5NaW5pbWl6ZVByb2dyZXNzLlBvaW50RW50cnkSKgoGcmVzdWx0GAcgASgLMhouYWRqb2ludC52MS5NaW5pbWl6ZVJlc3VsdBpACgpQb2ludEVudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ASLRAgoOTWluaW1pemVSZXN1bHQSNAoFcG9pbnQYASADKAsyJS5hZGpvaW50LnYxLk1pbmltaXplUmVzdWx0LlBvaW50RW50cnkSDQoFdmFsdWUYAiABKAESFQoNZ3JhZGllbnRfbm9ybRgDIAEoARISCgppdGVyYXRpb25zGAQgASgEEhMKC2V2YWx1YXRpb25zGAUgASgEEgwKBGh2cHMYBiABKAQSDgoGc3RhdHVzGAcgASgJEg8KB21lc3NhZ2UYCCABKAkSCgoCaWQYCSABKAkSDgoGbWV0aG9kGAogASgJEi0KB2hpc3RvcnkYCyADKAsyHC5hZGpvaW50LnYxLk1pbmltaXplUHJvZ3Jlc3MaQAoKUG9pbnRFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEi6gIKFURpZmZlcmVudGlhdGVSZXNwb25zZRIKCgJpZBgBIAEoCRIMCgRtb2RlGAIgASgJEiIKBnJlc3VsdBgDIAEoCzISLmFkam9pbnQudjEuUmVzdWx0EiMKB3Jlc3VsdHMYBCADKAsyEi5hZGpvaW50LnYxLlJlc3VsdBIjCgdjb2x1bW5zGAUgASgLMhIuYWRqb2ludC52MS5SZXN1bHQSEAoIc2VxdWVuY2UYBiABKAQSKQoKbm9uX2Zpbml0ZRgHIAMoCzIVLmFkam9pbnQudjEuTm9uRmluaXRlEkUKCnBhcmFtZXRlcnMYCCADKAsyMS5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXNwb25zZS5QYXJhbWV0ZXJzRW50cnkaRQoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ASKRCwoGUmVzdWx0EjAKB291dHB1dHMYASADKAsyHy5hZGpvaW50LnYxLlJlc3VsdC5PdXRwdXRzRW50cnkSMgoIZ3JhZGllbnQYAiADKAsyIC5hZGpvaW50LnYxLlJlc3VsdC5HcmFkaWVudEVudHJ5EigKA2p2cBgDIAMoCzIbLmFkam9pbnQudjEuUmVzdWx0Lkp2cEVudHJ5EigKA3ZqcBgEIAMoCzIbLmFkam9pbnQudjEuUmVzdWx0LlZqcEVudHJ5EiAKBXRyYWNlGAUgASgLMhEuYWRqb2ludC52MS5UcmFjZRIpCgpub25fZmluaXRlGAYgASgLMhUuYWRqb2ludC52MS5Ob25GaW5pdGUSKAoDaHZwGAcgAygLMhsuYWRqb2ludC52MS5SZXN1bHQuSHZwRW50cnkSMgoIamFjb2JpYW4YCCADKAsyIC5hZGpvaW50LnYxLlJlc3VsdC5KYWNvYmlhbkVudHJ5EjAKB2hlc3NpYW4YCSADKAsyHy5hZGpvaW50LnYxLlJlc3VsdC5IZXNzaWFuRW50cnkSJgoKZGVyaXZhdGl2ZRgKIAEoCzISLmFkam9pbnQudjEuVGVuc29yEiYKCmRpdmVyZ2VuY2UYCyABKAsyEi5hZGpvaW50LnYxLlRlbnNvchIlCglsYXBsYWNpYW4YDCABKAsyEi5hZGpvaW50LnYxLlRlbnNvchIOCgZtZXRob2QYDSABKAkSEAoIcGFydGlhbHMYDiADKAkSIAoFY2hlY2sYDyABKAsyES5hZGpvaW50LnYxLkNoZWNrEj8KD3NwYXJzZV9qYWNvYmlhbhgeIAMoCzImLmFkam9pbnQudjEuUmVzdWx0LlNwYXJzZUphY29iaWFuRW50cnkSPQoOc3BhcnNlX2hlc3NpYW4YHyADKAsyJS5hZGpvaW50LnYxLlJlc3VsdC5TcGFyc2VIZXNzaWFuRW50cnkSDgoGY29sb3JzGCAgASgNEiYKCHNwYXJzaXR5GCEgASgLMhQuYWRqb2ludC52MS5TcGFyc2l0eRpCCgxPdXRwdXRzRW50cnkSCwoDa2V5GAEgASgJEiEKBXZhbHVlGAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3I6AjgBGkMKDUdyYWRpZW50RW50cnkSCwoDa2V5GAEgASgJEiEKBXZhbHVlGAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3I6AjgBGj4KCEp2cEVudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ARo+CghWanBFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEaPgoISHZwRW50cnkSCwoDa2V5GAEgASgJEiEKBXZhbHVlGAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3I6AjgBGkYKDUphY29iaWFuRW50cnkSCwoDa2V5GAEgASgJEiQKBXZhbHVlGAIgASgLMhUuYWRqb2ludC52MS5UZW5zb3JNYXA6AjgBGkUKDEhlc3NpYW5FbnRyeRILCgNrZXkYASABKAkSJAoFdmFsdWUYAiABKAsyFS5hZGpvaW50LnYxLlRlbnNvck1hcDoCOAEaUgoTU3BhcnNlSmFjb2JpYW5FbnRyeRILCgNrZXkYASABKAkSKgoFdmFsdWUYAiABKAsyGy5hZGpvaW50LnYxLlNwYXJzZU1hdHJpeE1hcDoCOAEaUQoSU3BhcnNlSGVzc2lhbkVudHJ5EgsKA2tleRgBIAEoCRIqCgV2YWx1ZRgCIAEoCzIbLmFkam9pbnQudjEuU3BhcnNlTWF0cml4TWFwOgI4ASKEAQoJVGVuc29yTWFwEjMKB3RlbnNvcnMYASADKAsyIi5hZGpvaW50LnYxLlRlbnNvck1hcC5UZW5zb3JzRW50cnkaQgoMVGVuc29yc0VudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ASJgCgxTcGFyc2VNYXRyaXgSDQoFc2hhcGUYASADKA0SDgoGaW5kcHRyGAIgAygFEg8KB2luZGljZXMYAyADKAUSIAoEZGF0YRgEIAEoCzISLmFkam9pbnQudjEuVGVuc29yIpkBCg9TcGFyc2VNYXRyaXhNYXASOwoIbWF0cmljZXMYASADKAsyKS5hZGpvaW50LnYxLlNwYXJzZU1hdHJpeE1hcC5NYXRyaWNlc0VudHJ5GkkKDU1hdHJpY2VzRW50cnkSCwoDa2V5GAEgASgJEicKBXZhbHVlGAIgASgLMhguYWRqb2ludC52MS5TcGFyc2VNYXRyaXg6AjgBItkCCghTcGFyc2l0eRI0CghqYWNvYmlhbhgBIAMoCzIiLmFkam9pbnQudjEuU3BhcnNpdHkuSmFjb2JpYW5FbnRyeRIyCgdoZXNzaWFuGAIgAygLMiEuYWRqb2ludC52MS5TcGFyc2l0eS5IZXNzaWFuRW50cnkSFwoPamFjb2JpYW5fY29sb3JzGAMgASgNEhcKD2phY29iaWFuX21ldGhvZBgEIAEoCRIWCg5oZXNzaWFuX2NvbG9ycxgFIAEoDRpMCg1KYWNvYmlhbkVudHJ5EgsKA2tleRgBIAEoCRIqCgV2YWx1ZRgCIAEoCzIbLmFkam9pbnQudjEuU3BhcnNlTWF0cml4TWFwOgI4ARpLCgxIZXNzaWFuRW50cnkSCwoDa2V5GAEgASgJEioKBXZhbHVlGAIgASgLMhsuYWRqb2ludC52MS5TcGFyc2VNYXRyaXhNYXA6AjgBIpsBCgVDaGVjaxIOCgZwYXNzZWQYASABKAgSDAoEcnVsZRgCIAEoCRItCgZpbnB1dHMYAyADKAsyHS5hZGpvaW50LnYxLkNoZWNrLklucHV0c0VudHJ5GkUKC0lucHV0c0VudHJ5EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmFkam9pbnQudjEuQ2hlY2tFbnRyeToCOAEivwEKCkNoZWNrRW50cnkSCgoCYWQYASABKAESCgoCZmQYAiABKAESDAoEc3RlcBgDIAEoARIQCghhYnNvbHV0ZRgEIAEoARIQCghyZWxhdGl2ZRgFIAEoARIRCgl0b2xlcmFuY2UYBiABKAESDgoGcGFzc2VkGAcgASgIEhQKB2VsZW1lbnQYCCABKA1IAIgBARIVCghlbGVtZW50cxgJIAEoDUgBiAEBQgoKCF9lbGVtZW50QgsKCV9lbGVtZW50cyJeCgVUcmFjZRIMCgRtb2RlGAEgASgJEiIKBHJvd3MYAiADKAsyFC5hZGpvaW50LnYxLlRyYWNlUm93EiMKBHNlZWQYAyABKAsyFS5hZGpvaW50LnYxLlRyYWNlU2VlZCLmAgoIVHJhY2VSb3cSCgoCaWQYASABKAkSCgoCb3AYAiABKAkSIgoEYXJncxgDIAMoCzIULmFkam9pbnQudjEuR3JhcGhBcmcSJgoFYXR0cnMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiEKBXZhbHVlGAUgASgLMhIuYWRqb2ludC52MS5UZW5zb3ISIwoHYWRqb2ludBgGIAEoCzISLmFkam9pbnQudjEuVGVuc29yEiMKB3RhbmdlbnQYByABKAsyEi5hZGpvaW50LnYxLlRlbnNvchIOCgZvdXRwdXQYCCABKAkSNAoIdGFuZ2VudHMYCSADKAsyIi5hZGpvaW50LnYxLlRyYWNlUm93LlRhbmdlbnRzRW50cnkaQwoNVGFuZ2VudHNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEiPAoJVHJhY2VTZWVkEgoKAmlkGAEgASgJEiMKB2Fkam9pbnQYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvciJiCglOb25GaW5pdGUSDAoEcGFzcxgBIAEoCRIMCgRub2RlGAIgASgJEgoKAm9wGAMgASgJEg0KBXZhbHVlGAQgASgJEg8KB21lc3NhZ2UYBSABKAkSDQoFcG9pbnQYBiABKA0iQQoXUmVnaXN0ZXJGdW5jdGlvblJlcXVlc3QSJgoIZnVuY3Rpb24YASABKAsyFC5hZGpvaW50LnYxLkZ1bmN0aW9uIiAKEkdldEZ1bmN0aW9uUmVxdWVzdBIKCgJpZBgBIAEoCSI4CgpUZW5zb3JTcGVjEgwKBG5hbWUYASABKAkSDQoFc2hhcGUYAiADKA0SDQoFZHR5cGUYAyABKAkikQEKDEZ1bmN0aW9uSW5mbxIKCgJpZBgBIAEoCRImCgZpbnB1dHMYAiADKAsyFi5hZGpvaW50LnYxLlRlbnNvclNwZWMSJwoHb3V0cHV0cxgDIAMoCzIWLmFkam9pbnQudjEuVGVuc29yU3BlYxISCgpub2RlX2NvdW50GAQgASgNEhAKCG9wX2NvdW50GAUgASgNIhAKDkxpc3RPcHNSZXF1ZXN0IsoBCgZPcEluZm8SDAoEbmFtZRgBIAEoCRIPCgdhbGlhc2VzGAIgAygJEhEKCWFyaXR5X21pbhgDIAEoDRIWCglhcml0eV9tYXgYBCABKA1IAIgBARIPCgdzdW1tYXJ5GAUgASgJEgwKBGtpbmQYBiABKAkSDQoFbW9kZXMYByADKAkSEQoJbWF4X29yZGVyGAggASgNEhMKC2NvbW11dGF0aXZlGAkgASgIEhIKCmF0dHJpYnV0ZXMYCiADKAlCDAoKX2FyaXR5X21heCJBCg9MaXN0T3BzUmVzcG9uc2USHwoDb3BzGAEgAygLMhIuYWRqb2ludC52MS5PcEluZm8SDQoFbW9kZXMYAiADKAkqXwoLRWxlbWVudFR5cGUSHAoYRUxFTUVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASGAoURUxFTUVOVF9UWVBFX0ZMT0FUNjQQARIYChRFTEVNRU5UX1RZUEVfRkxPQVQzMhACKuQBCgRNb2RlEhQKEE1PREVfVU5TUEVDSUZJRUQQABIOCgpNT0RFX1ZBTFVFEAESEAoMTU9ERV9SRVZFUlNFEAISEAoMTU9ERV9GT1JXQVJEEAMSEQoNTU9ERV9KQUNPQklBThAEEhAKDE1PREVfSEVTU0lBThAFEgwKCE1PREVfSFZQEAYSEwoPTU9ERV9ERVJJVkFUSVZFEAcSEwoPTU9ERV9ESVZFUkdFTkNFEAgSEgoOTU9ERV9MQVBMQUNJQU4QCRIOCgpNT0RFX0NIRUNLEAoSEQoNTU9ERV9TUEFSU0lUWRALKmsKDkphY29iaWFuTWV0aG9kEh8KG0pBQ09CSUFOX01FVEhPRF9VTlNQRUNJRklFRBAAEhsKF0pBQ09CSUFOX01FVEhPRF9GT1JXQVJEEAESGwoXSkFDT0JJQU5fTUVUSE9EX1JFVkVSU0UQAipUCglQcmVjaXNpb24SGQoVUFJFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASFQoRUFJFQ0lTSU9OX0ZMT0FUNjQQARIVChFQUkVDSVNJT05fRkxPQVQzMhACMu8DCg5BZGpvaW50U2VydmljZRJUCg1EaWZmZXJlbnRpYXRlEiAuYWRqb2ludC52MS5EaWZmZXJlbnRpYXRlUmVxdWVzdBohLmFkam9pbnQudjEuRGlmZmVyZW50aWF0ZVJlc3BvbnNlEl4KE0RpZmZlcmVudGlhdGVTdHJlYW0SIC5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXF1ZXN0GiEuYWRqb2ludC52MS5EaWZmZXJlbnRpYXRlUmVzcG9uc2UoATABElEKEFJlZ2lzdGVyRnVuY3Rpb24SIy5hZGpvaW50LnYxLlJlZ2lzdGVyRnVuY3Rpb25SZXF1ZXN0GhguYWRqb2ludC52MS5GdW5jdGlvbkluZm8SRwoLR2V0RnVuY3Rpb24SHi5hZGpvaW50LnYxLkdldEZ1bmN0aW9uUmVxdWVzdBoYLmFkam9pbnQudjEuRnVuY3Rpb25JbmZvEkIKB0xpc3RPcHMSGi5hZGpvaW50LnYxLkxpc3RPcHNSZXF1ZXN0GhsuYWRqb2ludC52MS5MaXN0T3BzUmVzcG9uc2USRwoITWluaW1pemUSGy5hZGpvaW50LnYxLk1pbmltaXplUmVxdWVzdBocLmFkam9pbnQudjEuTWluaW1pemVQcm9ncmVzczABYgZwcm90bzM", [file_google_protobuf_struct]);
+  fileDesc("ChhhZGpvaW50L3YxL2Fkam9pbnQucHJvdG8SCmFkam9pbnQudjEiXAoGVGVuc29yEg0KBXNoYXBlGAEgAygNEiYKBWR0eXBlGAIgASgOMhcuYWRqb2ludC52MS5FbGVtZW50VHlwZRIOCgZ2YWx1ZXMYAyADKAESCwoDcmF3GAQgASgMItoBCgVQb2ludBItCgZ2YWx1ZXMYASADKAsyHS5hZGpvaW50LnYxLlBvaW50LlZhbHVlc0VudHJ5Ei8KB3RlbnNvcnMYAiADKAsyHi5hZGpvaW50LnYxLlBvaW50LlRlbnNvcnNFbnRyeRotCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBGkIKDFRlbnNvcnNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEiNwoJSW5wdXRTcGVjEgwKBG5hbWUYASABKAkSDQoFc2hhcGUYAiADKA0SDQoFZHR5cGUYAyABKAkiLQoPTmFtZWRFeHByZXNzaW9uEgwKBG5hbWUYASABKAkSDAoEdGV4dBgCIAEoCSI7CgtFeHByZXNzaW9ucxIsCgdvdXRwdXRzGAEgAygLMhsuYWRqb2ludC52MS5OYW1lZEV4cHJlc3Npb24ikwEKBUdyYXBoEiUKBmlucHV0cxgBIAMoCzIVLmFkam9pbnQudjEuSW5wdXRTcGVjEiQKBW5vZGVzGAIgAygLMhUuYWRqb2ludC52MS5HcmFwaE5vZGUSKAoHb3V0cHV0cxgDIAMoCzIXLmFkam9pbnQudjEuR3JhcGhPdXRwdXQSEwoLZGVzY3JpcHRpb24YBCABKAkikgEKCUdyYXBoTm9kZRIKCgJpZBgBIAEoCRIKCgJvcBgCIAEoCRIiCgRhcmdzGAMgAygLMhQuYWRqb2ludC52MS5HcmFwaEFyZxImCgVhdHRycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSIQoFdmFsdWUYBSABKAsyEi5hZGpvaW50LnYxLlRlbnNvciIxCghHcmFwaEFyZxIMCgJpZBgBIAEoCUgAEhAKBm51bWJlchgCIAEoAUgAQgUKA2FyZyIpCgtHcmFwaE91dHB1dBIMCgRuYW1lGAEgASgJEgwKBG5vZGUYAiABKAkimwIKCEZ1bmN0aW9uEhQKCmV4cHJlc3Npb24YASABKAlIABIuCgtleHByZXNzaW9ucxgCIAEoCzIXLmFkam9pbnQudjEuRXhwcmVzc2lvbnNIABIiCgVncmFwaBgDIAEoCzIRLmFkam9pbnQudjEuR3JhcGhIABIoCgVtb2RlbBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RIABItChBzZXF1ZW50aWFsX21vZGVsGAggASgLMhEuYWRqb2ludC52MS5Nb2RlbEgAEgwKAmlkGAUgASgJSAASJQoGaW5wdXRzGAYgAygLMhUuYWRqb2ludC52MS5JbnB1dFNwZWMSDQoFYmF0Y2gYByABKA1CCAoGc291cmNlIlgKBU1vZGVsEg0KBWlucHV0GAEgAygNEiEKBmxheWVycxgCIAMoCzIRLmFkam9pbnQudjEuTGF5ZXISDAoEbG9zcxgDIAEoCRIPCgd0YXJnZXRzGAQgASgJIpgCCgVMYXllchIMCgR0eXBlGAEgASgJEgwKBG5hbWUYAiABKAkSDQoFdW5pdHMYAyABKA0SDwoHZmlsdGVycxgEIAEoDRIOCgZrZXJuZWwYBSADKA0SDgoGc3RyaWRlGAYgAygNEg8KB3BhZGRpbmcYByADKA0SEAoIZGlsYXRpb24YCCADKA0SEQoEYmlhcxgJIAEoCEgAiAEBEhAKA2VwcxgKIAEoAUgBiAEBEh4KEWNvdW50X2luY2x1ZGVfcGFkGAsgASgISAKIAQESFgoJY2VpbF9tb2RlGAwgASgISAOIAQFCBwoFX2JpYXNCBgoEX2Vwc0IUChJfY291bnRfaW5jbHVkZV9wYWRCDAoKX2NlaWxfbW9kZSLXBAoURGlmZmVyZW50aWF0ZVJlcXVlc3QSJgoIZnVuY3Rpb24YASABKAsyFC5hZGpvaW50LnYxLkZ1bmN0aW9uEiAKBXBvaW50GAIgASgLMhEuYWRqb2ludC52MS5Qb2ludBIhCgZwb2ludHMYAyADKAsyES5hZGpvaW50LnYxLlBvaW50Ej4KB2NvbHVtbnMYBCADKAsyLS5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXF1ZXN0LkNvbHVtbnNFbnRyeRIeCgRtb2RlGAUgASgOMhAuYWRqb2ludC52MS5Nb2RlEgsKA3dydBgGIAMoCRIiCgd0YW5nZW50GAcgASgLMhEuYWRqb2ludC52MS5Qb2ludBIkCgljb3RhbmdlbnQYCCABKAsyES5hZGpvaW50LnYxLlBvaW50Eg0KBXRyYWNlGAkgASgIEhgKEGFsbG93X25vbl9maW5pdGUYCiABKAgSKAoJcHJlY2lzaW9uGAsgASgOMhUuYWRqb2ludC52MS5QcmVjaXNpb24SEgoFb3JkZXIYDCABKA1IAIgBARIqCgZtZXRob2QYDSABKA4yGi5hZGpvaW50LnYxLkphY29iaWFuTWV0aG9kEioKCmluaXRpYWxpemUYDiABKAsyFi5hZGpvaW50LnYxLkluaXRpYWxpemUSDgoGc3BhcnNlGBQgASgIGkIKDENvbHVtbnNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAFCCAoGX29yZGVyIhoKCkluaXRpYWxpemUSDAoEc2VlZBgBIAEoDSLmAgoPTWluaW1pemVSZXF1ZXN0EiYKCGZ1bmN0aW9uGAEgASgLMhQuYWRqb2ludC52MS5GdW5jdGlvbhIgCgVzdGFydBgCIAEoCzIRLmFkam9pbnQudjEuUG9pbnQSCwoDd3J0GAMgAygJEg4KBm1ldGhvZBgEIAEoCRI3CgZib3VuZHMYBSADKAsyJy5hZGpvaW50LnYxLk1pbmltaXplUmVxdWVzdC5Cb3VuZHNFbnRyeRIsCgdvcHRpb25zGAYgASgLMhsuYWRqb2ludC52MS5NaW5pbWl6ZU9wdGlvbnMSKgoKaW5pdGlhbGl6ZRgHIAEoCzIWLmFkam9pbnQudjEuSW5pdGlhbGl6ZRIWCg5wcm9ncmVzc19ldmVyeRgIIAEoDRpBCgtCb3VuZHNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLkJvdW5kczoCOAEiTgoGQm91bmRzEiEKBWxvd2VyGAEgASgLMhIuYWRqb2ludC52MS5UZW5zb3ISIQoFdXBwZXIYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvciLTAgoPTWluaW1pemVPcHRpb25zEhsKDm1heF9pdGVyYXRpb25zGAEgASgNSACIAQESEQoEZ3RvbBgCIAEoAUgBiAEBEhEKBGZ0b2wYAyABKAFIAogBARITCgZtZW1vcnkYBCABKA1IA4gBARIaCg1sZWFybmluZ19yYXRlGAUgASgBSASIAQESEgoFYmV0YTEYBiABKAFIBYgBARISCgViZXRhMhgHIAEoAUgGiAEBEhQKB2Vwc2lsb24YCCABKAFIB4gBARIaCg10aW1lX2xpbWl0X21zGAkgASgBSAiIAQFCEQoPX21heF9pdGVyYXRpb25zQgcKBV9ndG9sQgcKBV9mdG9sQgkKB19tZW1vcnlCEAoOX2xlYXJuaW5nX3JhdGVCCAoGX2JldGExQggKBl9iZXRhMkIKCghfZXBzaWxvbkIQCg5fdGltZV9saW1pdF9tcyKaAgoQTWluaW1pemVQcm9ncmVzcxIRCglpdGVyYXRpb24YASABKAQSDQoFdmFsdWUYAiABKAESFQoNZ3JhZGllbnRfbm9ybRgDIAEoARITCgtldmFsdWF0aW9ucxgEIAEoBBISCgplbGFwc2VkX21zGAUgASgBEjYKBXBvaW50GAYgAygLMicuYWRqb2ludC52MS5NaW5pbWl6ZVByb2dyZXNzLlBvaW50RW50cnkSKgoGcmVzdWx0GAcgASgLMhouYWRqb2ludC52MS5NaW5pbWl6ZVJlc3VsdBpACgpQb2ludEVudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ASLRAgoOTWluaW1pemVSZXN1bHQSNAoFcG9pbnQYASADKAsyJS5hZGpvaW50LnYxLk1pbmltaXplUmVzdWx0LlBvaW50RW50cnkSDQoFdmFsdWUYAiABKAESFQoNZ3JhZGllbnRfbm9ybRgDIAEoARISCgppdGVyYXRpb25zGAQgASgEEhMKC2V2YWx1YXRpb25zGAUgASgEEgwKBGh2cHMYBiABKAQSDgoGc3RhdHVzGAcgASgJEg8KB21lc3NhZ2UYCCABKAkSCgoCaWQYCSABKAkSDgoGbWV0aG9kGAogASgJEi0KB2hpc3RvcnkYCyADKAsyHC5hZGpvaW50LnYxLk1pbmltaXplUHJvZ3Jlc3MaQAoKUG9pbnRFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEi6gIKFURpZmZlcmVudGlhdGVSZXNwb25zZRIKCgJpZBgBIAEoCRIMCgRtb2RlGAIgASgJEiIKBnJlc3VsdBgDIAEoCzISLmFkam9pbnQudjEuUmVzdWx0EiMKB3Jlc3VsdHMYBCADKAsyEi5hZGpvaW50LnYxLlJlc3VsdBIjCgdjb2x1bW5zGAUgASgLMhIuYWRqb2ludC52MS5SZXN1bHQSEAoIc2VxdWVuY2UYBiABKAQSKQoKbm9uX2Zpbml0ZRgHIAMoCzIVLmFkam9pbnQudjEuTm9uRmluaXRlEkUKCnBhcmFtZXRlcnMYCCADKAsyMS5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXNwb25zZS5QYXJhbWV0ZXJzRW50cnkaRQoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ASK0CwoGUmVzdWx0EjAKB291dHB1dHMYASADKAsyHy5hZGpvaW50LnYxLlJlc3VsdC5PdXRwdXRzRW50cnkSIQoFdmFsdWUYECABKAsyEi5hZGpvaW50LnYxLlRlbnNvchIyCghncmFkaWVudBgCIAMoCzIgLmFkam9pbnQudjEuUmVzdWx0LkdyYWRpZW50RW50cnkSKAoDanZwGAMgAygLMhsuYWRqb2ludC52MS5SZXN1bHQuSnZwRW50cnkSKAoDdmpwGAQgAygLMhsuYWRqb2ludC52MS5SZXN1bHQuVmpwRW50cnkSIAoFdHJhY2UYBSABKAsyES5hZGpvaW50LnYxLlRyYWNlEikKCm5vbl9maW5pdGUYBiABKAsyFS5hZGpvaW50LnYxLk5vbkZpbml0ZRIoCgNodnAYByADKAsyGy5hZGpvaW50LnYxLlJlc3VsdC5IdnBFbnRyeRIyCghqYWNvYmlhbhgIIAMoCzIgLmFkam9pbnQudjEuUmVzdWx0LkphY29iaWFuRW50cnkSMAoHaGVzc2lhbhgJIAMoCzIfLmFkam9pbnQudjEuUmVzdWx0Lkhlc3NpYW5FbnRyeRImCgpkZXJpdmF0aXZlGAogASgLMhIuYWRqb2ludC52MS5UZW5zb3ISJgoKZGl2ZXJnZW5jZRgLIAEoCzISLmFkam9pbnQudjEuVGVuc29yEiUKCWxhcGxhY2lhbhgMIAEoCzISLmFkam9pbnQudjEuVGVuc29yEg4KBm1ldGhvZBgNIAEoCRIQCghwYXJ0aWFscxgOIAMoCRIgCgVjaGVjaxgPIAEoCzIRLmFkam9pbnQudjEuQ2hlY2sSPwoPc3BhcnNlX2phY29iaWFuGB4gAygLMiYuYWRqb2ludC52MS5SZXN1bHQuU3BhcnNlSmFjb2JpYW5FbnRyeRI9Cg5zcGFyc2VfaGVzc2lhbhgfIAMoCzIlLmFkam9pbnQudjEuUmVzdWx0LlNwYXJzZUhlc3NpYW5FbnRyeRIOCgZjb2xvcnMYICABKA0SJgoIc3BhcnNpdHkYISABKAsyFC5hZGpvaW50LnYxLlNwYXJzaXR5GkIKDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEaQwoNR3JhZGllbnRFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEaPgoISnZwRW50cnkSCwoDa2V5GAEgASgJEiEKBXZhbHVlGAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3I6AjgBGj4KCFZqcEVudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ARo+CghIdnBFbnRyeRILCgNrZXkYASABKAkSIQoFdmFsdWUYAiABKAsyEi5hZGpvaW50LnYxLlRlbnNvcjoCOAEaRgoNSmFjb2JpYW5FbnRyeRILCgNrZXkYASABKAkSJAoFdmFsdWUYAiABKAsyFS5hZGpvaW50LnYxLlRlbnNvck1hcDoCOAEaRQoMSGVzc2lhbkVudHJ5EgsKA2tleRgBIAEoCRIkCgV2YWx1ZRgCIAEoCzIVLmFkam9pbnQudjEuVGVuc29yTWFwOgI4ARpSChNTcGFyc2VKYWNvYmlhbkVudHJ5EgsKA2tleRgBIAEoCRIqCgV2YWx1ZRgCIAEoCzIbLmFkam9pbnQudjEuU3BhcnNlTWF0cml4TWFwOgI4ARpRChJTcGFyc2VIZXNzaWFuRW50cnkSCwoDa2V5GAEgASgJEioKBXZhbHVlGAIgASgLMhsuYWRqb2ludC52MS5TcGFyc2VNYXRyaXhNYXA6AjgBIoQBCglUZW5zb3JNYXASMwoHdGVuc29ycxgBIAMoCzIiLmFkam9pbnQudjEuVGVuc29yTWFwLlRlbnNvcnNFbnRyeRpCCgxUZW5zb3JzRW50cnkSCwoDa2V5GAEgASgJEiEKBXZhbHVlGAIgASgLMhIuYWRqb2ludC52MS5UZW5zb3I6AjgBImAKDFNwYXJzZU1hdHJpeBINCgVzaGFwZRgBIAMoDRIOCgZpbmRwdHIYAiADKAUSDwoHaW5kaWNlcxgDIAMoBRIgCgRkYXRhGAQgASgLMhIuYWRqb2ludC52MS5UZW5zb3IimQEKD1NwYXJzZU1hdHJpeE1hcBI7CghtYXRyaWNlcxgBIAMoCzIpLmFkam9pbnQudjEuU3BhcnNlTWF0cml4TWFwLk1hdHJpY2VzRW50cnkaSQoNTWF0cmljZXNFbnRyeRILCgNrZXkYASABKAkSJwoFdmFsdWUYAiABKAsyGC5hZGpvaW50LnYxLlNwYXJzZU1hdHJpeDoCOAEi2QIKCFNwYXJzaXR5EjQKCGphY29iaWFuGAEgAygLMiIuYWRqb2ludC52MS5TcGFyc2l0eS5KYWNvYmlhbkVudHJ5EjIKB2hlc3NpYW4YAiADKAsyIS5hZGpvaW50LnYxLlNwYXJzaXR5Lkhlc3NpYW5FbnRyeRIXCg9qYWNvYmlhbl9jb2xvcnMYAyABKA0SFwoPamFjb2JpYW5fbWV0aG9kGAQgASgJEhYKDmhlc3NpYW5fY29sb3JzGAUgASgNGkwKDUphY29iaWFuRW50cnkSCwoDa2V5GAEgASgJEioKBXZhbHVlGAIgASgLMhsuYWRqb2ludC52MS5TcGFyc2VNYXRyaXhNYXA6AjgBGksKDEhlc3NpYW5FbnRyeRILCgNrZXkYASABKAkSKgoFdmFsdWUYAiABKAsyGy5hZGpvaW50LnYxLlNwYXJzZU1hdHJpeE1hcDoCOAEimwEKBUNoZWNrEg4KBnBhc3NlZBgBIAEoCBIMCgRydWxlGAIgASgJEi0KBmlucHV0cxgDIAMoCzIdLmFkam9pbnQudjEuQ2hlY2suSW5wdXRzRW50cnkaRQoLSW5wdXRzRW50cnkSCwoDa2V5GAEgASgJEiUKBXZhbHVlGAIgASgLMhYuYWRqb2ludC52MS5DaGVja0VudHJ5OgI4ASK/AQoKQ2hlY2tFbnRyeRIKCgJhZBgBIAEoARIKCgJmZBgCIAEoARIMCgRzdGVwGAMgASgBEhAKCGFic29sdXRlGAQgASgBEhAKCHJlbGF0aXZlGAUgASgBEhEKCXRvbGVyYW5jZRgGIAEoARIOCgZwYXNzZWQYByABKAgSFAoHZWxlbWVudBgIIAEoDUgAiAEBEhUKCGVsZW1lbnRzGAkgASgNSAGIAQFCCgoIX2VsZW1lbnRCCwoJX2VsZW1lbnRzIl4KBVRyYWNlEgwKBG1vZGUYASABKAkSIgoEcm93cxgCIAMoCzIULmFkam9pbnQudjEuVHJhY2VSb3cSIwoEc2VlZBgDIAEoCzIVLmFkam9pbnQudjEuVHJhY2VTZWVkIuYCCghUcmFjZVJvdxIKCgJpZBgBIAEoCRIKCgJvcBgCIAEoCRIiCgRhcmdzGAMgAygLMhQuYWRqb2ludC52MS5HcmFwaEFyZxImCgVhdHRycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSIQoFdmFsdWUYBSABKAsyEi5hZGpvaW50LnYxLlRlbnNvchIjCgdhZGpvaW50GAYgASgLMhIuYWRqb2ludC52MS5UZW5zb3ISIwoHdGFuZ2VudBgHIAEoCzISLmFkam9pbnQudjEuVGVuc29yEg4KBm91dHB1dBgIIAEoCRI0Cgh0YW5nZW50cxgJIAMoCzIiLmFkam9pbnQudjEuVHJhY2VSb3cuVGFuZ2VudHNFbnRyeRpDCg1UYW5nZW50c0VudHJ5EgsKA2tleRgBIAEoCRIhCgV2YWx1ZRgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yOgI4ASI8CglUcmFjZVNlZWQSCgoCaWQYASABKAkSIwoHYWRqb2ludBgCIAEoCzISLmFkam9pbnQudjEuVGVuc29yImIKCU5vbkZpbml0ZRIMCgRwYXNzGAEgASgJEgwKBG5vZGUYAiABKAkSCgoCb3AYAyABKAkSDQoFdmFsdWUYBCABKAkSDwoHbWVzc2FnZRgFIAEoCRINCgVwb2ludBgGIAEoDSJBChdSZWdpc3RlckZ1bmN0aW9uUmVxdWVzdBImCghmdW5jdGlvbhgBIAEoCzIULmFkam9pbnQudjEuRnVuY3Rpb24iIAoSR2V0RnVuY3Rpb25SZXF1ZXN0EgoKAmlkGAEgASgJIjgKClRlbnNvclNwZWMSDAoEbmFtZRgBIAEoCRINCgVzaGFwZRgCIAMoDRINCgVkdHlwZRgDIAEoCSKRAQoMRnVuY3Rpb25JbmZvEgoKAmlkGAEgASgJEiYKBmlucHV0cxgCIAMoCzIWLmFkam9pbnQudjEuVGVuc29yU3BlYxInCgdvdXRwdXRzGAMgAygLMhYuYWRqb2ludC52MS5UZW5zb3JTcGVjEhIKCm5vZGVfY291bnQYBCABKA0SEAoIb3BfY291bnQYBSABKA0iEAoOTGlzdE9wc1JlcXVlc3QigQIKBk9wSW5mbxIMCgRuYW1lGAEgASgJEg8KB2FsaWFzZXMYAiADKAkSEQoJYXJpdHlfbWluGAMgASgNEhYKCWFyaXR5X21heBgEIAEoDUgAiAEBEg8KB3N1bW1hcnkYBSABKAkSDAoEa2luZBgGIAEoCRINCgVtb2RlcxgHIAMoCRIRCgltYXhfb3JkZXIYCCABKA0SEwoLY29tbXV0YXRpdmUYCSABKAgSEgoKYXR0cmlidXRlcxgKIAMoCRINCgVraW5rcxgLIAEoCRIUCgxzZWNvbmRfb3JkZXIYDCABKAkSEAoIb3BlcmFuZHMYDSABKAlCDAoKX2FyaXR5X21heCJBCg9MaXN0T3BzUmVzcG9uc2USHwoDb3BzGAEgAygLMhIuYWRqb2ludC52MS5PcEluZm8SDQoFbW9kZXMYAiADKAkqjwEKC0VsZW1lbnRUeXBlEhwKGEVMRU1FTlRfVFlQRV9VTlNQRUNJRklFRBAAEhgKFEVMRU1FTlRfVFlQRV9GTE9BVDY0EAESGAoURUxFTUVOVF9UWVBFX0ZMT0FUMzIQAhIWChJFTEVNRU5UX1RZUEVfSU5UMzIQAxIWChJFTEVNRU5UX1RZUEVfSU5UNjQQBCrkAQoETW9kZRIUChBNT0RFX1VOU1BFQ0lGSUVEEAASDgoKTU9ERV9WQUxVRRABEhAKDE1PREVfUkVWRVJTRRACEhAKDE1PREVfRk9SV0FSRBADEhEKDU1PREVfSkFDT0JJQU4QBBIQCgxNT0RFX0hFU1NJQU4QBRIMCghNT0RFX0hWUBAGEhMKD01PREVfREVSSVZBVElWRRAHEhMKD01PREVfRElWRVJHRU5DRRAIEhIKDk1PREVfTEFQTEFDSUFOEAkSDgoKTU9ERV9DSEVDSxAKEhEKDU1PREVfU1BBUlNJVFkQCyprCg5KYWNvYmlhbk1ldGhvZBIfChtKQUNPQklBTl9NRVRIT0RfVU5TUEVDSUZJRUQQABIbChdKQUNPQklBTl9NRVRIT0RfRk9SV0FSRBABEhsKF0pBQ09CSUFOX01FVEhPRF9SRVZFUlNFEAIqVAoJUHJlY2lzaW9uEhkKFVBSRUNJU0lPTl9VTlNQRUNJRklFRBAAEhUKEVBSRUNJU0lPTl9GTE9BVDY0EAESFQoRUFJFQ0lTSU9OX0ZMT0FUMzIQAjLvAwoOQWRqb2ludFNlcnZpY2USVAoNRGlmZmVyZW50aWF0ZRIgLmFkam9pbnQudjEuRGlmZmVyZW50aWF0ZVJlcXVlc3QaIS5hZGpvaW50LnYxLkRpZmZlcmVudGlhdGVSZXNwb25zZRJeChNEaWZmZXJlbnRpYXRlU3RyZWFtEiAuYWRqb2ludC52MS5EaWZmZXJlbnRpYXRlUmVxdWVzdBohLmFkam9pbnQudjEuRGlmZmVyZW50aWF0ZVJlc3BvbnNlKAEwARJRChBSZWdpc3RlckZ1bmN0aW9uEiMuYWRqb2ludC52MS5SZWdpc3RlckZ1bmN0aW9uUmVxdWVzdBoYLmFkam9pbnQudjEuRnVuY3Rpb25JbmZvEkcKC0dldEZ1bmN0aW9uEh4uYWRqb2ludC52MS5HZXRGdW5jdGlvblJlcXVlc3QaGC5hZGpvaW50LnYxLkZ1bmN0aW9uSW5mbxJCCgdMaXN0T3BzEhouYWRqb2ludC52MS5MaXN0T3BzUmVxdWVzdBobLmFkam9pbnQudjEuTGlzdE9wc1Jlc3BvbnNlEkcKCE1pbmltaXplEhsuYWRqb2ludC52MS5NaW5pbWl6ZVJlcXVlc3QaHC5hZGpvaW50LnYxLk1pbmltaXplUHJvZ3Jlc3MwAWIGcHJvdG8z", [file_google_protobuf_struct]);
 
 /**
  * A tensor: a shape and row-major data, either as `values` or as raw little-endian `raw` bytes of
@@ -303,12 +303,21 @@ export type Function = Message<"adjoint.v1.Function"> & {
     case: "graph";
   } | {
     /**
-     * A sequential model (docs/model.schema.json): inputs x, y and one per parameter; output the loss.
+     * A sequential model as docs/model.schema.json's JSON object, untyped. Kept for compatibility:
+     * new clients send `sequential_model`, which means the same.
      *
      * @generated from field: google.protobuf.Struct model = 4;
      */
     value: JsonObject;
     case: "model";
+  } | {
+    /**
+     * A sequential model (docs/model.schema.json): inputs x, y and one per parameter; output the loss.
+     *
+     * @generated from field: adjoint.v1.Model sequential_model = 8;
+     */
+    value: Model;
+    case: "sequentialModel";
   } | {
     /**
      * The content-hash id of a registered function.
@@ -340,6 +349,141 @@ export type Function = Message<"adjoint.v1.Function"> & {
  */
 export const FunctionSchema: GenMessage<Function> = /*@__PURE__*/
   messageDesc(file_adjoint_v1_adjoint, 9);
+
+/**
+ * The model format (docs/model.schema.json) as a message; field names follow the JSON schema's.
+ *
+ * @generated from message adjoint.v1.Model
+ */
+export type Model = Message<"adjoint.v1.Model"> & {
+  /**
+   * Shape of one example, without the batch axis: [784], or [channels, height, width].
+   *
+   * @generated from field: repeated uint32 input = 1;
+   */
+  input: number[];
+
+  /**
+   * @generated from field: repeated adjoint.v1.Layer layers = 2;
+   */
+  layers: Layer[];
+
+  /**
+   * softmax_cross_entropy, mse or binary_cross_entropy_with_logits.
+   *
+   * @generated from field: string loss = 3;
+   */
+  loss: string;
+
+  /**
+   * "int" (class labels [N]; the default for softmax_cross_entropy) or "float" (targets); empty: the default.
+   *
+   * @generated from field: string targets = 4;
+   */
+  targets: string;
+};
+
+/**
+ * Describes the message adjoint.v1.Model.
+ * Use `create(ModelSchema)` to create a new message.
+ */
+export const ModelSchema: GenMessage<Model> = /*@__PURE__*/
+  messageDesc(file_adjoint_v1_adjoint, 10);
+
+/**
+ * One layer: `type` says which, and only that type's fields are read (as in the JSON form).
+ * A pair field (kernel, stride, padding, dilation) holds one value for both axes or two, [height, width].
+ *
+ * @generated from message adjoint.v1.Layer
+ */
+export type Layer = Message<"adjoint.v1.Layer"> & {
+  /**
+   * dense, conv2d, max_pool2d, avg_pool2d, layer_norm, flatten, relu, tanh, sigmoid, gelu or softmax.
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * Empty: the default name, <type>_<index> (docs/service.md, "Conventions").
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * dense.
+   *
+   * @generated from field: uint32 units = 3;
+   */
+  units: number;
+
+  /**
+   * conv2d.
+   *
+   * @generated from field: uint32 filters = 4;
+   */
+  filters: number;
+
+  /**
+   * conv2d and pooling (required there).
+   *
+   * @generated from field: repeated uint32 kernel = 5;
+   */
+  kernel: number[];
+
+  /**
+   * @generated from field: repeated uint32 stride = 6;
+   */
+  stride: number[];
+
+  /**
+   * @generated from field: repeated uint32 padding = 7;
+   */
+  padding: number[];
+
+  /**
+   * conv2d.
+   *
+   * @generated from field: repeated uint32 dilation = 8;
+   */
+  dilation: number[];
+
+  /**
+   * dense and conv2d: whether the layer has a bias (default true).
+   *
+   * @generated from field: optional bool bias = 9;
+   */
+  bias?: boolean | undefined;
+
+  /**
+   * layer_norm: epsilon (default 1e-5).
+   *
+   * @generated from field: optional double eps = 10;
+   */
+  eps?: number | undefined;
+
+  /**
+   * avg_pool2d: whether padded zeros count in each window's divisor (torch's count_include_pad; default false).
+   *
+   * @generated from field: optional bool count_include_pad = 11;
+   */
+  countIncludePad?: boolean | undefined;
+
+  /**
+   * max_pool2d and avg_pool2d: round the output extent up, not down (torch's ceil_mode; default false).
+   *
+   * @generated from field: optional bool ceil_mode = 12;
+   */
+  ceilMode?: boolean | undefined;
+};
+
+/**
+ * Describes the message adjoint.v1.Layer.
+ * Use `create(LayerSchema)` to create a new message.
+ */
+export const LayerSchema: GenMessage<Layer> = /*@__PURE__*/
+  messageDesc(file_adjoint_v1_adjoint, 11);
 
 /**
  * @generated from message adjoint.v1.DifferentiateRequest
@@ -448,7 +592,7 @@ export type DifferentiateRequest = Message<"adjoint.v1.DifferentiateRequest"> & 
  * Use `create(DifferentiateRequestSchema)` to create a new message.
  */
 export const DifferentiateRequestSchema: GenMessage<DifferentiateRequest> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 10);
+  messageDesc(file_adjoint_v1_adjoint, 12);
 
 /**
  * @generated from message adjoint.v1.Initialize
@@ -465,7 +609,7 @@ export type Initialize = Message<"adjoint.v1.Initialize"> & {
  * Use `create(InitializeSchema)` to create a new message.
  */
 export const InitializeSchema: GenMessage<Initialize> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 11);
+  messageDesc(file_adjoint_v1_adjoint, 13);
 
 /**
  * The JSON body of POST /v1/minimize as a message (docs/service.md, "Minimisation").
@@ -531,7 +675,7 @@ export type MinimizeRequest = Message<"adjoint.v1.MinimizeRequest"> & {
  * Use `create(MinimizeRequestSchema)` to create a new message.
  */
 export const MinimizeRequestSchema: GenMessage<MinimizeRequest> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 12);
+  messageDesc(file_adjoint_v1_adjoint, 14);
 
 /**
  * @generated from message adjoint.v1.Bounds
@@ -553,7 +697,7 @@ export type Bounds = Message<"adjoint.v1.Bounds"> & {
  * Use `create(BoundsSchema)` to create a new message.
  */
 export const BoundsSchema: GenMessage<Bounds> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 13);
+  messageDesc(file_adjoint_v1_adjoint, 15);
 
 /**
  * Unset fields take the method's defaults.
@@ -616,7 +760,7 @@ export type MinimizeOptions = Message<"adjoint.v1.MinimizeOptions"> & {
  * Use `create(MinimizeOptionsSchema)` to create a new message.
  */
 export const MinimizeOptionsSchema: GenMessage<MinimizeOptions> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 14);
+  messageDesc(file_adjoint_v1_adjoint, 16);
 
 /**
  * @generated from message adjoint.v1.MinimizeProgress
@@ -669,7 +813,7 @@ export type MinimizeProgress = Message<"adjoint.v1.MinimizeProgress"> & {
  * Use `create(MinimizeProgressSchema)` to create a new message.
  */
 export const MinimizeProgressSchema: GenMessage<MinimizeProgress> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 15);
+  messageDesc(file_adjoint_v1_adjoint, 17);
 
 /**
  * @generated from message adjoint.v1.MinimizeResult
@@ -744,7 +888,7 @@ export type MinimizeResult = Message<"adjoint.v1.MinimizeResult"> & {
  * Use `create(MinimizeResultSchema)` to create a new message.
  */
 export const MinimizeResultSchema: GenMessage<MinimizeResult> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 16);
+  messageDesc(file_adjoint_v1_adjoint, 18);
 
 /**
  * @generated from message adjoint.v1.DifferentiateResponse
@@ -810,18 +954,27 @@ export type DifferentiateResponse = Message<"adjoint.v1.DifferentiateResponse"> 
  * Use `create(DifferentiateResponseSchema)` to create a new message.
  */
 export const DifferentiateResponseSchema: GenMessage<DifferentiateResponse> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 17);
+  messageDesc(file_adjoint_v1_adjoint, 19);
 
 /**
  * @generated from message adjoint.v1.Result
  */
 export type Result = Message<"adjoint.v1.Result"> & {
   /**
-   * Every output, by name.
+   * Every output, by name (a function with one output has one entry, also in `value`).
    *
    * @generated from field: map<string, adjoint.v1.Tensor> outputs = 1;
    */
   outputs: { [key: string]: Tensor };
+
+  /**
+   * The single-output shortcut, as REST's `value`: set when the function has exactly one output
+   * (an expression's `f`, a model's `loss`), to the same tensor as its one entry in `outputs`
+   * (both are kept, so clients reading `outputs` work unchanged; the output's bytes travel twice).
+   *
+   * @generated from field: adjoint.v1.Tensor value = 16;
+   */
+  value?: Tensor | undefined;
 
   /**
    * @generated from field: map<string, adjoint.v1.Tensor> gradient = 2;
@@ -935,7 +1088,7 @@ export type Result = Message<"adjoint.v1.Result"> & {
  * Use `create(ResultSchema)` to create a new message.
  */
 export const ResultSchema: GenMessage<Result> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 18);
+  messageDesc(file_adjoint_v1_adjoint, 20);
 
 /**
  * @generated from message adjoint.v1.TensorMap
@@ -952,7 +1105,7 @@ export type TensorMap = Message<"adjoint.v1.TensorMap"> & {
  * Use `create(TensorMapSchema)` to create a new message.
  */
 export const TensorMapSchema: GenMessage<TensorMap> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 19);
+  messageDesc(file_adjoint_v1_adjoint, 21);
 
 /**
  * A sparse block in compressed sparse row form over its flattened elements: row r's entries are
@@ -991,7 +1144,7 @@ export type SparseMatrix = Message<"adjoint.v1.SparseMatrix"> & {
  * Use `create(SparseMatrixSchema)` to create a new message.
  */
 export const SparseMatrixSchema: GenMessage<SparseMatrix> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 20);
+  messageDesc(file_adjoint_v1_adjoint, 22);
 
 /**
  * @generated from message adjoint.v1.SparseMatrixMap
@@ -1008,7 +1161,7 @@ export type SparseMatrixMap = Message<"adjoint.v1.SparseMatrixMap"> & {
  * Use `create(SparseMatrixMapSchema)` to create a new message.
  */
 export const SparseMatrixMapSchema: GenMessage<SparseMatrixMap> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 21);
+  messageDesc(file_adjoint_v1_adjoint, 23);
 
 /**
  * @generated from message adjoint.v1.Sparsity
@@ -1047,7 +1200,7 @@ export type Sparsity = Message<"adjoint.v1.Sparsity"> & {
  * Use `create(SparsitySchema)` to create a new message.
  */
 export const SparsitySchema: GenMessage<Sparsity> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 22);
+  messageDesc(file_adjoint_v1_adjoint, 24);
 
 /**
  * check mode: the reverse-mode gradient against central finite differences.
@@ -1076,7 +1229,7 @@ export type Check = Message<"adjoint.v1.Check"> & {
  * Use `create(CheckSchema)` to create a new message.
  */
 export const CheckSchema: GenMessage<Check> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 23);
+  messageDesc(file_adjoint_v1_adjoint, 25);
 
 /**
  * @generated from message adjoint.v1.CheckEntry
@@ -1135,7 +1288,7 @@ export type CheckEntry = Message<"adjoint.v1.CheckEntry"> & {
  * Use `create(CheckEntrySchema)` to create a new message.
  */
 export const CheckEntrySchema: GenMessage<CheckEntry> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 24);
+  messageDesc(file_adjoint_v1_adjoint, 26);
 
 /**
  * The evaluation trace: every intermediate with its value and adjoint (reverse) or tangent (forward).
@@ -1164,7 +1317,7 @@ export type Trace = Message<"adjoint.v1.Trace"> & {
  * Use `create(TraceSchema)` to create a new message.
  */
 export const TraceSchema: GenMessage<Trace> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 25);
+  messageDesc(file_adjoint_v1_adjoint, 27);
 
 /**
  * @generated from message adjoint.v1.TraceRow
@@ -1226,7 +1379,7 @@ export type TraceRow = Message<"adjoint.v1.TraceRow"> & {
  * Use `create(TraceRowSchema)` to create a new message.
  */
 export const TraceRowSchema: GenMessage<TraceRow> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 26);
+  messageDesc(file_adjoint_v1_adjoint, 28);
 
 /**
  * @generated from message adjoint.v1.TraceSeed
@@ -1248,7 +1401,7 @@ export type TraceSeed = Message<"adjoint.v1.TraceSeed"> & {
  * Use `create(TraceSeedSchema)` to create a new message.
  */
 export const TraceSeedSchema: GenMessage<TraceSeed> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 27);
+  messageDesc(file_adjoint_v1_adjoint, 29);
 
 /**
  * Where a NaN or ±Infinity first appeared (only when the request allows non-finite values).
@@ -1294,7 +1447,7 @@ export type NonFinite = Message<"adjoint.v1.NonFinite"> & {
  * Use `create(NonFiniteSchema)` to create a new message.
  */
 export const NonFiniteSchema: GenMessage<NonFinite> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 28);
+  messageDesc(file_adjoint_v1_adjoint, 30);
 
 /**
  * @generated from message adjoint.v1.RegisterFunctionRequest
@@ -1311,7 +1464,7 @@ export type RegisterFunctionRequest = Message<"adjoint.v1.RegisterFunctionReques
  * Use `create(RegisterFunctionRequestSchema)` to create a new message.
  */
 export const RegisterFunctionRequestSchema: GenMessage<RegisterFunctionRequest> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 29);
+  messageDesc(file_adjoint_v1_adjoint, 31);
 
 /**
  * @generated from message adjoint.v1.GetFunctionRequest
@@ -1328,7 +1481,7 @@ export type GetFunctionRequest = Message<"adjoint.v1.GetFunctionRequest"> & {
  * Use `create(GetFunctionRequestSchema)` to create a new message.
  */
 export const GetFunctionRequestSchema: GenMessage<GetFunctionRequest> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 30);
+  messageDesc(file_adjoint_v1_adjoint, 32);
 
 /**
  * @generated from message adjoint.v1.TensorSpec
@@ -1355,7 +1508,7 @@ export type TensorSpec = Message<"adjoint.v1.TensorSpec"> & {
  * Use `create(TensorSpecSchema)` to create a new message.
  */
 export const TensorSpecSchema: GenMessage<TensorSpec> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 31);
+  messageDesc(file_adjoint_v1_adjoint, 33);
 
 /**
  * @generated from message adjoint.v1.FunctionInfo
@@ -1392,7 +1545,7 @@ export type FunctionInfo = Message<"adjoint.v1.FunctionInfo"> & {
  * Use `create(FunctionInfoSchema)` to create a new message.
  */
 export const FunctionInfoSchema: GenMessage<FunctionInfo> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 32);
+  messageDesc(file_adjoint_v1_adjoint, 34);
 
 /**
  * @generated from message adjoint.v1.ListOpsRequest
@@ -1405,7 +1558,7 @@ export type ListOpsRequest = Message<"adjoint.v1.ListOpsRequest"> & {
  * Use `create(ListOpsRequestSchema)` to create a new message.
  */
 export const ListOpsRequestSchema: GenMessage<ListOpsRequest> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 33);
+  messageDesc(file_adjoint_v1_adjoint, 35);
 
 /**
  * @generated from message adjoint.v1.OpInfo
@@ -1465,6 +1618,28 @@ export type OpInfo = Message<"adjoint.v1.OpInfo"> & {
    * @generated from field: repeated string attributes = 10;
    */
   attributes: string[];
+
+  /**
+   * Where the op is not differentiable and what derivative it answers there (GET /v1/ops `kinks`);
+   * empty for smooth ops.
+   *
+   * @generated from field: string kinks = 11;
+   */
+  kinks: string;
+
+  /**
+   * What second derivatives through the op are (GET /v1/ops `secondOrder`); empty when unremarkable.
+   *
+   * @generated from field: string second_order = 12;
+   */
+  secondOrder: string;
+
+  /**
+   * The operands in order, with their roles (GET /v1/ops `operands`), e.g. scatter_add's "x, indices, updates".
+   *
+   * @generated from field: string operands = 13;
+   */
+  operands: string;
 };
 
 /**
@@ -1472,7 +1647,7 @@ export type OpInfo = Message<"adjoint.v1.OpInfo"> & {
  * Use `create(OpInfoSchema)` to create a new message.
  */
 export const OpInfoSchema: GenMessage<OpInfo> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 34);
+  messageDesc(file_adjoint_v1_adjoint, 36);
 
 /**
  * @generated from message adjoint.v1.ListOpsResponse
@@ -1494,7 +1669,7 @@ export type ListOpsResponse = Message<"adjoint.v1.ListOpsResponse"> & {
  * Use `create(ListOpsResponseSchema)` to create a new message.
  */
 export const ListOpsResponseSchema: GenMessage<ListOpsResponse> = /*@__PURE__*/
-  messageDesc(file_adjoint_v1_adjoint, 35);
+  messageDesc(file_adjoint_v1_adjoint, 37);
 
 /**
  * Element type of a tensor's data.
@@ -1518,6 +1693,19 @@ export enum ElementType {
    * @generated from enum value: ELEMENT_TYPE_FLOAT32 = 2;
    */
   FLOAT32 = 2,
+
+  /**
+   * Integers (class labels, indices), raw only: decoded to float64 exactly (int64 beyond ±2^53 is
+   * rejected, as float64 could not hold it). Answers are always float64.
+   *
+   * @generated from enum value: ELEMENT_TYPE_INT32 = 3;
+   */
+  INT32 = 3,
+
+  /**
+   * @generated from enum value: ELEMENT_TYPE_INT64 = 4;
+   */
+  INT64 = 4,
 }
 
 /**

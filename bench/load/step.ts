@@ -1,0 +1,100 @@
+import { oursW3 } from "../suites/w3.js";
+import { generateW3, W3_REFERENCE_LOSS } from "../workloads/w3.js";
+import { DIFFERENTIATE, grpcCall, grpcClient, httpPost, keepAliveAgent } from "./clients.js";
+import { startService, stopProcess } from "./process.js";
+import { repoRoot, SCENARIOS, w3Request } from "./scenarios.js";
+
+/**
+ * W3 end to end against the same training step in-process (issue 10's targets): one request at a
+ * time over HTTP in the binary framing, over gRPC with raw bytes, and over HTTP as JSON with base64
+ * tensors (answers asked for in base64), in interleaved rounds with the in-process step
+ * (bench/suites/w3.ts, "ours loss+gradient"). Each round times STEP_CALLS calls of each; the ratio is
+ * the median of the per-round ratios. Every answer's loss is checked against the closed form.
+ */
+const ROUNDS = Number(process.env.STEP_ROUNDS ?? 7);
+const CALLS = Number(process.env.STEP_CALLS ?? 8);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function jsonBase64Body(): Buffer {
+  const { model, tensors } = w3Request();
+  const point: Record<string, unknown> = {};
+  for (const [name, shape, data] of tensors) {
+    point[name] = { shape, dtype: "float64", base64: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("base64") };
+  }
+  return Buffer.from(JSON.stringify({ function: { model }, point, encoding: "base64" }));
+}
+
+async function main(): Promise<void> {
+  const service = await startService(repoRoot());
+  const w3 = SCENARIOS.W3();
+  const json = jsonBase64Body();
+  const agent = keepAliveAgent(1);
+  const url = new URL(`http://127.0.0.1:${service.httpPort}/v1/differentiate`);
+  const client = grpcClient(service.grpcPort);
+  const data = generateW3();
+  const grads = {
+    W1: new Float64Array(data.W1.length),
+    b1: new Float64Array(data.b1.length),
+    W2: new Float64Array(data.W2.length),
+    b2: new Float64Array(data.b2.length),
+  };
+  const ours = oursW3().find((i) => i.lossAndGradient !== undefined);
+  if (ours?.lossAndGradient === undefined) throw new Error("no in-process W3 step");
+  const step = ours.lossAndGradient;
+  const contenders: [string, () => Promise<void>][] = [
+    ["in-process step", async () => check(step(data, data, grads))],
+    ["HTTP binary framing", async () => checkHttp(await httpPost(agent, url, w3.http.body, w3.http.headers), w3)],
+    ["gRPC raw bytes", async () => checkGrpc(w3.checkGrpc(await grpcCall(client, DIFFERENTIATE, w3.grpc)))],
+    ["HTTP JSON + base64", async () => checkJson(await httpPost(agent, url, json, { "content-type": "application/json" }))],
+  ];
+  for (const [, run] of contenders) for (let i = 0; i < 3; i++) await run();
+  const times = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
+  const ratios = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const perCall = new Map<string, number>();
+    for (const [name, run] of contenders) {
+      const t = performance.now();
+      for (let i = 0; i < CALLS; i++) await run();
+      perCall.set(name, (performance.now() - t) / CALLS);
+      times.get(name)?.push(perCall.get(name) as number);
+    }
+    const base = perCall.get("in-process step") as number;
+    for (const [name] of contenders) ratios.get(name)?.push((perCall.get(name) as number) / base);
+  }
+  console.log(`W3 training step, one request at a time, ${ROUNDS} interleaved rounds of ${CALLS} calls (ms per call, median):`);
+  for (const [name] of contenders) {
+    console.log(
+      `  ${name.padEnd(22)} ${median(times.get(name) as number[])
+        .toFixed(2)
+        .padStart(8)}   ${median(ratios.get(name) as number[]).toFixed(2)}× the in-process step`,
+    );
+  }
+  console.log("  targets (issue 10): binary framing and gRPC raw bytes ≤ 1.5×, JSON with base64 ≤ 3×");
+  agent.destroy();
+  client.close();
+  await stopProcess(service.child);
+}
+
+function check(loss: number): void {
+  if (Math.abs(loss - W3_REFERENCE_LOSS) > 1e-9) throw new Error(`W3 loss ${loss}, expected ${W3_REFERENCE_LOSS}`);
+}
+
+function checkHttp(a: { status: number; headerLength: string | null; body: Buffer }, s: ReturnType<(typeof SCENARIOS)["W3"]>): void {
+  const bad = s.checkHttp(a.status, a.headerLength, a.body);
+  if (bad) throw new Error(bad);
+}
+
+function checkGrpc(bad: string | undefined): void {
+  if (bad) throw new Error(bad);
+}
+
+function checkJson(a: { status: number; body: Buffer }): void {
+  if (a.status !== 200) throw new Error(`HTTP ${a.status}: ${a.body.toString().slice(0, 200)}`);
+  check((JSON.parse(a.body.toString()) as { value: number }).value);
+}
+
+await main();
