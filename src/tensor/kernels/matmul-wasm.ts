@@ -13,7 +13,7 @@
  */
 import type { ResolvedMatmul } from "./matmul-resolve.js";
 import type { FloatArray } from "./types.js";
-import { GEMM_WASM_BASE64 } from "./wasm/gemm-wasm.generated.js";
+import { GEMM_RELAXED_WASM_BASE64, GEMM_WASM_BASE64 } from "./wasm/gemm-wasm.generated.js";
 import { type WasmMemory, type WasmModule, wasmApi } from "./wasm/webassembly-api.js";
 
 type GemmExport = (
@@ -80,19 +80,87 @@ export function align64(x: number): number {
   return (x + 63) & ~63;
 }
 
-let cachedModule: WasmModule | null | undefined;
+/**
+ * The two builds of the kernels: "simd128" (f64x2/f32x4 mul then add: every supported Node) and
+ * "relaxed-simd" (the same kernels with relaxed_madd, fused where the CPU has FMA: Node ≥ 24, where
+ * relaxed SIMD is on by default). They round differently, so they are different backends as far as
+ * bit-for-bit reproducibility goes (see the README's Choices).
+ */
+export type WasmKernelKind = "simd128" | "relaxed-simd";
 
-/** The compiled kernel module, or null where this engine lacks WebAssembly SIMD or threads. */
-export function gemmModule(): WasmModule | null {
-  if (cachedModule === undefined) {
+/**
+ * Environment setting, read once per thread at first use: "0" keeps the SIMD128 kernels (results
+ * bit-identical to Node 20's), "1" asks for the relaxed-SIMD ones; unset or anything else: the default.
+ */
+export const RELAXED_SIMD_ENV = "ADJOINT_WASM_RELAXED_SIMD";
+
+/**
+ * Whether the relaxed kernels are the default where the engine supports them (setting unset). On:
+ * on Node 24 x64 (AMD EPYC, FMA3) they run the W3 products 17–20% faster than SIMD128 in f64 and f32
+ * (11% on the thin H·W2), measured side by side by bench/kernels/matmul-relaxed.ts; see the README.
+ */
+export const RELAXED_SIMD_BY_DEFAULT = true;
+
+const cachedModules: { [K in WasmKernelKind]?: WasmModule | null } = {};
+
+/** One compiled build of the kernels, or null where this engine cannot validate it. */
+export function gemmModuleOf(kind: WasmKernelKind): WasmModule | null {
+  let mod = cachedModules[kind];
+  if (mod === undefined) {
     try {
-      const bytes = Uint8Array.from(atob(GEMM_WASM_BASE64), (ch) => ch.charCodeAt(0));
-      cachedModule = wasmApi?.validate(bytes) ? new wasmApi.Module(bytes) : null;
+      const base64 = kind === "relaxed-simd" ? GEMM_RELAXED_WASM_BASE64 : GEMM_WASM_BASE64;
+      const bytes = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
+      mod = wasmApi?.validate(bytes) ? new wasmApi.Module(bytes) : null;
     } catch {
-      cachedModule = null;
+      mod = null;
     }
+    cachedModules[kind] = mod;
   }
-  return cachedModule;
+  return mod;
+}
+
+/** Whether this engine runs the relaxed-SIMD kernels (WebAssembly.validate on their module). */
+export function relaxedSimdSupported(): boolean {
+  return gemmModuleOf("relaxed-simd") !== null;
+}
+
+/**
+ * The selection rule, pure: the setting ("1" on, "0" off, anything else or unset: the default) and,
+ * only when it matters, whether the engine supports relaxed SIMD. An unsupported request falls back to
+ * SIMD128.
+ */
+export function chooseWasmKernel(
+  setting: string | undefined,
+  relaxedSupported: () => boolean,
+  relaxedByDefault: boolean = RELAXED_SIMD_BY_DEFAULT,
+): WasmKernelKind {
+  const wanted = setting === "1" ? true : setting === "0" ? false : relaxedByDefault;
+  return wanted && relaxedSupported() ? "relaxed-simd" : "simd128";
+}
+
+function envSetting(): string | undefined {
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  return proc?.env?.[RELAXED_SIMD_ENV]?.trim();
+}
+
+let selectedKind: WasmKernelKind | null | undefined;
+
+/**
+ * The build this thread's "wasm" backend runs (chosen once, at first use, from ADJOINT_WASM_RELAXED_SIMD
+ * and feature detection), or null where the engine has no WebAssembly SIMD at all.
+ */
+export function wasmKernelKind(): WasmKernelKind | null {
+  if (selectedKind === undefined) {
+    const kind = chooseWasmKernel(envSetting(), relaxedSimdSupported);
+    selectedKind = gemmModuleOf(kind) !== null ? kind : gemmModuleOf("simd128") !== null ? "simd128" : null;
+  }
+  return selectedKind;
+}
+
+/** The compiled kernel module the "wasm" backend uses, or null where this engine lacks WebAssembly SIMD or threads. */
+export function gemmModule(): WasmModule | null {
+  const kind = wasmKernelKind();
+  return kind === null ? null : gemmModuleOf(kind);
 }
 
 export function wasmGemmAvailable(): boolean {

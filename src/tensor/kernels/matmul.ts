@@ -4,7 +4,9 @@
  *   "naive"  plain loops in JavaScript: best for tiny products (no packing, no copies)
  *   "js"     cache-blocked, register-tiled JavaScript (4×4 micro-kernel over packed panels)
  *   "wasm"   WebAssembly SIMD, f64x2 / f32x4 micro-kernels over packed panels (fastest; needs an
- *            engine with WebAssembly SIMD, which every supported Node has)
+ *            engine with WebAssembly SIMD, which every supported Node has). Runs the relaxed-SIMD
+ *            (fused multiply-add) build where the engine has relaxed SIMD, unless
+ *            ADJOINT_WASM_RELAXED_SIMD=0; see wasmKernelKind() and the README
  *   "auto"   naive below MATMUL_SMALL_WORK multiply-adds per product, else wasm (unless its operands
  *            would need more than WASM_STAGING_LIMIT bytes of staging), else js. Measured crossover:
  *            wasm is already ahead at 8×8×8 (bench/kernels/matmul.ts has the large shapes)

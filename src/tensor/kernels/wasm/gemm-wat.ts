@@ -42,6 +42,12 @@ export interface GemmVariant {
   nc: number;
   /** Unroll factor of the micro-kernel's loop over the shared dimension. */
   unroll: number;
+  /**
+   * Multiply-add with relaxed SIMD's `f64x2.relaxed_madd` / `f32x4.relaxed_madd` (one fused, singly
+   * rounded FMA where the hardware has it; mul then add where it does not) instead of `mul` then `add`.
+   * Needs the relaxed-simd feature to assemble and an engine with relaxed SIMD to run (Node ≥ 24).
+   */
+  fma?: boolean;
 }
 
 export const DEFAULT_VARIANTS: readonly GemmVariant[] = [
@@ -51,6 +57,9 @@ export const DEFAULT_VARIANTS: readonly GemmVariant[] = [
   { type: "f64", mr: 5, nr: 4, mc: 60, kc: 256, nc: 1024, unroll: 1 },
   { type: "f32", mr: 5, nr: 8, mc: 60, kc: 256, nc: 1024, unroll: 1 },
 ];
+
+/** The same tiles with the relaxed-SIMD multiply-add (see GemmVariant.fma and bench/kernels/matmul-relaxed.ts). */
+export const RELAXED_VARIANTS: readonly GemmVariant[] = DEFAULT_VARIANTS.map((v) => ({ ...v, fma: true }));
 
 /** Bytes of scratch that gemm needs for a variant. */
 export function workBytes(v: GemmVariant): number {
@@ -87,7 +96,11 @@ function gemmFunctions(v: GemmVariant, suffix: string): string {
     for (let r = 0; r < mr; r++) {
       out.push(`      (local.set $a (${splat} offset=${(u * mr + r) * E} (local.get $ap)))`);
       for (let q = 0; q < nv; q++) {
-        out.push(`      (local.set ${acc(r, q)} (${vt}.add (local.get ${acc(r, q)}) (${vt}.mul (local.get $a) (local.get $b${q}))))`);
+        out.push(
+          v.fma
+            ? `      (local.set ${acc(r, q)} (${vt}.relaxed_madd (local.get $a) (local.get $b${q}) (local.get ${acc(r, q)})))`
+            : `      (local.set ${acc(r, q)} (${vt}.add (local.get ${acc(r, q)}) (${vt}.mul (local.get $a) (local.get $b${q}))))`,
+        );
       }
     }
     return out;
