@@ -12,6 +12,7 @@
  */
 import { gemmModuleOf, WasmGemm, type WasmKernelKind } from "../../src/tensor/kernels/index.js";
 import { resolveMatmul } from "../../src/tensor/kernels/matmul-resolve.js";
+import { lcg as workloadLcg } from "../workloads/lcg.js";
 
 interface Shape {
   name: string;
@@ -35,12 +36,10 @@ const quick = process.argv.includes("--quick");
 const ROUNDS = quick ? 3 : 7;
 const CELL_S = quick ? 0.04 : 0.1;
 
+/** The workloads' generator, centred on zero. */
 function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s >>> 8) / 16777216 - 0.5;
-  };
+  const next = workloadLcg(seed);
+  return () => next() - 0.5;
 }
 
 function median(xs: number[]): number {

@@ -21,6 +21,7 @@ import {
   type MatmulBackend,
   matmul,
 } from "../../src/tensor/kernels/index.js";
+import { lcg as workloadLcg } from "../workloads/lcg.js";
 
 type Ctor = Float64ArrayConstructor | Float32ArrayConstructor;
 
@@ -55,12 +56,10 @@ const ROUNDS = quick ? 2 : 5;
 /** Target seconds of calls per cell per round. */
 const CELL_S = quick ? 0.03 : 0.08;
 
+/** The workloads' generator, centred on zero. */
 function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s >>> 8) / 16777216 - 0.5;
-  };
+  const next = workloadLcg(seed);
+  return () => next() - 0.5;
 }
 
 interface Operands {

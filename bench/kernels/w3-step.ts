@@ -7,20 +7,13 @@
  *   npm run build && node dist/bench/kernels/w3-step.js
  */
 import { type FloatArray, type MatmulBackend, matmul } from "../../src/tensor/kernels/index.js";
+import { lcg } from "../workloads/lcg.js";
 
 const B = 128;
 const IN = 784;
 const HID = 256;
 const OUT = 10;
 const REFERENCE_LOSS = 2.46326573359118;
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(1664525, s) + 1013904223) >>> 0;
-    return (s >>> 8) / 16777216;
-  };
-}
 
 interface Net<T extends FloatArray> {
   X: T;
