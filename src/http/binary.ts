@@ -17,9 +17,8 @@ export interface Framed {
 }
 
 /**
- * Splits a framed body into its JSON header text and its binary part: a view, or, when the part does
- * not start on an 8-byte boundary (the header's length is the client's), one copy that does, so that
- * every float64 tensor in it is read in place rather than element by element.
+ * Splits a framed body into its JSON header text and its binary part (a view, not a copy; tensor
+ * decoding reads unaligned data with one copy, service/tensor.ts).
  */
 export function splitFrame(body: Buffer, headerLength: string | string[] | undefined): Framed {
   const n = Number(Array.isArray(headerLength) ? headerLength[0] : headerLength);
@@ -29,8 +28,7 @@ export function splitFrame(body: Buffer, headerLength: string | string[] | undef
   if (n > body.byteLength) {
     throw invalid(`${HEADER_LENGTH} is ${n}, but the body has only ${body.byteLength} bytes`, { field: HEADER_LENGTH });
   }
-  const part = body.subarray(n);
-  return { header: body.subarray(0, n).toString("utf8"), binary: part.byteOffset % 8 === 0 ? part : new Uint8Array(part) };
+  return { header: body.subarray(0, n).toString("utf8"), binary: body.subarray(n) };
 }
 
 /** Collects arrays into the binary part of an answer, handing back the reference that replaces each. */

@@ -1,8 +1,11 @@
 import { lbfgsb } from "./lbfgsb.js";
 import type { Objective } from "./types.js";
 
-/** The extended Rosenbrock function, a small stand-in with the curvature L-BFGS-B meets in practice. */
-const rosenbrock: Objective = (x, g) => {
+/**
+ * The extended Rosenbrock function (scipy.optimize.rosen) with its gradient: a small stand-in with the
+ * curvature L-BFGS-B meets in practice, and the tests' first objective.
+ */
+export const rosenbrock: Objective = (x, g) => {
   g.fill(0);
   let f = 0;
   for (let i = 0; i < x.length - 1; i++) {

@@ -1,6 +1,6 @@
 import { MessageChannel } from "node:worker_threads";
 import type { Value } from "../engine/values.js";
-import { AdjointError, invalid } from "../errors.js";
+import { AdjointError, exhausted, invalid } from "../errors.js";
 import { record } from "../names.js";
 import type { Batch } from "../runtime/batch.js";
 import { errorFromData } from "../runtime/batch.js";
@@ -26,6 +26,8 @@ export type MinimizeLimits = Pick<ServiceConfig, "timeLimitMs" | "maxTensorEleme
 const PROGRESS_INTERVAL_MS = 50;
 /** A worker stuck in one evaluation past the time limit is stopped this much later (piscina terminates it). */
 const BACKSTOP_MS = 5000;
+/** L-BFGS-B's default memory (src/optimize/lbfgsb.ts), for the working-memory check. */
+const DEFAULT_LBFGS_MEMORY = 10;
 /** How long the answer waits for progress records still in flight (a worker that died never closes its port). */
 const PROGRESS_DRAIN_MS = 1000;
 
@@ -64,6 +66,7 @@ export class Minimizer {
     const decode = new DecodeContext(false, this.limits.maxTensorElements, ctx.binary);
     const batch = pointBatch(entry, plan, decodeValues(start, "start", decode), this.limits);
     const { variables, length } = variablesOf(plan, batch);
+    checkWorkingMemory(method, settings.memory, length, this.limits);
     const bounds = boundsOf(input, method, variables, length, new DecodeContext(true, this.limits.maxTensorElements, ctx.binary));
     const hvp = method === "newton-cg" ? this.hvpRequest(entry, input, variables) : undefined;
     const limit = Math.min(settings.timeLimitMs ?? Number.POSITIVE_INFINITY, this.limits.timeLimitMs, clientLimit(ctx));
@@ -239,4 +242,21 @@ export function pointOf(x: Float64Array, variables: readonly Variable[]): ValueM
 function progressOf(m: ProgressMessage, variables: readonly Variable[]): MinimizeProgress {
   const p = { iteration: m.iteration, value: m.value, gradientNorm: m.gradientNorm, evaluations: m.evaluations, elapsedMs: m.elapsedMs };
   return m.x ? { ...p, point: pointOf(m.x, variables) } : p;
+}
+
+/**
+ * L-BFGS-B keeps `memory` pairs of n-vectors and a few (2·memory)² matrices: the client sets both sizes,
+ * so the worker's memory is checked against the element budget before the run allocates it.
+ */
+function checkWorkingMemory(method: MinimizeMethod, memory: number | undefined, variables: number, limits: MinimizeLimits): void {
+  if (method !== "lbfgs") return;
+  const m = memory ?? DEFAULT_LBFGS_MEMORY;
+  const elements = 2 * m * variables + 12 * m * m + 16 * variables;
+  const limit = 2 * limits.maxTensorElements;
+  if (elements > limit) {
+    throw exhausted(
+      `options.memory: L-BFGS-B with memory ${m} over ${variables} variables needs about ${elements} numbers of working memory; the limit is ${limit} (twice ADJOINT_MAX_TENSOR_ELEMENTS): use a smaller memory`,
+      { field: "options.memory" },
+    );
+  }
 }

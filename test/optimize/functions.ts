@@ -1,18 +1,7 @@
 /** Test objectives with closed-form gradients and Hessian-vector products. */
 
-/** The extended (chained) Rosenbrock function, as scipy.optimize.rosen. */
-export function rosen(x: Float64Array, g: Float64Array): number {
-  g.fill(0);
-  let f = 0;
-  for (let i = 0; i < x.length - 1; i++) {
-    const a = x[i + 1] - x[i] * x[i];
-    const b = 1 - x[i];
-    f += 100 * a * a + b * b;
-    g[i] += -400 * x[i] * a - 2 * b;
-    g[i + 1] += 200 * a;
-  }
-  return f;
-}
+/** The extended (chained) Rosenbrock function, as scipy.optimize.rosen (the one the workers warm up on). */
+export { rosenbrock as rosen } from "../../src/optimize/warm.js";
 
 /** ∇²rosen(x)·v, as scipy.optimize.rosen_hess_prod. */
 export function rosenHvp(x: Float64Array, v: Float64Array, out: Float64Array): void {

@@ -78,6 +78,15 @@ describe("POST /v1/minimize and Minimize: L-BFGS-B", () => {
     expect(String(r.body.detail)).toMatch(/bounds/);
     expect(r.body.field).toBe("bounds");
   });
+
+  it("refuses a memory whose working arrays would outgrow the element budget, before the run", async () => {
+    const r = await server.post("/v1/minimize", { function: rosenbrock(100), start: { x: rosenStart(100) }, options: { memory: 1e6 } });
+    expect(r.status).toBe(413);
+    expect(r.body.field).toBe("options.memory");
+    expect(String(r.body.detail)).toMatch(/ADJOINT_MAX_TENSOR_ELEMENTS/);
+    const ok = await server.post("/v1/minimize", { function: rosenbrock(2), start: { x: [-1.2, 1] } });
+    expect(ok.body.status).toBe("converged");
+  });
 });
 
 describe("newton-cg and adam", () => {
