@@ -1,7 +1,11 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { oursW3 } from "../suites/w3.js";
 import { generateW3, W3_REFERENCE_LOSS } from "../workloads/w3.js";
 import { DIFFERENTIATE, grpcCall, grpcClient, httpPost, keepAliveAgent } from "./clients.js";
-import { startService, stopProcess } from "./process.js";
+import { type Started, startProcess, startService, stopProcess } from "./process.js";
 import { repoRoot, SCENARIOS, w3Request } from "./scenarios.js";
 
 /**
@@ -10,7 +14,10 @@ import { repoRoot, SCENARIOS, w3Request } from "./scenarios.js";
  * tensors (answers asked for in base64), in interleaved rounds with the in-process step
  * (bench/suites/w3.ts, "ours loss+gradient"). Each round times STEP_CALLS calls of each; the ratio is
  * the median of the per-round ratios. Each transport's answer is checked against the closed form once,
- * before timing; a timed call receives the whole answer but does not decode it.
+ * before timing; a timed call receives the whole answer but does not decode it. Beside them, the floor of
+ * each transport (echo-server.ts): a fastify route and a grpc-js method that read the same request and
+ * answer the service's own answer bytes, computing nothing, so that what moving the bytes costs on this
+ * machine, client included, is measured in the same rounds.
  */
 const ROUNDS = Number(process.env.STEP_ROUNDS ?? 7);
 const CALLS = Number(process.env.STEP_CALLS ?? 8);
@@ -48,14 +55,24 @@ async function main(): Promise<void> {
   const step = ours.lossAndGradient;
   // Every answer's numbers are checked once, before timing; timed calls only receive the bytes, so that
   // decoding 2 MB answers in this (JavaScript) client is not counted against the server.
-  checkHttp(await httpPost(agent, url, w3.http.body, w3.http.headers), w3);
-  checkGrpc(w3.checkGrpc(await grpcCall(client, DIFFERENTIATE, w3.grpc)));
-  checkJson(await httpPost(agent, url, json, { "content-type": "application/json" }));
+  const binaryAnswer = await httpPost(agent, url, w3.http.body, w3.http.headers);
+  checkHttp(binaryAnswer, w3);
+  const grpcAnswer = await grpcCall(client, DIFFERENTIATE, w3.grpc);
+  checkGrpc(w3.checkGrpc(grpcAnswer));
+  const jsonAnswer = await httpPost(agent, url, json, { "content-type": "application/json" });
+  checkJson(jsonAnswer);
+  const echo = await startEcho(binaryAnswer.body, binaryAnswer.headerLength ?? "0", jsonAnswer.body, grpcAnswer);
+  const echoAgent = keepAliveAgent(1);
+  const echoUrl = new URL(`http://127.0.0.1:${echo.httpPort}/v1/differentiate`);
+  const echoClient = grpcClient(echo.grpcPort);
   const contenders: [string, () => Promise<void>][] = [
     ["in-process step", async () => check(step(data, data, grads))],
     ["HTTP binary framing", async () => ok(await httpPost(agent, url, w3.http.body, w3.http.headers))],
     ["gRPC raw bytes", async () => void (await grpcCall(client, DIFFERENTIATE, w3.grpc))],
     ["HTTP JSON + base64", async () => ok(await httpPost(agent, url, json, { "content-type": "application/json" }))],
+    ["floor: HTTP binary", async () => ok(await httpPost(echoAgent, echoUrl, w3.http.body, w3.http.headers))],
+    ["floor: gRPC raw", async () => void (await grpcCall(echoClient, DIFFERENTIATE, w3.grpc))],
+    ["floor: HTTP JSON", async () => ok(await httpPost(echoAgent, echoUrl, json, { "content-type": "application/json" }))],
   ];
   for (const [, run] of contenders) for (let i = 0; i < 3; i++) await run();
   const times = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
@@ -80,9 +97,25 @@ async function main(): Promise<void> {
     );
   }
   console.log("  targets (issue 10): binary framing and gRPC raw bytes ≤ 1.5×, JSON with base64 ≤ 3×");
+  console.log("  floor: the same request and answer bytes through a route or method that computes nothing (echo-server.ts)");
   agent.destroy();
   client.close();
+  echoAgent.destroy();
+  echoClient.close();
   await stopProcess(service.child);
+  await stopProcess(echo.child);
+}
+
+/** The echo server (echo-server.ts), answering the service's own answer bytes. */
+function startEcho(binary: Buffer, binaryHeaderLength: string, json: Buffer, grpcAnswer: Buffer): Promise<Started> {
+  const dir = mkdtempSync(join(tmpdir(), "adjoint-step-"));
+  const files = { ECHO_BINARY: binary, ECHO_JSON: json, ECHO_GRPC: grpcAnswer };
+  const env: NodeJS.ProcessEnv = { ...process.env, ECHO_BINARY_HEADER_LENGTH: binaryHeaderLength };
+  for (const [key, bytes] of Object.entries(files)) {
+    env[key] = join(dir, key.toLowerCase());
+    writeFileSync(env[key] as string, bytes);
+  }
+  return startProcess(process.execPath, [fileURLToPath(new URL("./echo-server.js", import.meta.url))], "echo is serving", { env });
 }
 
 function check(loss: number): void {

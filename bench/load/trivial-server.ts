@@ -1,5 +1,5 @@
-import * as grpc from "@grpc/grpc-js";
 import Fastify from "fastify";
+import { serveFixedGrpc } from "./fixed-grpc.js";
 
 /**
  * The transports' own ceiling: a fastify route and a grpc-js method that do nothing. The load benchmark
@@ -12,26 +12,7 @@ app.addContentTypeParser(BINARY_TYPES, { parseAs: "buffer" }, (_req, body, done)
 app.post("/trivial", async () => ({ ok: true }));
 await app.listen({ host: "127.0.0.1", port: 0 });
 
-const identity = (b: Buffer) => b;
-const reply = Buffer.from([8, 1]);
-const server = new grpc.Server({ "grpc.max_receive_message_length": 64 * 1024 * 1024 });
-server.addService(
-  {
-    echo: {
-      path: "/bench.Trivial/Echo",
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
-    },
-  },
-  { echo: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, reply) },
-);
-const grpcPort = await new Promise<number>((resolve, reject) =>
-  server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-);
+const grpcPort = await serveFixedGrpc("/bench.Trivial/Echo", Buffer.from([8, 1]));
 process.stdout.write(
   `${JSON.stringify({ msg: "trivial is serving", httpPort: (app.server.address() as { port: number }).port, grpcPort })}\n`,
 );

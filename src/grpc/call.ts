@@ -3,7 +3,9 @@ import { type DescMessage, fromBinary, type MessageShape } from "@bufbuild/proto
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { type AdjointError, invalid } from "../errors.js";
+import { AccessSampler } from "../service/access-log.js";
 import { grpcCode, retryAfter } from "../service/errors.js";
+import type { Metrics } from "../service/metrics.js";
 import type { CallContext } from "../service/types.js";
 
 /** What the helpers below read of a call, whatever its shape (unary, server streaming, bidirectional). */
@@ -14,11 +16,58 @@ export interface ServerCall {
   once(event: "cancelled", listener: () => void): unknown;
 }
 
-/** The client's x-request-id when it is a sensible token, else a fresh one; and a logger that names it. */
-export function requestLog(call: ServerCall, logger: Logger, method: string): { id: string; log: Logger } {
-  const given = call.metadata.get("x-request-id")[0];
-  const id = typeof given === "string" && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
-  return { id, log: logger.child({ reqId: id, method }) };
+/** Where calls report: the metrics, the log and which answered calls get an access-log line. */
+export interface CallReporting {
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Absent: every call is logged. */
+  readonly accessLog?: AccessSampler;
+}
+
+const EVERY_CALL = new AccessSampler(1);
+
+/**
+ * One call's request id (the client's x-request-id when it is a sensible token, else a fresh one) and
+ * start, and its one report when it ends: metrics, then the access-log line. The request id and method
+ * go into each line's own fields rather than into a child logger, which would cost a logger per call;
+ * the line reads the same.
+ */
+export class CallRecord {
+  readonly id: string;
+  private readonly started = performance.now();
+
+  constructor(
+    call: ServerCall,
+    private readonly reporting: CallReporting,
+    readonly method: string,
+  ) {
+    const given = call.metadata.get("x-request-id")[0];
+    this.id = typeof given === "string" && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
+  }
+
+  /** Records the finished call; an internal error also logs its cause. */
+  finish(error?: AdjointError, cause?: unknown): void {
+    const { metrics, logger, accessLog = EVERY_CALL } = this.reporting;
+    const code = error ? grpc.status[grpcCode(error)] : "OK";
+    const seconds = (performance.now() - this.started) / 1000;
+    metrics.observe("grpc", this.method, code, seconds);
+    if (error?.kind === "internal") logger.error({ reqId: this.id, method: this.method, err: cause }, "internal error");
+    if (!accessLog.wants(error !== undefined)) return;
+    const line: AccessLine = { reqId: this.id, method: this.method, status: code, ms: Math.round(seconds * 1e6) / 1000 };
+    if (error) line.detail = error.message;
+    if (accessLog.every > 1) line.every = accessLog.every;
+    logger.info(line, "request completed");
+  }
+}
+
+interface AccessLine {
+  reqId: string;
+  method: string;
+  status: string;
+  ms: number;
+  detail?: string;
+  /** Set when one success in `every` is logged (AccessSampler). */
+  every?: number;
 }
 
 /** The client's deadline and cancellation as the service's call context (the signal made on first use). */

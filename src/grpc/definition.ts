@@ -7,7 +7,7 @@ import { file_adjoint_v1_adjoint } from "./gen/adjoint/v1/adjoint_pb.js";
 
 /** A Uint8Array as a Buffer over the same memory (Buffer.from(u8) would copy). */
 function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**

@@ -1,14 +1,11 @@
 import { create, toBinary } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
-import type { Logger } from "pino";
+import type * as grpc from "@grpc/grpc-js";
 import { type AdjointError, asAdjointError } from "../errors.js";
 import { record } from "../names.js";
 import { type Admission, overloaded } from "../service/admission.js";
-import { grpcCode } from "../service/errors.js";
-import type { Metrics } from "../service/metrics.js";
 import type { BoundSpec, MinimizeInput, MinimizeOutput, MinimizeProgress, MinimizeRequestOptions } from "../service/minimize-input.js";
 import type { AdjointService } from "../service/service.js";
-import { callContext, decode, requestLog, status } from "./call.js";
+import { CallRecord, type CallReporting, callContext, decode, status } from "./call.js";
 import { functionSpec, pointValues, tensorMap, tensorValue } from "./convert.js";
 import {
   type MinimizeOptions,
@@ -20,10 +17,8 @@ import {
 } from "./gen/adjoint/v1/adjoint_pb.js";
 
 /** What the handler needs of the server: the same fields as server.ts's handler context. */
-export interface MinimizeHandlerContext {
+export interface MinimizeHandlerContext extends CallReporting {
   readonly service: AdjointService;
-  readonly metrics: Metrics;
-  readonly logger: Logger;
   readonly admission?: Admission;
 }
 
@@ -37,16 +32,11 @@ const ADMISSION_WAIT_MS = 5000;
  */
 export function minimizeHandler(hc: MinimizeHandlerContext): grpc.handleServerStreamingCall<Buffer, Uint8Array> {
   return (call) => {
-    const started = performance.now();
-    const { id, log } = requestLog(call, hc.logger, METHOD);
+    const report = new CallRecord(call, hc, METHOD);
     const size = call.request.byteLength;
     const end = (error?: AdjointError, cause?: unknown) => {
-      const code = error ? grpc.status[grpcCode(error)] : "OK";
-      const seconds = (performance.now() - started) / 1000;
-      hc.metrics.observe("grpc", METHOD, code, seconds);
-      if (error?.kind === "internal") log.error({ err: cause }, "internal error");
-      log.info({ status: code, ms: Math.round(seconds * 1e6) / 1000, ...(error ? { detail: error.message } : {}) }, "request completed");
-      if (error) call.emit("error", status(error, id));
+      report.finish(error, cause);
+      if (error) call.emit("error", status(error, report.id));
       else call.end();
     };
     const run = () =>

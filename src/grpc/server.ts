@@ -4,17 +4,17 @@ import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
-import { type AdjointError, asAdjointError, exhausted } from "../errors.js";
+import { asAdjointError, exhausted } from "../errors.js";
+import type { AccessSampler } from "../service/access-log.js";
 import { type Admission, overloaded, type ShedReason } from "../service/admission.js";
 
 /** How long a large call may wait for a large slot before it is refused, ms. */
 const ADMISSION_WAIT_MS = 5000;
 
-import { grpcCode } from "../service/errors.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
 import type { CallContext, DifferentiateOutput } from "../service/types.js";
-import { callContext, decode, requestLog, type ServerCall, status } from "./call.js";
+import { CallRecord, type CallReporting, callContext, decode, type ServerCall, status } from "./call.js";
 import { differentiateInput, differentiateResponse, functionInfo, functionSpec, listOpsResponse } from "./convert.js";
 import { grpcServiceDefinition, reflectionPackage } from "./definition.js";
 import {
@@ -44,24 +44,15 @@ export interface GrpcServerOptions {
   readonly maxStreams?: number;
   /** Requests and message bytes in flight; without it nothing is refused for load. */
   readonly admission?: Admission;
+  /** Which answered calls get an access-log line (absent: every one). */
+  readonly accessLog?: AccessSampler;
 }
 
 /** What the handlers share: the service, where they report, and the limits they enforce. */
-interface HandlerContext {
+interface HandlerContext extends CallReporting {
   readonly service: AdjointService;
-  readonly metrics: Metrics;
-  readonly logger: Logger;
   readonly maxMessage: number;
   readonly admission?: Admission;
-}
-
-/** Records a finished call's metrics and logs it; an internal error also logs its cause. */
-function finish(hc: HandlerContext, method: string, log: Logger, started: number, error?: AdjointError, cause?: unknown): void {
-  const code = error ? grpc.status[grpcCode(error)] : "OK";
-  const seconds = (performance.now() - started) / 1000;
-  hc.metrics.observe("grpc", method, code, seconds);
-  if (error?.kind === "internal") log.error({ err: cause }, "internal error");
-  log.info({ status: code, ms: Math.round(seconds * 1e6) / 1000, ...(error ? { detail: error.message } : {}) }, "request completed");
 }
 
 /**
@@ -88,33 +79,44 @@ function unary<In extends DescMessage, Out extends DescMessage>(
 ): grpc.handleUnaryCall<Buffer, Uint8Array> {
   const { admission } = hc;
   return (call, callback) => {
-    const started = performance.now();
-    const { id, log } = requestLog(call as ServerCall, hc.logger, method);
+    const record = new CallRecord(call as ServerCall, hc, method);
     const bytes = call.request;
     const size = bytes.byteLength;
     const refuse = (refused: ShedReason) => {
       const error = overloaded("grpc", refused);
-      finish(hc, method, log, started, error);
-      callback(status(error, id));
+      record.finish(error);
+      callback(status(error, record.id));
     };
+    const fail = (e: unknown) => {
+      admission?.release(size);
+      const error = asAdjointError(e);
+      record.finish(error, e);
+      callback(status(error, record.id));
+    };
+    const answer = (response: MessageShape<Out> | Uint8Array) => {
+      let encoded: Uint8Array;
+      try {
+        encoded = encode(hc, output, response);
+      } catch (e) {
+        fail(e);
+        return;
+      }
+      admission?.release(size);
+      record.finish();
+      callback(null, encoded);
+    };
+    // Called straight from grpc-js's callback rather than a promise chain: an answer that is ready at
+    // once (inline evaluation) costs no extra turns of the microtask queue.
     const run = () => {
-      const ctx = callContext(call as ServerCall);
-      Promise.resolve()
-        .then(() => handle(decode(input, bytes), ctx))
-        .then((response) => encode(hc, output, response))
-        .then(
-          (answer) => {
-            admission?.release(size);
-            finish(hc, method, log, started);
-            callback(null, answer);
-          },
-          (e) => {
-            admission?.release(size);
-            const error = asAdjointError(e);
-            finish(hc, method, log, started, error, e);
-            callback(status(error, id));
-          },
-        );
+      let response: ReturnType<typeof handle>;
+      try {
+        response = handle(decode(input, bytes), callContext(call as ServerCall));
+      } catch (e) {
+        fail(e);
+        return;
+      }
+      if (response instanceof Promise) response.then(answer, fail);
+      else answer(response);
     };
     const verdict = admission?.admitOrWait(size, ADMISSION_WAIT_MS, true);
     if (verdict instanceof Promise) verdict.then((refused) => (refused === undefined ? run() : refuse(refused)));
@@ -133,9 +135,7 @@ const STREAM_WINDOW = 8;
 function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<Buffer, Uint8Array> {
   const { admission } = hc;
   return (call) => {
-    const method = "DifferentiateStream";
-    const started = performance.now();
-    const { id, log } = requestLog(call as ServerCall, hc.logger, method);
+    const record = new CallRecord(call as ServerCall, hc, "DifferentiateStream");
     const ctx = callContext(call as ServerCall);
     const session = hc.service.openStream();
     let sequence = 0;
@@ -144,8 +144,8 @@ function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<B
     const fail = (e: unknown) => {
       failed = true;
       const error = asAdjointError(e);
-      finish(hc, method, log, started, error, e);
-      call.emit("error", status(error, id));
+      record.finish(error, e);
+      call.emit("error", status(error, record.id));
     };
     let unanswered = 0;
     call.on("data", (bytes: Buffer) => {
@@ -179,7 +179,7 @@ function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<B
     call.on("end", () => {
       chain = chain.then(() => {
         if (failed) return;
-        finish(hc, method, log, started);
+        record.finish();
         call.end();
       });
     });
@@ -195,8 +195,8 @@ function answerMessage(out: DifferentiateOutput, sequence = 0): DifferentiateRes
 function addAdjointService(server: grpc.Server, hc: HandlerContext): void {
   const { service } = hc;
   server.addService(grpcServiceDefinition(AdjointServiceDesc, true), {
-    differentiate: unary(hc, "Differentiate", DifferentiateRequestSchema, DifferentiateResponseSchema, async (request, ctx) =>
-      answerMessage(await service.differentiate(differentiateInput(request), ctx)),
+    differentiate: unary(hc, "Differentiate", DifferentiateRequestSchema, DifferentiateResponseSchema, (request, ctx) =>
+      service.differentiateEncoded(differentiateInput(request), ctx, (out) => encode(hc, DifferentiateResponseSchema, answerMessage(out))),
     ),
     differentiateStream: differentiateStream(hc),
     minimize: minimizeHandler(hc),
@@ -220,6 +220,9 @@ export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Serv
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxMessage,
     "grpc.max_send_message_length": options.maxMessage,
+    // Nothing serves channelz (no channelz service is added), and with it on grpc-js builds call
+    // trackers and timestamps for every call and message.
+    "grpc.enable_channelz": 0,
     // grpc-js reads a call's whole message before any handler runs, so admission cannot refuse one
     // unread: this bounds what one connection can make the server hold at once.
     ...(options.maxStreams ? { "grpc.max_concurrent_streams": options.maxStreams } : {}),
@@ -227,8 +230,15 @@ export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Serv
       ? { "grpc.max_connection_age_ms": options.maxConnectionAgeMs, "grpc.max_connection_age_grace_ms": 30_000 }
       : {}),
   });
-  const { service, metrics, logger, maxMessage, admission } = options;
-  addAdjointService(server, { service, metrics, logger, maxMessage, ...(admission ? { admission } : {}) });
+  const { service, metrics, logger, maxMessage, admission, accessLog } = options;
+  addAdjointService(server, {
+    service,
+    metrics,
+    logger,
+    maxMessage,
+    ...(admission ? { admission } : {}),
+    ...(accessLog ? { accessLog } : {}),
+  });
 
   const health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });
   health.addToServer(server);

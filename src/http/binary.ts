@@ -1,5 +1,8 @@
 import { invalid } from "../errors.js";
+import { copyBytes } from "../runtime/shared-memory.js";
+import { jsonBody, serializeJson } from "../service/json-view.js";
 import { toLittleEndianBytes } from "../service/tensor.js";
+import type { DifferentiateOutput } from "../service/types.js";
 
 /**
  * The binary framing for large tensors, after Triton's binary tensor extension: the body is a JSON
@@ -54,6 +57,22 @@ export class BinaryWriter {
   /** The framed body and its header length. */
   frame(headerText: string): { body: Buffer; headerLength: number } {
     const header = Buffer.from(headerText, "utf8");
-    return { body: Buffer.concat([header, ...this.parts]), headerLength: header.byteLength };
+    // Not Buffer.concat: the parts may view a batch's shared memory (service.differentiateEncoded).
+    const body = Buffer.allocUnsafe(header.byteLength + this.length);
+    header.copy(body, 0);
+    let at = header.byteLength;
+    for (const part of this.parts) {
+      copyBytes(body, part, at);
+      at += part.byteLength;
+    }
+    // Every byte written, or none of this memory (not zeroed) goes out.
+    if (at !== body.byteLength) throw new Error(`BinaryWriter: framed ${at} of ${body.byteLength} bytes`);
+    return { body, headerLength: header.byteLength };
   }
+}
+
+/** An answer in the binary framing: its JSON with every tensor a reference into the binary part that follows. */
+export function binaryAnswer(out: DifferentiateOutput): { body: Buffer; headerLength: number } {
+  const writer = new BinaryWriter();
+  return writer.frame(serializeJson(jsonBody(out, writer.add), out.allowNonFinite));
 }

@@ -3,12 +3,13 @@ import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AdjointError } from "../errors.js";
+import { AccessSampler } from "../service/access-log.js";
 import { type Admission, LARGE_BODY, overloaded, type ShedReason } from "../service/admission.js";
-import { answerJson, jsonBody, serializeJson, tensorBase64, tensorJson } from "../service/json-view.js";
+import { answerJson, tensorBase64, tensorJson } from "../service/json-view.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
 import type { CallContext, DifferentiateInput, FunctionSpec } from "../service/types.js";
-import { BINARY_TYPE, BINARY_TYPES, BinaryWriter, HEADER_LENGTH, splitFrame } from "./binary.js";
+import { BINARY_TYPE, BINARY_TYPES, binaryAnswer, HEADER_LENGTH, splitFrame } from "./binary.js";
 import { fromFastifyError, malformedJson, sendProblem } from "./errors.js";
 import { minimizeRoute } from "./minimize-route.js";
 import { loadOpenApi, ref, SCHEMA_ID } from "./openapi.js";
@@ -21,6 +22,8 @@ export interface RoutesOptions {
   readonly admission?: Admission;
   /** How long a large request may wait for a slot before it is refused, ms. */
   readonly admissionWaitMs?: number;
+  /** Which requests get an access-log line (absent: every one). */
+  readonly accessLog?: AccessSampler;
 }
 
 declare module "fastify" {
@@ -40,7 +43,7 @@ const JSON_TYPE = "application/json; charset=utf-8";
  */
 export async function adjointRoutes(
   app: FastifyInstance,
-  { service, metrics, admission, admissionWaitMs: waitMs = 5000 }: RoutesOptions,
+  { service, metrics, admission, admissionWaitMs: waitMs = 5000, accessLog = new AccessSampler(1) }: RoutesOptions,
 ): Promise<void> {
   const openapi = loadOpenApi();
   app.addSchema({ $id: SCHEMA_ID, components: openapi.doc.components });
@@ -95,13 +98,15 @@ export async function adjointRoutes(
       else done(null, payload.pipe(countingStream(admission, request, reply)));
     });
   }
+  const sampled = accessLog.every > 1 ? { every: accessLog.every } : {};
   app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "unmatched";
-    metrics.observe("http", route, reply.statusCode, reply.elapsedTime / 1000);
-    request.log.info(
-      { method: request.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 1000) / 1000 },
-      "request completed",
-    );
+    const status = reply.statusCode;
+    const ms = reply.elapsedTime;
+    metrics.observe("http", route, status, ms / 1000);
+    if (accessLog.wants(status >= 400)) {
+      request.log.info({ method: request.method, route, status, ms: Math.round(ms * 1000) / 1000, ...sampled }, "request completed");
+    }
     done();
   });
   app.setErrorHandler((e, request, reply) => {
@@ -115,14 +120,13 @@ export async function adjointRoutes(
   );
 
   app.post<{ Body: DifferentiateInput }>("/v1/differentiate", { schema: { body: ref("DifferentiateRequest") } }, async (request, reply) => {
-    const out = await service.differentiate(request.body, new HttpCallContext(request, reply));
+    const ctx = new HttpCallContext(request, reply);
     if (wantsBinary(request)) {
-      const writer = new BinaryWriter();
-      const { body, headerLength } = writer.frame(serializeJson(jsonBody(out, writer.add), out.allowNonFinite));
+      const { body, headerLength } = await service.differentiateEncoded(request.body, ctx, binaryAnswer);
       return reply.type(BINARY_TYPE).header(HEADER_LENGTH, String(headerLength)).send(body);
     }
     const tensors = request.body.encoding === "base64" ? tensorBase64 : tensorJson;
-    return reply.type(JSON_TYPE).send(answerJson(out, tensors));
+    return reply.type(JSON_TYPE).send(await service.differentiateEncoded(request.body, ctx, (out) => answerJson(out, tensors)));
   });
 
   minimizeRoute(app, service);

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { Logger } from "pino";
+import type { AccessSampler } from "../service/access-log.js";
 import type { Admission } from "../service/admission.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
@@ -12,6 +13,8 @@ export interface HttpServerOptions {
   readonly logger: Logger;
   readonly bodyLimit: number;
   readonly admission?: Admission;
+  /** Which requests get an access-log line (absent: every one). */
+  readonly accessLog?: AccessSampler;
   /** Headers and body must arrive within this long (ms), else the connection is closed. */
   readonly requestTimeoutMs?: number;
   /** A connection silent this long (ms) is closed. */
@@ -55,6 +58,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     service: options.service,
     metrics: options.metrics,
     admission: options.admission,
+    accessLog: options.accessLog,
     // A body waiting for a large slot must still arrive within the request timeout once admitted.
     admissionWaitMs: Math.min(5000, requestTimeout / 2),
   });

@@ -58,10 +58,18 @@ export interface Batch {
   readonly outputs: Float64Array;
 }
 
-/** Writes point i's value of a slot (a number, or a tensor's elements). */
+/**
+ * Writes point i's value of a slot (a number, or a tensor's elements); a value decoded straight into
+ * the slot (service/decode.ts) is already there.
+ */
 export function writeValue(memory: Float64Array, slot: Slot, i: number, value: number | ArrayLike<number>): void {
-  if (typeof value === "number") memory[slot.offset + i * slot.size] = value;
-  else memory.set(value, slot.offset + i * slot.size);
+  const at = slot.offset + i * slot.size;
+  if (typeof value === "number") memory[at] = value;
+  else if (!isAt(value, memory, at)) memory.set(value, at);
+}
+
+function isAt(value: ArrayLike<number>, memory: Float64Array, at: number): boolean {
+  return value instanceof Float64Array && value.buffer === memory.buffer && value.byteOffset === memory.byteOffset + at * 8;
 }
 
 /** Point i's value of a slot: a number for a scalar, else a tensor viewing the memory (no copy). */

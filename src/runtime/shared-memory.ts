@@ -15,8 +15,11 @@ function sizeClass(bytes: number): number {
   return 2 ** Math.ceil(Math.log2(bytes));
 }
 
-/** `length` float64 elements of zeroed shared memory. */
-export function sharedFloat64(length: number): Float64Array {
+/**
+ * `length` float64 elements of shared memory, zeroed unless `zeroed` is false: memory the caller
+ * overwrites whole before anything reads it (a batch's inputs) may hold an earlier request's numbers.
+ */
+export function sharedFloat64(length: number, zeroed = true): Float64Array {
   const bytes = length * 8;
   if (bytes < MIN_POOLED) return new Float64Array(new SharedArrayBuffer(bytes));
   const size = sizeClass(bytes);
@@ -24,7 +27,7 @@ export function sharedFloat64(length: number): Float64Array {
   if (reused === undefined) return new Float64Array(new SharedArrayBuffer(size), 0, length);
   held -= size;
   const array = new Float64Array(reused, 0, length);
-  array.fill(0);
+  if (zeroed) array.fill(0);
   return array;
 }
 
@@ -42,5 +45,29 @@ export function releaseShared(...arrays: Float64Array[]): void {
     if (list === undefined) free.set(buffer.byteLength, (list = []));
     list.push(buffer);
     held += buffer.byteLength;
+  }
+}
+
+/** Bounce buffer for copyBytes: ordinary memory, reused. */
+const BOUNCE = new Uint8Array(64 * 1024);
+
+/**
+ * Copies `source` into `destination` at byte `at`, either of them in shared memory. V8 copies to or
+ * from a SharedArrayBuffer with relaxed atomic accesses, a word at a time when both sides are aligned
+ * alike but a byte at a time otherwise (a protobuf bytes field, a tensor after a JSON header, lie at
+ * any offset): through a small buffer of ordinary memory each chunk is a plain memcpy and a word-wise
+ * copy, about four times faster for megabytes.
+ */
+export function copyBytes(destination: Uint8Array, source: Uint8Array, at = 0): void {
+  const shared = destination.buffer instanceof SharedArrayBuffer || source.buffer instanceof SharedArrayBuffer;
+  if (!shared || (destination.byteOffset + at) % 8 === source.byteOffset % 8) {
+    destination.set(source, at);
+    return;
+  }
+  for (let from = 0; from < source.byteLength; from += BOUNCE.byteLength) {
+    const end = Math.min(source.byteLength, from + BOUNCE.byteLength);
+    const chunk = BOUNCE.subarray(0, end - from);
+    chunk.set(source.subarray(from, end));
+    destination.set(chunk, at + from);
   }
 }

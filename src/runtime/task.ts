@@ -19,7 +19,7 @@ export interface PingTask {
   readonly kind: "ping";
 }
 
-/** A large JSON request body to parse and split (json-body.ts); its bytes are transferred, not copied. */
+/** A large JSON request body to parse and split (json-body.ts); its bytes lie in shared memory, read in place. */
 export interface JsonBodyTask {
   readonly kind: "json-body";
   readonly body: Uint8Array;

@@ -51,6 +51,8 @@ export interface ServiceConfig {
   drainMs: number;
   /** pino level: fatal, error, warn, info, debug, trace or silent. */
   logLevel: string;
+  /** One access-log line per this many successful requests (failures are always logged); 1 logs every request. */
+  accessLogEvery: number;
   /** Requests in flight per transport (received, not yet answered); more are refused before their bodies are read. */
   maxInflight: number;
   /** Bytes of request bodies in flight per transport; a request that would exceed it is refused before its body is read. */
@@ -223,6 +225,14 @@ export const SETTINGS: readonly Setting[] = [
     doc: "on SIGTERM: serve this long while not ready, then close",
   },
   { key: "logLevel", env: "ADJOINT_LOG_LEVEL", flag: "log-level", kind: "string", fallback: () => "info", doc: "pino log level" },
+  {
+    key: "accessLogEvery",
+    env: "ADJOINT_ACCESS_LOG_EVERY",
+    flag: "access-log-every",
+    kind: "int",
+    fallback: () => 1,
+    doc: "info access-log lines: one per this many successful requests (failures always; 1: every request)",
+  },
   {
     key: "maxInflight",
     env: "ADJOINT_MAX_INFLIGHT",

@@ -125,14 +125,38 @@ export function allocate(entry: FunctionEntry, plan: ModePlan, count: number, sh
       `the batch of ${count} points needs ${elements} elements of memory; the limit is ${2 * limits.maxTensorElements} (twice ADJOINT_MAX_TENSOR_ELEMENTS)`,
     );
   }
-  const alloc = (n: number) => (shared ? sharedFloat64(n) : new Float64Array(n));
-  return { layout, inputs: alloc(ins.length), outputs: alloc(outs.length) };
+  // Every input is written before a worker reads it (pointBatch, fillBatch): only the outputs start at zero.
+  const alloc = (n: number, zeroed: boolean) => (shared ? sharedFloat64(n, zeroed) : new Float64Array(n));
+  return { layout, inputs: alloc(ins.length, false), outputs: alloc(outs.length, true) };
 }
 
 /** A batch of one point, in shared memory for the pool. */
 export function pointBatch(entry: FunctionEntry, plan: ModePlan, point: Record<string, Value>, limits: DecodeLimits): Batch {
   const batch = allocate(entry, plan, 1, true, limits);
   writePoint(batch.layout, batch.inputs, 0, checkedPoint(entry, point));
+  return batch;
+}
+
+/**
+ * A batch of one point for the pool, decoded from the request straight into its memory: a tensor's
+ * raw bytes (gRPC raw, a framed body's binary part, a large JSON body's base64 read on the pool) are
+ * copied once, into the input's block, and checked there. Values of any other form, or of another
+ * size than their input's, are decoded as for pointBatch; the engine then checks every name and shape.
+ */
+export function decodePointBatch(
+  entry: FunctionEntry,
+  plan: ModePlan,
+  values: NamedValues,
+  decode: DecodeContext,
+  limits: DecodeLimits,
+): Batch {
+  const batch = allocate(entry, plan, 1, true, limits);
+  const { inputs } = batch.layout;
+  const block = (name: string) => {
+    const slot = inputs.find((s) => s.name === name);
+    return slot === undefined || slot.shape.length === 0 ? undefined : batch.inputs.subarray(slot.offset, slot.offset + slot.size);
+  };
+  writePoint(batch.layout, batch.inputs, 0, checkedPoint(entry, decodeValues(values, "point", decode, block)));
   return batch;
 }
 

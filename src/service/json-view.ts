@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { PatternCsr, SparsityReport } from "../engine/modes/index.js";
 import { everySectionValue, mapSections, SECTION_NAMES, type Section } from "../engine/sections.js";
 import type { Value } from "../engine/values.js";
@@ -152,9 +153,65 @@ function plain(v: unknown): unknown {
   return v;
 }
 
-/** An answer's JSON text: scalar answers written directly (json-scalar.ts), the rest through jsonBody. */
-export function answerJson(out: DifferentiateOutput, tensor: TensorWriter = tensorJson): string {
-  return scalarAnswerJson(out) ?? serializeJson(jsonBody(out, tensor), out.allowNonFinite);
+/**
+ * An answer's JSON: scalar answers written directly (json-scalar.ts), the rest through jsonBody; with
+ * base64 tensors, as bytes (answerBase64Bytes).
+ */
+export function answerJson(out: DifferentiateOutput, tensor: TensorWriter = tensorJson): string | Buffer {
+  const scalar = scalarAnswerJson(out);
+  if (scalar !== undefined) return scalar;
+  if (tensor === tensorBase64) return answerBase64Bytes(out);
+  return serializeJson(jsonBody(out, tensor), out.allowNonFinite);
+}
+
+/**
+ * Stands for a tensor's base64 text in the JSON until it is written in (the random part keeps a client's
+ * own string, a name say, from ever being taken for it).
+ */
+const BASE64_MARK = `base64 ${randomUUID()} `;
+const BASE64_REFERENCE = new RegExp(`${BASE64_MARK}(\\d+)`, "g");
+
+/**
+ * The JSON answer with base64 tensors, byte for byte what serializing it whole gives, made without
+ * serializing megabytes of base64: the JSON is written with a short reference in place of each
+ * tensor's text, and the text (ASCII, nothing to escape) is copied into the answer's bytes after,
+ * never scanned by JSON.stringify nor encoded again as UTF-8.
+ */
+export function answerBase64Bytes(out: DifferentiateOutput): Buffer {
+  const texts: string[] = [];
+  const json = serializeJson(
+    jsonBody(out, (t) => {
+      const reference = tensorBase64(t) as { base64: string };
+      texts.push(reference.base64);
+      return { ...reference, base64: `${BASE64_MARK}${texts.length - 1}` };
+    }),
+    out.allowNonFinite,
+  );
+  const pieces: string[] = [];
+  const encodings: BufferEncoding[] = [];
+  let length = 0;
+  let from = 0;
+  for (const match of json.matchAll(BASE64_REFERENCE)) {
+    // The text alone, between the quotes the JSON already has: a string of its own, written without being copied first.
+    const text = texts[Number(match[1])];
+    const before = json.slice(from, match.index);
+    pieces.push(before, text);
+    encodings.push("utf8", "latin1");
+    length += Buffer.byteLength(before) + text.length;
+    from = (match.index ?? 0) + match[0].length;
+  }
+  const rest = json.slice(from);
+  pieces.push(rest);
+  encodings.push("utf8");
+  length += Buffer.byteLength(rest);
+  const bytes = Buffer.allocUnsafe(length);
+  let at = 0;
+  pieces.forEach((piece, i) => {
+    at += bytes.write(piece, at, encodings[i]);
+  });
+  // Every byte written, or none of this memory (not zeroed) goes out.
+  if (at !== length) throw new Error(`answerBase64Bytes: wrote ${at} of ${length} bytes`);
+  return bytes;
 }
 
 /**

@@ -1,11 +1,12 @@
 import type { Value } from "../engine/values.js";
+import type { Batch } from "../runtime/batch.js";
 import type { SplitBody } from "../runtime/json-body.js";
 import type { WorkerPool } from "../runtime/pool.js";
 import { estimateUs } from "../runtime/scheduler.js";
-import { releaseShared } from "../runtime/shared-memory.js";
+import { releaseShared, sharedFloat64 } from "../runtime/shared-memory.js";
 import { Slots } from "./admission.js";
 import type { ServiceConfig } from "./config.js";
-import { allocate, checkForms, countBatch, dataBatch, fillBatch, pointBatch } from "./decode.js";
+import { allocate, checkForms, countBatch, dataBatch, decodePointBatch, fillBatch, pointBatch } from "./decode.js";
 import { type FunctionEntry, FunctionStore } from "./functions.js";
 import { withDrawnParameters } from "./initialize.js";
 import { opsManifest } from "./manifest.js";
@@ -40,6 +41,23 @@ type Limits = Pick<
 /** About how fast a worker reads a JSON body (parse, and base64 decoding), for the pool's queue bound. */
 const JSON_BYTES_PER_US = 300;
 
+/**
+ * Batch memory that an answer's tensors view until the answer is encoded (differentiateEncoded); it
+ * goes back to the pool once the encoder has copied it out.
+ */
+class LentMemory {
+  private held: Float64Array[] = [];
+
+  hold(memory: Float64Array): void {
+    this.held.push(memory);
+  }
+
+  release(): void {
+    releaseShared(...this.held);
+    this.held = [];
+  }
+}
+
 /** What every answer starts with. */
 type Head = Pick<DifferentiateOutput, "id" | "mode" | "allowNonFinite">;
 
@@ -54,6 +72,8 @@ interface Call {
   readonly head: Head;
   readonly decode: DecodeContext;
   readonly deadline: number;
+  /** Set when the answer is encoded before the batch's memory is given back: its tensors view that memory. */
+  readonly lent?: LentMemory;
 }
 
 /**
@@ -113,6 +133,29 @@ export class AdjointService {
     );
   }
 
+  /**
+   * The answer as `encode` makes it, encoded while its tensors still view the batch's shared memory: a
+   * large answer (a training step's gradient) is read once, by the encoder, rather than copied out of
+   * that memory first. The memory serves later requests as soon as `encode` returns, so `encode` must
+   * be synchronous and keep no view of the answer (framing, base64 and protobuf encoding copy).
+   */
+  async differentiateEncoded<T>(input: DifferentiateInput, ctx: CallContext, encode: (out: DifferentiateOutput) => T): Promise<T> {
+    const lent = new LentMemory();
+    try {
+      const out = await this.evaluate(
+        this.functions.resolve(input.function, "function", () => dataBatch(input)),
+        input,
+        ctx,
+        lent,
+      );
+      const encoded = encode(out);
+      if (encoded instanceof Promise) throw new Error("differentiateEncoded: encode must be synchronous");
+      return encoded;
+    } finally {
+      lent.release();
+    }
+  }
+
   /** A minimisation checked and ready to run as one pool job (minimize.ts); errors in the request throw here. */
   prepareMinimize(input: MinimizeInput, ctx: CallContext = {}, call?: MinimizeCallOptions): MinimizeJob {
     return this.minimizer.prepare(input, ctx, call);
@@ -124,12 +167,19 @@ export class AdjointService {
    * the caller then parses it itself, to refuse it in the words a small body gets.
    */
   async readLargeJson(body: Uint8Array): Promise<SplitBody | undefined> {
+    // Copied once into shared memory that the worker reads in place (a structured clone copied it on the
+    // event loop, and again on the worker), not handed over: if the worker cannot read it, the caller still has it.
+    const memory = sharedFloat64(Math.ceil(body.byteLength / 8), false);
+    const shared = new Uint8Array(memory.buffer, 0, body.byteLength);
+    shared.set(body);
     try {
-      // Copied to the worker, not handed over: if it cannot read the body, the caller still has it.
-      return (await this.pool.run({ kind: "json-body", body }, undefined, body.byteLength / JSON_BYTES_PER_US)).body;
+      return (await this.pool.run({ kind: "json-body", body: shared }, undefined, body.byteLength / JSON_BYTES_PER_US)).body;
     } catch {
       // The pool is full, or the body cannot cross back (nesting too deep to clone): read it here.
       return undefined;
+    } finally {
+      // Read, or never posted: either way nothing reads this memory any more, and the next request may have it.
+      releaseShared(memory);
     }
   }
 
@@ -151,13 +201,13 @@ export class AdjointService {
     return opsManifest();
   }
 
-  /** Evaluates a request against a function already resolved. */
-  evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext): Promise<DifferentiateOutput> {
+  /** Evaluates a request against a function already resolved (`lent`: see differentiateEncoded). */
+  evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext, lent?: LentMemory): Promise<DifferentiateOutput> {
     const planned = planMode(entry.fn, input, entry.plans, entry.defaultWrt, this.limits);
     const slot = answerSlot(entry, input, planned.plan, this.limits, this.largeAnswers);
     // Most answers are small and hold no slot: no wrapper around them.
-    if (slot === noop) return this.compute(entry, input, ctx, false, planned);
-    return withSlot(slot, () => this.compute(entry, input, ctx, false, planned));
+    if (slot === noop) return this.compute(entry, input, ctx, false, planned, lent);
+    return withSlot(slot, () => this.compute(entry, input, ctx, false, planned, lent));
   }
 
   /**
@@ -170,6 +220,7 @@ export class AdjointService {
     ctx: CallContext,
     poolOnly: boolean,
     planned?: PlannedMode,
+    lent?: LentMemory,
   ): Promise<DifferentiateOutput> {
     try {
       checkForms(input);
@@ -179,31 +230,38 @@ export class AdjointService {
       const head: Head = { id: entry.hash, mode, allowNonFinite };
       if (input.initialize !== undefined) return this.withInitialParameters(entry, input, ctx);
       const decode = new DecodeContext(allowNonFinite, this.limits.maxTensorElements, ctx.binary);
-      const call: Call = { entry, input, ctx, poolOnly, plan, head, decode, deadline };
+      const call: Call = { entry, input, ctx, poolOnly, plan, head, decode, deadline, lent };
       return input.point !== undefined ? this.computePoint(call) : this.computeBatch(call);
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  private async computePoint({ entry, input, ctx, poolOnly, plan, head, decode, deadline }: Call): Promise<DifferentiateOutput> {
-    const point = decodeValues(input.point as NamedValues, "point", decode);
+  private async computePoint({ entry, input, ctx, poolOnly, plan, head, decode, deadline, lent }: Call): Promise<DifferentiateOutput> {
     const cost = estimateUs(entry.work, plan.sweeps, 1);
-    if (!poolOnly && pointInline(entry, plan, cost, this.limits)) {
-      const evaluation = this.run.point(entry, plan, point, ctx, deadline);
-      if (evaluation !== undefined) return { ...head, result: checkFinite(evaluation, head.allowNonFinite, "point") };
-    }
+    const inline = !poolOnly && pointInline(entry, plan, cost, this.limits);
     const shards = shardsFor(entry, plan, cost, this.pool.options.workers, this.limits);
-    if (shards > 1) return { ...head, result: await this.runSharded(entry, input, point, shards, cost, ctx, deadline) };
-    const batch = pointBatch(entry, plan, point, this.limits);
+    let batch: Batch;
+    if (inline || shards > 1) {
+      const point = decodeValues(input.point as NamedValues, "point", decode);
+      if (inline) {
+        const evaluation = this.run.point(entry, plan, point, ctx, deadline);
+        if (evaluation !== undefined) return { ...head, result: checkFinite(evaluation, head.allowNonFinite, "point") };
+      }
+      if (shards > 1) return { ...head, result: await this.runSharded(entry, input, point, shards, cost, ctx, deadline) };
+      batch = pointBatch(entry, plan, point, this.limits);
+    } else {
+      // Bound for the pool from the start: its tensors go straight from the request into the batch's memory.
+      batch = decodePointBatch(entry, plan, input.point as NamedValues, decode, this.limits);
+    }
     const extras = await this.run.onPool(entry, batch, cost, ctx, deadline);
-    const result = rowsOf(batch.layout, batch.outputs, extras, head.allowNonFinite, () => "point", plan.annotations)[0];
-    // The row is a copy and every task has finished: the batch's memory can serve the next request.
-    releaseShared(batch.inputs, batch.outputs);
+    const result = rowsOf(batch.layout, batch.outputs, extras, head.allowNonFinite, () => "point", plan.annotations, lent !== undefined)[0];
+    // Every task has finished: the inputs can serve the next request, and the outputs too unless the row views them.
+    this.giveBack(batch, lent);
     return { ...head, result };
   }
 
-  private async computeBatch({ entry, input, ctx, poolOnly, plan, head, decode, deadline }: Call): Promise<DifferentiateOutput> {
+  private async computeBatch({ entry, input, ctx, poolOnly, plan, head, decode, deadline, lent }: Call): Promise<DifferentiateOutput> {
     const { count, traceRows } = countBatch(entry, input, plan, this.limits);
     const { where, cost } = placeBatch(entry, plan, count, traceRows, poolOnly, this.limits);
     const batch = allocate(entry, plan, count, where === "pool", this.limits);
@@ -211,17 +269,35 @@ export class AdjointService {
     const extras =
       where === "inline" ? this.run.batch(entry, plan, batch, ctx, deadline) : await this.run.onPool(entry, batch, cost, ctx, deadline);
     // Outgrew the event loop's budget: the plan is marked, so this runs again on the pool.
-    if (extras === undefined) return this.compute(entry, input, ctx, true);
+    if (extras === undefined) return this.compute(entry, input, ctx, true, undefined, lent);
     const { allowNonFinite } = head;
     if (input.points !== undefined) {
-      const results = rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, (i) => `points[${i}]`, plan.annotations);
-      releaseShared(batch.inputs, batch.outputs);
+      const results = rowsOf(
+        batch.layout,
+        batch.outputs,
+        extras,
+        allowNonFinite,
+        (i) => `points[${i}]`,
+        plan.annotations,
+        lent !== undefined,
+      );
+      this.giveBack(batch, lent);
       return { ...head, results };
     }
-    // Columns are views of the outputs, which the answer keeps; only the inputs are done with.
+    // Columns are views of the outputs: the answer keeps them, unless it is lent them until it is encoded.
     const columns = columnsOf(batch.layout, batch.outputs, extras, allowNonFinite, plan.annotations);
     releaseShared(batch.inputs);
+    lent?.hold(batch.outputs);
     return { ...head, columns };
+  }
+
+  /** A finished batch's memory back to the pool: the outputs only once the answer is encoded, when it views them. */
+  private giveBack(batch: Batch, lent: LentMemory | undefined): void {
+    if (lent === undefined) releaseShared(batch.inputs, batch.outputs);
+    else {
+      releaseShared(batch.inputs);
+      lent.hold(batch.outputs);
+    }
   }
 
   /**

@@ -27,7 +27,10 @@ function nonFiniteError(report: Evaluation["nonFinite"], field: string): Adjoint
   );
 }
 
-/** One answer row per point of a batch, copied out of its memory, the non-finite policy enforced. */
+/**
+ * One answer row per point of a batch, the non-finite policy enforced: copied out of its memory, or
+ * (`views`) viewing it, for an answer encoded before the memory is given back (service.ts, LentMemory).
+ */
 export function rowsOf(
   layout: BatchLayout,
   outputs: Float64Array,
@@ -35,11 +38,15 @@ export function rowsOf(
   allowNonFinite: boolean,
   fieldOf: (i: number) => string,
   annotations: ModePlan["annotations"],
+  views = false,
 ): ResultRow[] {
   const rows: Record<string, unknown>[] = [];
   for (let i = 0; i < layout.count; i++) {
     const row: Record<string, unknown> = { ...annotations };
-    for (const f of layout.fields) setField(row, f, copyValue(readValue(outputs, f, i)));
+    for (const f of layout.fields) {
+      const v = readValue(outputs, f, i);
+      setField(row, f, views ? v : copyValue(v));
+    }
     rows.push(row);
   }
   const result = rows as unknown as ResultRow[];
@@ -54,7 +61,7 @@ export function rowsOf(
 
 /** A value read from a batch's memory, copied out of it (shared memory must not leak into answers). */
 function copyValue(v: Value): Value {
-  return typeof v === "number" ? v : { shape: v.shape, data: Float64Array.from(v.data) };
+  return typeof v === "number" ? v : { shape: v.shape, data: (v.data as Float64Array).slice() };
 }
 
 function extraOf(extra: PointExtra): Partial<ResultRow> {

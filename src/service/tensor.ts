@@ -2,6 +2,7 @@ import { endianness } from "node:os";
 import type { Value } from "../engine/values.js";
 import { AdjointError, exhausted, invalid } from "../errors.js";
 import { record } from "../names.js";
+import { copyBytes } from "../runtime/shared-memory.js";
 import { decodeNestedArray } from "../tensor/literal.js";
 import { formatShape, sizeOf } from "../tensor/shape.js";
 import type { ElementDType, NamedValues, TensorObject, TensorValue } from "./types.js";
@@ -60,37 +61,47 @@ function describe(x: unknown): string {
 
 const LITTLE_ENDIAN = endianness() === "LE";
 
-/** Decodes any tensor form. `input` names the function input, for the error's location. */
-export function decodeTensor(value: TensorValue, field: string, ctx: DecodeContext, input?: string): DecodedTensor {
+/**
+ * Decodes any tensor form. `input` names the function input, for the error's location. With `into`
+ * (a block of a batch's memory), a tensor object of exactly that many elements is written there,
+ * its raw bytes copied once, and its data is that block; any other value is decoded as without it.
+ */
+export function decodeTensor(value: TensorValue, field: string, ctx: DecodeContext, input?: string, into?: Float64Array): DecodedTensor {
   if (typeof value === "number" || typeof value === "string") {
     ctx.charge(1, field);
     return { shape: [], data: Float64Array.of(ctx.number(value, field, input)) };
   }
   if (Array.isArray(value)) return decodeNested(value, field, ctx, input);
-  if (typeof value === "object" && value !== null) return decodeObject(value as TensorObject, field, ctx, input);
+  if (typeof value === "object" && value !== null) return decodeObject(value as TensorObject, field, ctx, input, into);
   throw invalid(`${field} must be a number, nested arrays of numbers, or a tensor {shape, data | base64 | binary}`, { field, input });
 }
 
-/** A value as the engine takes it: a number for a scalar, else {shape, data}. */
-export function decodeValue(value: TensorValue, field: string, ctx: DecodeContext, input?: string): Value {
+/** A value as the engine takes it: a number for a scalar, else {shape, data} (see decodeTensor for `into`). */
+export function decodeValue(value: TensorValue, field: string, ctx: DecodeContext, input?: string, into?: Float64Array): Value {
   if (typeof value === "number") {
     ctx.charge(1, field);
     return ctx.number(value, field, input);
   }
-  const t = decodeTensor(value, field, ctx, input);
+  const t = decodeTensor(value, field, ctx, input, into);
   return t.shape.length === 0 ? t.data[0] : t;
 }
 
 /**
  * Values by name (a point, a tangent, a cotangent). Names, shapes and types are checked against the
- * function by the engine, whose messages name the field and both shapes.
+ * function by the engine, whose messages name the field and both shapes. `into` gives the block of
+ * memory a name's tensor may be decoded straight into (see decodeTensor).
  */
-export function decodeValues(values: NamedValues, field: string, ctx: DecodeContext): Record<string, Value> {
+export function decodeValues(
+  values: NamedValues,
+  field: string,
+  ctx: DecodeContext,
+  into?: (name: string) => Float64Array | undefined,
+): Record<string, Value> {
   if (typeof values !== "object" || values === null || Array.isArray(values)) {
     throw invalid(`${field} must be an object mapping names to values`, { field });
   }
   const out = record<Value>();
-  for (const name of Object.keys(values)) out[name] = decodeValue(values[name], `${field}.${name}`, ctx, name);
+  for (const name of Object.keys(values)) out[name] = decodeValue(values[name], `${field}.${name}`, ctx, name, into?.(name));
   return out;
 }
 
@@ -109,7 +120,7 @@ function decodeNested(value: readonly unknown[], field: string, ctx: DecodeConte
   }
 }
 
-function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?: string): DecodedTensor {
+function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?: string, into?: Float64Array): DecodedTensor {
   const shape = t.shape;
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
     throw invalid(`${field}.shape must be an array of non-negative integers`, { field: `${field}.shape`, input });
@@ -123,6 +134,7 @@ function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?
     });
   }
   ctx.charge(size, field);
+  const destination = into !== undefined && into.length === size ? into : undefined;
   if (t.data !== undefined) {
     if (!Array.isArray(t.data)) throw invalid(`${field}.data must be a flat array of numbers`, { field: `${field}.data`, input });
     if (t.data.length !== size) {
@@ -131,7 +143,7 @@ function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?
         input,
       });
     }
-    const data = new Float64Array(size);
+    const data = destination ?? new Float64Array(size);
     for (let i = 0; i < size; i++) data[i] = ctx.number(t.data[i], `${field}.data[${i}]`, input);
     return { shape, data };
   }
@@ -171,11 +183,10 @@ function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?
       },
     );
   }
-  const data = readLittleEndian(bytes, dtype, size, where, input);
+  const data = readLittleEndian(bytes, dtype, size, where, input, destination);
   if (!ctx.allowNonFinite) {
-    for (let i = 0; i < size; i++) {
-      if (!Number.isFinite(data[i])) ctx.number(data[i], `${where}[${i}]`, input);
-    }
+    const bad = firstNonFiniteFloat64(data);
+    if (bad >= 0) ctx.number(data[bad], `${where}[${bad}]`, input);
   }
   return { shape, data };
 }
@@ -183,23 +194,48 @@ function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?
 /** Bytes per element of each dtype a raw tensor may have. */
 const WIDTH: Readonly<Record<ElementDType, number>> = { float64: 8, float32: 4, int32: 4, int64: 8 };
 
+/** Index of the first non-finite element, or −1 (a loop of its own: monomorphic, so it stays fast). */
+function firstNonFiniteFloat64(data: Float64Array): number {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
+  return -1;
+}
+
 /**
- * Raw elements as float64. Integers (class labels sent as int32 or int64) become the same numbers
- * exactly; an int64 beyond ±(2^53 − 1) may have no exact float64, so it is refused rather than rounded.
+ * Raw elements as float64, written into `into` when given (a block of a batch's memory: the bytes are
+ * copied once, whatever their alignment). Integers (class labels sent as int32 or int64) become the
+ * same numbers exactly; an int64 beyond ±(2^53 − 1) may have no exact float64, so it is refused
+ * rather than rounded.
  */
-function readLittleEndian(bytes: Uint8Array, dtype: ElementDType, size: number, where: string, input?: string): Float64Array {
+function readLittleEndian(
+  bytes: Uint8Array,
+  dtype: ElementDType,
+  size: number,
+  where: string,
+  input?: string,
+  into?: Float64Array,
+): Float64Array {
   const width = WIDTH[dtype];
+  if (LITTLE_ENDIAN && dtype === "float64" && into !== undefined) {
+    copyBytes(new Uint8Array(into.buffer, into.byteOffset, into.byteLength), bytes);
+    return into;
+  }
   if (LITTLE_ENDIAN && bytes.byteOffset % width === 0) {
     // Aligned float64 data is used where it lies (the caller copies it once, into the batch's memory).
     if (dtype === "float64") return new Float64Array(bytes.buffer, bytes.byteOffset, size);
-    if (dtype === "float32") return Float64Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, size));
-    if (dtype === "int32") return Float64Array.from(new Int32Array(bytes.buffer, bytes.byteOffset, size));
+    const elements = dtype === "float32" ? new Float32Array(bytes.buffer, bytes.byteOffset, size) : undefined;
+    const ints = dtype === "int32" ? new Int32Array(bytes.buffer, bytes.byteOffset, size) : undefined;
+    const source = elements ?? ints;
+    if (source !== undefined) {
+      if (into === undefined) return Float64Array.from(source);
+      into.set(source);
+      return into;
+    }
   }
   // Unaligned float64 (a protobuf bytes field lies wherever the message puts it): one copy to an
   // aligned buffer is several times faster than reading element by element.
   if (LITTLE_ENDIAN && dtype === "float64") return new Float64Array(new Uint8Array(bytes).buffer, 0, size);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = new Float64Array(size);
+  const out = into ?? new Float64Array(size);
   for (let i = 0; i < size; i++) {
     if (dtype === "float64") out[i] = dv.getFloat64(i * 8, true);
     else if (dtype === "float32") out[i] = dv.getFloat32(i * 4, true);

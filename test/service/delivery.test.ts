@@ -1,0 +1,261 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CompiledFunction } from "../../src/engine/compiled-function.js";
+import type { Tensor } from "../../src/engine/values.js";
+import { ElementType } from "../../src/grpc/gen/adjoint/v1/adjoint_pb.js";
+import { compileModel, initializeParameters, type ModelDefinition } from "../../src/ir/model.js";
+import { answerJson, jsonBody, serializeJson, tensorBase64 } from "../../src/service/json-view.js";
+import type { DifferentiateOutput } from "../../src/service/types.js";
+import { rng } from "../support/numeric.js";
+import { startTestServer, type TestServer } from "./helpers.js";
+
+/**
+ * Large tensors on the pool path: a point decoded from raw bytes straight into the batch's shared
+ * memory (service/decode.ts, decodePointBatch), and an answer encoded while it still views that memory
+ * (AdjointService.differentiateEncoded). The numbers must be exactly the engine's, over every
+ * transport and form, and one request's answer must never see another's memory.
+ */
+let s: TestServer;
+beforeAll(async () => {
+  // Every request on the pool, not split: the path a training step takes.
+  s = await startTestServer({ workers: 1, inlineBudgetUs: 0 });
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+// h.weight is 200 × 200: big enough (320 kB) that its batch memory is pooled and reused (runtime/shared-memory.ts).
+const INPUTS = 200;
+const model: ModelDefinition = {
+  input: [INPUTS],
+  layers: [{ type: "dense", units: 200, name: "h" }, { type: "relu" }, { type: "dense", units: 3, name: "out" }],
+  loss: "softmax_cross_entropy",
+};
+const batch = 7;
+const compiled = compileModel(model, batch);
+const names = compiled.parameters.map((p) => p.name);
+
+/** A point of the model (x, y and the parameters), drawn from `seed`, and the engine's answer at it. */
+function pointAndAnswer(seed: number) {
+  const params = initializeParameters(compiled.parameters, seed);
+  const next = rng(seed);
+  const x = Float64Array.from({ length: batch * INPUTS }, () => next() * 2 - 1);
+  const y = Float64Array.from({ length: batch }, (_, i) => (i + seed) % 3);
+  const tensors: [string, number[], Float64Array][] = [
+    ["x", [batch, INPUTS], x],
+    ["y", [batch], y],
+    ...Object.entries(params).map(([k, v]) => [k, [...v.shape], v.data as Float64Array] as [string, number[], Float64Array]),
+  ];
+  const local = new CompiledFunction(compiled.graph).evaluate(
+    { x: { shape: [batch, INPUTS], data: x }, y: { shape: [batch], data: y }, ...params },
+    { mode: "reverse", wrt: names },
+  );
+  return { tensors, loss: local.outputs.loss as number, gradient: local.gradient as Record<string, Tensor> };
+}
+
+const bytesOf = (a: Float64Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+const float64s = (b: Uint8Array) => Array.from(new Float64Array(Uint8Array.from(b).buffer));
+
+/** A framed binary request whose binary part starts at an odd offset, so nothing in it is aligned. */
+function framedBody(tensors: [string, number[], Float64Array][], poison?: { name: string; at: number }) {
+  const point: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, shape, data] of tensors) {
+    point[name] = { shape, dtype: "float64", binary: { offset, length: data.byteLength } };
+    offset += data.byteLength;
+  }
+  let header = JSON.stringify({ function: { model }, point });
+  if (Buffer.byteLength(header) % 2 === 0) header += " ";
+  const binary = Buffer.concat(tensors.map(([, , data]) => Buffer.from(bytesOf(data))));
+  if (poison) {
+    const at = tensors.findIndex(([n]) => n === poison.name);
+    const start = tensors.slice(0, at).reduce((n, [, , d]) => n + d.byteLength, 0);
+    binary.writeDoubleLE(Number.NaN, start + poison.at * 8);
+  }
+  return { body: Buffer.concat([Buffer.from(header), binary]), headerLength: Buffer.byteLength(header) };
+}
+
+async function postFramed(body: Buffer, headerLength: number) {
+  const res = await fetch(`${s.base}/v1/differentiate`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/vnd.adjoint+binary",
+      "adjoint-header-length": String(headerLength),
+      accept: "application/vnd.adjoint+binary",
+    },
+    body,
+  });
+  return {
+    status: res.status,
+    bytes: Buffer.from(await res.arrayBuffer()),
+    headerLength: Number(res.headers.get("adjoint-header-length")),
+  };
+}
+
+/** The loss and gradients of a framed binary answer. */
+function readFramed(bytes: Buffer, n: number) {
+  const answer = JSON.parse(bytes.subarray(0, n).toString()) as {
+    value: number;
+    gradient: Record<string, { shape: number[]; binary: { offset: number; length: number } }>;
+  };
+  const gradient: Record<string, number[]> = {};
+  for (const [name, t] of Object.entries(answer.gradient))
+    gradient[name] = float64s(bytes.subarray(n + t.binary.offset, n + t.binary.offset + t.binary.length));
+  return { loss: answer.value, gradient };
+}
+
+function expectExact(got: { loss: number; gradient: Record<string, ArrayLike<number>> }, want: ReturnType<typeof pointAndAnswer>) {
+  expect(Object.is(got.loss, want.loss)).toBe(true);
+  expect(Object.keys(got.gradient).sort()).toEqual([...names].sort());
+  for (const name of names) expect(Array.from(got.gradient[name])).toEqual(Array.from(want.gradient[name].data));
+}
+
+describe("a model step with its tensors as bytes, on the pool", () => {
+  it("answers the engine's numbers exactly in the binary framing, its binary part unaligned", async () => {
+    const want = pointAndAnswer(3);
+    const { body, headerLength } = framedBody(want.tensors);
+    const r = await postFramed(body, headerLength);
+    expect(r.status).toBe(200);
+    expectExact(readFramed(r.bytes, r.headerLength), want);
+  });
+
+  it("answers the engine's numbers exactly over gRPC with raw bytes", async () => {
+    const want = pointAndAnswer(4);
+    const g = await s.differentiate({
+      function: { source: { case: "model", value: model as never } },
+      point: {
+        tensors: Object.fromEntries(
+          want.tensors.map(([name, shape, data]) => [name, { shape, dtype: ElementType.FLOAT64, raw: new Uint8Array(bytesOf(data)) }]),
+        ),
+      },
+    });
+    const result = g.result;
+    const gradient = Object.fromEntries(names.map((n) => [n, float64s(result?.gradient[n]?.raw ?? new Uint8Array())]));
+    expectExact({ loss: result?.outputs.loss?.values[0] as number, gradient }, want);
+  });
+
+  it("answers the engine's numbers exactly as JSON with base64 tensors, asked for in base64", async () => {
+    const want = pointAndAnswer(5);
+    const point = Object.fromEntries(
+      want.tensors.map(([name, shape, data]) => [name, { shape, dtype: "float64", base64: bytesOf(data).toString("base64") }]),
+    );
+    const r = await s.post("/v1/differentiate", { function: { model }, point, encoding: "base64" });
+    expect(r.status).toBe(200);
+    const gradient = Object.fromEntries(
+      Object.entries(r.body.gradient as Record<string, { base64: string }>).map(([n, t]) => [n, float64s(Buffer.from(t.base64, "base64"))]),
+    );
+    expectExact({ loss: r.body.value as number, gradient }, want);
+  });
+
+  it("keeps each answer its own when requests run together and their batch memory is reused", async () => {
+    const wants = [6, 7, 8, 9, 10, 11].map(pointAndAnswer);
+    const answers = await Promise.all(
+      wants.map((w) => {
+        const { body, headerLength } = framedBody(w.tensors);
+        return postFramed(body, headerLength);
+      }),
+    );
+    answers.forEach((r, i) => {
+      expect(r.status).toBe(200);
+      expectExact(readFramed(r.bytes, r.headerLength), wants[i]);
+    });
+    // And once more one after another, each batch reusing the memory the one before gave back.
+    for (const w of wants.slice(0, 3)) {
+      const { body, headerLength } = framedBody(w.tensors);
+      const r = await postFramed(body, headerLength);
+      expectExact(readFramed(r.bytes, r.headerLength), w);
+    }
+  });
+
+  it("refuses a non-finite number in the bytes, naming the element, as before", async () => {
+    const want = pointAndAnswer(12);
+    const { body, headerLength } = framedBody(want.tensors, { name: "h.weight", at: 4 });
+    const r = await postFramed(body, headerLength);
+    expect(r.status).toBe(400);
+    const problem = JSON.parse(r.bytes.toString()) as { detail: string; field: string; input: string };
+    expect(problem.detail).toBe("point.h.weight.binary[4] is NaN; non-finite values are rejected unless the request sets allowNonFinite");
+    expect(problem.field).toBe("point.h.weight.binary[4]");
+    expect(problem.input).toBe("h.weight");
+  });
+
+  it("refuses bytes of the wrong shape in the engine's words", async () => {
+    const want = pointAndAnswer(13);
+    const tensors = want.tensors.map(([n, shape, d]) => [n, n === "out.weight" ? [...shape].reverse() : shape, d]) as typeof want.tensors;
+    const { body, headerLength } = framedBody(tensors);
+    const r = await postFramed(body, headerLength);
+    expect(r.status).toBe(400);
+    expect((JSON.parse(r.bytes.toString()) as { detail: string }).detail).toMatch(
+      /^point\.out\.weight has shape \[3, 200\], but the function declares \[200, 3\]/,
+    );
+  });
+});
+
+describe("AdjointService.differentiateEncoded", () => {
+  it("hands the encoder the same answer differentiate gives, viewing shared memory it then reuses", async () => {
+    const want = pointAndAnswer(14);
+    const point = Object.fromEntries(
+      want.tensors.map(([name, shape, data]) => [name, { shape, dtype: "float64" as const, bytes: new Uint8Array(bytesOf(data)) }]),
+    );
+    const input = { function: { model }, point };
+    const copied = await s.app.service.differentiate(input);
+    const seen: SharedArrayBuffer[] = [];
+    const encode = (out: DifferentiateOutput) => {
+      const grad = out.result?.gradient as Record<string, Tensor>;
+      seen.push((grad["h.weight"].data as Float64Array).buffer as SharedArrayBuffer);
+      return { loss: out.result?.outputs.loss as number, gradient: Object.fromEntries(names.map((n) => [n, Array.from(grad[n].data)])) };
+    };
+    const first = await s.app.service.differentiateEncoded(input, {}, encode);
+    const second = await s.app.service.differentiateEncoded(input, {}, encode);
+    await s.app.service.differentiateEncoded(input, {}, encode);
+    expectExact(first, want);
+    expectExact(second, want);
+    const copiedGradient = copied.result?.gradient as Record<string, Tensor>;
+    expectExact(
+      { loss: copied.result?.outputs.loss as number, gradient: Object.fromEntries(names.map((n) => [n, copiedGradient[n].data])) },
+      want,
+    );
+    for (const b of seen) expect(b).toBeInstanceOf(SharedArrayBuffer);
+    // Given back once each answer was encoded, the memory served the next requests (as inputs or outputs).
+    expect(new Set(seen).size).toBeLessThan(seen.length);
+    // The copy differentiate answers with is its own memory, not the batch's.
+    expect(copiedGradient["h.weight"].data).toBeInstanceOf(Float64Array);
+    expect((copiedGradient["h.weight"].data as Float64Array).buffer).not.toBeInstanceOf(SharedArrayBuffer);
+  });
+
+  it("refuses an encoder that returns a promise, and still gives the memory back", async () => {
+    const want = pointAndAnswer(15);
+    const point = Object.fromEntries(want.tensors.map(([name, shape, data]) => [name, { shape, data: Array.from(data) }]));
+    await expect(s.app.service.differentiateEncoded({ function: { model }, point }, {}, async () => 1)).rejects.toThrow(
+      /encode must be synchronous/,
+    );
+  });
+});
+
+describe("a JSON answer with base64 tensors", () => {
+  it("is byte for byte the serialized answer, with −0, non-finite numbers and names of any script", () => {
+    const out: DifferentiateOutput = {
+      id: "fn_test",
+      mode: "reverse",
+      allowNonFinite: true,
+      result: {
+        outputs: { "loss — λ": -0 },
+        gradient: {
+          "w\u00e9ight": { shape: [2, 3], data: Float64Array.of(1, -0, Number.NaN, Number.POSITIVE_INFINITY, 1e-310, -2.5) },
+          b: { shape: [0], data: new Float64Array(0) },
+          c: Number.NEGATIVE_INFINITY,
+        },
+      },
+    };
+    const bytes = answerJson(out, tensorBase64);
+    expect(Buffer.isBuffer(bytes)).toBe(true);
+    expect(Buffer.from(bytes).equals(Buffer.from(serializeJson(jsonBody(out, tensorBase64), true)))).toBe(true);
+    const parsed = JSON.parse(bytes.toString()) as { gradient: Record<string, { base64: string }> };
+    expect(float64s(Buffer.from(parsed.gradient["w\u00e9ight"].base64, "base64"))).toEqual([
+      1,
+      -0,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      1e-310,
+      -2.5,
+    ]);
+  });
+});
