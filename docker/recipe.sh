@@ -30,7 +30,9 @@ case "${1:-}" in
     # which large request buffers fragment the heap). Without these a burst of large requests leaves
     # hundreds of MB resident for nothing (docs/service.md).
     export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
-    exec node dist/src/main.js
+    # A large initial old generation for the main thread: megabyte request and answer buffers otherwise
+    # set off a full collection every few large calls (workers keep V8's own sizing, runtime/pool.ts).
+    exec node --initial-old-space-size=128 dist/src/main.js
     ;;
   health)
     exec node -e '

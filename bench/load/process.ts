@@ -37,16 +37,19 @@ export async function startProcess(
   throw new Error(`${command} ${args.join(" ")} did not start (see ${log}):\n${readFileSync(log, "utf8").slice(-2000)}`);
 }
 
+/** The V8 flags of the start script (package.json "start", docker/recipe.sh). */
+export const SERVICE_NODE_FLAGS = ["--initial-old-space-size=128"];
+
 /**
  * Starts the service as `npm start` does (dist/src/main.js on its defaults, info logs included, with the
- * start script's malloc settings) on 127.0.0.1 and free ports, through a link named
+ * start script's malloc settings and V8 flags) on 127.0.0.1 and free ports, through a link named
  * adjoint-load-service.js so that it is easy to tell apart in ps and top. `env` adds settings.
  */
 export function startService(root: string, env: NodeJS.ProcessEnv = {}): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), "adjoint-load-"));
   const entry = join(dir, "adjoint-load-service.js");
   symlinkSync(join(root, "dist/src/main.js"), entry);
-  return startProcess(process.execPath, [entry], "adjoint is serving", {
+  return startProcess(process.execPath, [...SERVICE_NODE_FLAGS, entry], "adjoint is serving", {
     env: {
       ...process.env,
       MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "2",

@@ -17,6 +17,14 @@ export interface Program {
    * in place, without a copy; it must not change until the run that reads it is over.
    */
   useInput(k: number, value: number | ArrayLike<number>): void;
+  /**
+   * Makes the runs until releaseOutputs write result `node` straight into `target`, where the program
+   * stores the result on its own in memory of the target's type and length; false (nothing bound, the
+   * caller copies the result out after the run) otherwise.
+   */
+  useOutput(node: number, target: TensorData): boolean;
+  /** Undoes every useOutput: later runs no longer touch the targets. */
+  releaseOutputs(): void;
   run(): void;
   /** A node's value after `run`: a number for scalars, row-major elements for tensors. */
   read(node: number): number | TensorData;
@@ -41,6 +49,10 @@ class ScalarAdapter implements Program {
   useInput(k: number, value: number | ArrayLike<number>): void {
     this.setInput(k, value);
   }
+  useOutput(): boolean {
+    return false;
+  }
+  releaseOutputs(): void {}
   run(): void {
     this.program.run();
   }
@@ -62,6 +74,12 @@ class TensorAdapter implements Program {
     if (ArrayBuffer.isView(value) && value.constructor === own.constructor && (value as TensorData).length === own.length) {
       this.program.bindInput(k, value as TensorData);
     } else this.program.setInput(k, value);
+  }
+  useOutput(node: number, target: TensorData): boolean {
+    return this.program.tryBindOutput(node, target);
+  }
+  releaseOutputs(): void {
+    this.program.releaseOutputs();
   }
   run(): void {
     this.program.run();

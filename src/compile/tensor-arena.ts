@@ -18,12 +18,28 @@ interface Reference {
  */
 export class ArenaBinder {
   private readonly references: Reference[] = [];
+  /** Each buffer's own view of the arena, for undoing a binding. */
+  readonly own: readonly TensorData[];
+  /** Buffers holding constant data, written once when the program is built: never bound to other memory. */
+  private readonly constants = new Set<number>();
 
   constructor(
     readonly arena: SharedArrayBuffer,
     /** The array each buffer is read and written through now: its arena view, or the memory bound to it. */
     readonly views: TensorData[],
-  ) {}
+  ) {
+    this.own = [...views];
+  }
+
+  /** Writes a constant into its buffer, once, and marks the buffer as one no step writes. */
+  writeConstant(buffer: number, data: ArrayLike<number>): void {
+    this.own[buffer].set(data);
+    this.constants.add(buffer);
+  }
+
+  isConstant(buffer: number): boolean {
+    return this.constants.has(buffer);
+  }
 
   hold(holder: TensorData[], index: number, buffer: number, offset = 0, length?: number): void {
     this.references.push({ holder, index, buffer, offset, length });

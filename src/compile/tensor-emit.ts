@@ -31,7 +31,7 @@ export function emitSteps(plan: TensorPlan, binder: ArenaBinder): { steps: Step[
     if (nest.length === 0) return;
     const head = plan.tasks[nest[0]];
     if (head.kind === "const") {
-      binder.views[(plan.locations[head.node] as BufferLocation).buffer].set(head.data);
+      binder.writeConstant((plan.locations[head.node] as BufferLocation).buffer, head.data);
       return;
     }
     const label = nest.map((t) => plan.label(plan.tasks[t].node)).join(" + ");

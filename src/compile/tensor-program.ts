@@ -30,6 +30,8 @@ export class TensorProgram {
   private readonly binder: ArenaBinder;
   private readonly inputBufferIds: number[];
   private readonly arenaInputs: TensorData[];
+  /** Buffers of results bound to caller memory by bindOutput or tryBindOutput. */
+  private readonly boundOutputs = new Set<number>();
   private readonly graph: Graph;
 
   constructor(
@@ -80,22 +82,48 @@ export class TensorProgram {
    * memory, say. The node must be a kept result stored on its own, and `data` of its type and size.
    */
   bindOutput(node: number, data: TensorData): void {
-    const loc = this.locations[node];
-    const shape = this.graph.nodes[node].shape;
-    const own = loc?.kind === "buffer" ? this.binder.views[loc.buffer] : undefined;
-    if (
-      loc?.kind !== "buffer" ||
-      !own ||
-      loc.offset !== 0 ||
-      !isContiguous(shape, loc) ||
-      own.length !== sizeOf(shape) ||
-      this.inputBufferIds.includes(loc.buffer)
-    ) {
-      throw new Error(`node ${node} is not a result stored on its own`);
-    }
+    const buffer = this.resultBuffer(node);
+    if (buffer === undefined) throw new Error(`node ${node} is not a result stored on its own`);
+    const own = this.binder.own[buffer];
     if (data.constructor !== own.constructor || data.length !== own.length)
       throw new Error(`node ${node} needs a ${own.constructor.name} of ${own.length} elements`);
-    this.binder.rebind(loc.buffer, data);
+    this.binder.rebind(buffer, data);
+    this.boundOutputs.add(buffer);
+  }
+
+  /**
+   * Like bindOutput, for a caller that copies the result itself where it cannot be bound: false, and
+   * nothing bound, when the node is not a result stored on its own, when `data` is not of its type and
+   * size, or when another result bound since the last releaseOutputs is stored in the same buffer.
+   */
+  tryBindOutput(node: number, data: TensorData): boolean {
+    const buffer = this.resultBuffer(node);
+    if (buffer === undefined || this.boundOutputs.has(buffer)) return false;
+    const own = this.binder.own[buffer];
+    if (data.constructor !== own.constructor || data.length !== own.length) return false;
+    this.binder.rebind(buffer, data);
+    this.boundOutputs.add(buffer);
+    return true;
+  }
+
+  /** Gives every bound result its own arena buffer back: later runs no longer touch the memory bound to them. */
+  releaseOutputs(): void {
+    for (const buffer of this.boundOutputs) this.binder.rebind(buffer, this.binder.own[buffer]);
+    this.boundOutputs.clear();
+  }
+
+  /**
+   * The buffer of a result that is stored whole and alone in it, which every run writes: not a view,
+   * not an input, not a constant (written once, when the program is built), not an unused buffer.
+   */
+  private resultBuffer(node: number): number | undefined {
+    const loc = this.locations[node];
+    if (loc?.kind !== "buffer" || loc.offset !== 0) return undefined;
+    const shape = this.graph.nodes[node].shape;
+    const own = this.binder.own[loc.buffer];
+    if (!own || !isContiguous(shape, loc) || own.length !== sizeOf(shape)) return undefined;
+    if (this.inputBufferIds.includes(loc.buffer) || this.binder.isConstant(loc.buffer)) return undefined;
+    return loc.buffer;
   }
 
   private rebind(k: number, data: TensorData): void {

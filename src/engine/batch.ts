@@ -3,9 +3,10 @@ import { invalid } from "../errors.js";
 import type { Budget } from "../ir/budget.js";
 import { vectorize } from "../ir/vectorize.js";
 import { own } from "../names.js";
+import { sizeOf } from "../tensor/shape.js";
 import type { CompiledFunction, EvaluateRequest, Prepared } from "./compiled-function.js";
 import { type BatchPlan, modeOf } from "./modes/index.js";
-import { firstNonFinite } from "./values.js";
+import { firstNonFinite, type NamedValues } from "./values.js";
 
 /** Most points per pass of a vectorised program: long enough to amortise a call, short enough for cache. */
 export const LANES = 512;
@@ -118,6 +119,44 @@ export function evaluateVectorized(
     });
   }
   return true;
+}
+
+/**
+ * Evaluates one point by the request's batch plan with every result written straight into its target
+ * (result k of the plan into `out[k]`, of the result's size): the program's result buffers are bound
+ * to the targets for the run, so that nothing the size of a result is allocated or copied, and the
+ * targets are checked for non-finite values in place. Returns false when the point takes the general
+ * path, `fn.evaluate`, which writes the same numbers: modes without a plan, traces, tangents and
+ * cotangents (decoded per request there), a target of another size, and non-finite results (their
+ * diagnosis is the general path's). The point's values are checked for names, shapes and integer
+ * types, not for finiteness: a batch's inputs were checked against the request's policy when decoded.
+ */
+export function evaluatePointInto(
+  fn: CompiledFunction,
+  request: EvaluateRequest,
+  point: NamedValues,
+  out: readonly Float64Array[],
+): boolean {
+  if (request.trace) return false;
+  const plan = planBatch(fn, request);
+  if (plan === undefined || plan.inputs.some((input) => input.kind !== "point")) return false;
+  const { program, results, graph } = plan.prepared;
+  if (results.some((node, k) => out[k]?.length !== sizeOf(graph.nodes[node].shape))) return false;
+  const inputs = fn.pointValues(point, true);
+  try {
+    for (let k = 0; k < inputs.length; k++) program.useInput(k, inputs[k]);
+    // A result the program cannot write in place (a view, a constant, one stored with another) is copied out.
+    const copied = results.flatMap((node, k) => (program.useOutput(node, out[k]) ? [] : [k]));
+    program.run();
+    for (const k of copied) {
+      const v = program.read(results[k]);
+      if (typeof v === "number") out[k][0] = v;
+      else out[k].set(v);
+    }
+  } finally {
+    program.releaseOutputs();
+  }
+  return out.every((target) => firstNonFinite(target) < 0);
 }
 
 /** Index of the first point whose results hold a non-finite value (it then deserves a diagnosis), or −1. */

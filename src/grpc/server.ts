@@ -17,6 +17,7 @@ import type { CallContext, DifferentiateOutput } from "../service/types.js";
 import { CallRecord, type CallReporting, callContext, decode, type ServerCall, status } from "./call.js";
 import { differentiateInput, differentiateResponse, functionInfo, functionSpec, listOpsResponse } from "./convert.js";
 import { grpcServiceDefinition, reflectionPackage } from "./definition.js";
+import { directResponseBytes } from "./direct-response.js";
 import {
   AdjointService as AdjointServiceDesc,
   DifferentiateRequestSchema,
@@ -29,7 +30,6 @@ import {
   RegisterFunctionRequestSchema,
 } from "./gen/adjoint/v1/adjoint_pb.js";
 import { minimizeHandler } from "./minimize.js";
-import { scalarResponseBytes } from "./scalar-response.js";
 
 export const SERVICE_NAME = AdjointServiceDesc.typeName;
 
@@ -186,9 +186,9 @@ function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<B
   };
 }
 
-/** An answer as its encoded bytes when it is all scalars (scalar-response.ts), else as a message. */
+/** An answer as its encoded bytes when it is one point of scalars and tensors (direct-response.ts), else as a message. */
 function answerMessage(out: DifferentiateOutput, sequence = 0): DifferentiateResponse | Uint8Array {
-  return scalarResponseBytes(out, sequence) ?? differentiateResponse(out, sequence);
+  return directResponseBytes(out, sequence) ?? differentiateResponse(out, sequence);
 }
 
 /** Adds the adjoint service's handlers to the server. */

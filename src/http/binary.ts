@@ -1,5 +1,5 @@
 import { invalid } from "../errors.js";
-import { copyBytes } from "../runtime/shared-memory.js";
+import { copyBytes, pooledBytes } from "../runtime/shared-memory.js";
 import { jsonBody, serializeJson } from "../service/json-view.js";
 import { toLittleEndianBytes } from "../service/tensor.js";
 import type { DifferentiateOutput } from "../service/types.js";
@@ -58,7 +58,8 @@ export class BinaryWriter {
   frame(headerText: string): { body: Buffer; headerLength: number } {
     const header = Buffer.from(headerText, "utf8");
     // Not Buffer.concat: the parts may view a batch's shared memory (service.differentiateEncoded).
-    const body = Buffer.allocUnsafe(header.byteLength + this.length);
+    // A large answer in pooled memory (the caller gives it back once it is sent).
+    const body = pooledBytes(header.byteLength + this.length);
     header.copy(body, 0);
     let at = header.byteLength;
     for (const part of this.parts) {

@@ -1,8 +1,9 @@
-import { Transform } from "node:stream";
+import { type Readable, Transform } from "node:stream";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AdjointError } from "../errors.js";
+import { releaseShared } from "../runtime/shared-memory.js";
 import { AccessSampler } from "../service/access-log.js";
 import { type Admission, LARGE_BODY, overloaded, type ShedReason } from "../service/admission.js";
 import { answerJson, tensorBase64, tensorJson } from "../service/json-view.js";
@@ -10,6 +11,7 @@ import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
 import type { CallContext, DifferentiateInput, FunctionSpec } from "../service/types.js";
 import { BINARY_TYPE, BINARY_TYPES, binaryAnswer, HEADER_LENGTH, splitFrame } from "./binary.js";
+import { type BodyLease, readBody } from "./body.js";
 import { fromFastifyError, malformedJson, sendProblem } from "./errors.js";
 import { minimizeRoute } from "./minimize-route.js";
 import { loadOpenApi, ref, SCHEMA_ID } from "./openapi.js";
@@ -32,6 +34,10 @@ declare module "fastify" {
     binaryPart?: Uint8Array;
     /** Body bytes this request holds of the admission budget (undefined: not counted). */
     admitted?: number;
+    /** The pooled memory the body was read into (body.ts), given back when the exchange is over. */
+    bodyLease?: BodyLease;
+    /** The response, for the body's reader: its memory is held until the response closes. */
+    response?: FastifyReply["raw"];
   }
 }
 
@@ -49,43 +55,82 @@ export async function adjointRoutes(
   app.addSchema({ $id: SCHEMA_ID, components: openapi.doc.components });
   app.decorateRequest("binaryPart", undefined);
   app.decorateRequest("admitted", undefined);
+  app.decorateRequest("bodyLease", undefined);
+  app.decorateRequest("response", undefined);
 
   // JSON with fastify's own protections (prototype poisoning), and the parser's words when it fails.
   const defaultJson = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
-  const parseJson = (request: FastifyRequest, body: Buffer, done: (err: Error | null, value?: unknown) => void) => {
+  type Done = (err: Error | null, value?: unknown) => void;
+  const parseJson = (request: FastifyRequest, body: Buffer, done: Done) => {
     const text = body.toString();
     defaultJson(request, text, (err, value) => {
       if (err && (err as { code?: string }).code !== "FST_ERR_CTP_EMPTY_JSON_BODY") done(malformedJson(text), undefined);
       else done(err as Error | null, value);
     });
   };
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, raw, done) => {
-    const body = raw as Buffer;
+  // No parseAs: the parsers take the stream and read it themselves (body.ts), within the route's bodyLimit.
+  const read = (request: FastifyRequest, payload: Readable, done: Done, parse: (body: Buffer) => void, shift?: number) =>
+    readBody(
+      request,
+      payload,
+      request.routeOptions.bodyLimit ?? Number.POSITIVE_INFINITY,
+      (lease) => {
+        if (request.bodyLease === undefined) request.response?.once("close", () => request.bodyLease?.let());
+        request.bodyLease = lease;
+      },
+      (err, body) => (err === null ? parse(body as Buffer) : done(err)),
+      shift,
+    );
+  app.addContentTypeParser("application/json", (request, payload, done) =>
+    read(request, payload, done, (body) => parseJsonBody(request, body, done)),
+  );
+  const parseJsonBody = (request: FastifyRequest, body: Buffer, done: Done) => {
     if (body.byteLength <= LARGE_BODY) return parseJson(request, body, done);
-    // A large body is read on the pool; its tensors come back as a binary part, as if framed.
+    // A large body is read on the pool; its tensors come back as a binary part, as if framed. Its memory
+    // is held while a worker reads it, even if the client leaves meanwhile.
+    const lease = request.bodyLease;
+    lease?.hold();
     service.readLargeJson(body).then(
       (split) => {
-        if (split === undefined) return parseJson(request, body, done);
-        request.binaryPart = split.binary;
-        done(null, split.header);
+        if (split === undefined) parseJson(request, body, done);
+        else {
+          request.binaryPart = split.binary;
+          done(null, split.header);
+        }
+        lease?.let();
       },
-      (e) => done(e as Error, undefined),
+      (e) => {
+        lease?.let();
+        done(e as Error, undefined);
+      },
     );
-  });
-  app.addContentTypeParser(BINARY_TYPES, { parseAs: "buffer" }, (request, body, done) => {
-    try {
-      const frame = splitFrame(body as Buffer, request.headers[HEADER_LENGTH]);
-      request.binaryPart = frame.binary;
-      defaultJson(request, frame.header, (err, value) => (err ? done(malformedJson(frame.header), undefined) : done(null, value)));
-    } catch (e) {
-      done(e as Error, undefined);
-    }
+  };
+  app.addContentTypeParser(BINARY_TYPES, (request, payload, done) => {
+    // The binary part 8-byte aligned in memory: its tensors are copied into the batch word by word.
+    const headerLength = Number(request.headers[HEADER_LENGTH]);
+    const shift = Number.isInteger(headerLength) && headerLength > 0 ? (8 - (headerLength % 8)) % 8 : 0;
+    read(
+      request,
+      payload,
+      done,
+      (body) => {
+        try {
+          const frame = splitFrame(body, request.headers[HEADER_LENGTH]);
+          request.binaryPart = frame.binary;
+          defaultJson(request, frame.header, (err, value) => (err ? done(malformedJson(frame.header), undefined) : done(null, value)));
+        } catch (e) {
+          done(e as Error, undefined);
+        }
+      },
+      shift,
+    );
   });
 
   // Callback-style hooks: an async hook costs a promise per request, more than what these do.
   app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
+    request.response = reply.raw;
     if (admission === undefined) return done();
     const answered = admit(admission, request, reply, waitMs);
     if (answered === false) done();
@@ -121,12 +166,20 @@ export async function adjointRoutes(
 
   app.post<{ Body: DifferentiateInput }>("/v1/differentiate", { schema: { body: ref("DifferentiateRequest") } }, async (request, reply) => {
     const ctx = new HttpCallContext(request, reply);
-    if (wantsBinary(request)) {
-      const { body, headerLength } = await service.differentiateEncoded(request.body, ctx, binaryAnswer);
-      return reply.type(BINARY_TYPE).header(HEADER_LENGTH, String(headerLength)).send(body);
+    // The binary part views the body's memory, which the request may read after a wait (a slot for a
+    // large answer): held until the answer is made, even if the client leaves first.
+    const lease = request.bodyLease;
+    lease?.hold();
+    try {
+      if (wantsBinary(request)) {
+        const { body, headerLength } = await service.differentiateEncoded(request.body, ctx, binaryAnswer);
+        return sendPooled(reply.type(BINARY_TYPE).header(HEADER_LENGTH, String(headerLength)), body);
+      }
+      const tensors = request.body.encoding === "base64" ? tensorBase64 : tensorJson;
+      return sendPooled(reply.type(JSON_TYPE), await service.differentiateEncoded(request.body, ctx, (out) => answerJson(out, tensors)));
+    } finally {
+      lease?.let();
     }
-    const tensors = request.body.encoding === "base64" ? tensorBase64 : tensorJson;
-    return reply.type(JSON_TYPE).send(await service.differentiateEncoded(request.body, ctx, (out) => answerJson(out, tensors)));
   });
 
   minimizeRoute(app, service);
@@ -220,6 +273,12 @@ function countingStream(admission: Admission, request: FastifyRequest, reply: Fa
       callback(null, chunk);
     },
   });
+}
+
+/** Sends an answer; one made in pooled memory (a large one) goes back to the pool once the response is over. */
+function sendPooled(reply: FastifyReply, body: string | Buffer): FastifyReply {
+  if (typeof body !== "string") reply.raw.once("close", () => releaseShared(body));
+  return reply.send(body);
 }
 
 function wantsBinary(request: FastifyRequest): boolean {

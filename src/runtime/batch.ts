@@ -1,4 +1,4 @@
-import { evaluateVectorized, firstNonFinitePoint, planBatch } from "../engine/batch.js";
+import { type BatchPlan, evaluatePointInto, evaluateVectorized, firstNonFinitePoint, planBatch } from "../engine/batch.js";
 import type { CompiledFunction, EvaluateRequest, Evaluation } from "../engine/compiled-function.js";
 import { fieldValue, type Section } from "../engine/sections.js";
 import type { Value } from "../engine/values.js";
@@ -119,14 +119,22 @@ export const DIAGNOSED_POINTS = 16;
 
 /**
  * Evaluates points [start, end) of a batch, writing each result into its block: all-scalar functions
- * by the engine's vectorised pass (every op once over hundreds of points), anything else point by point.
+ * by the engine's vectorised pass (every op once over hundreds of points), anything else point by
+ * point, each point's results written by the program straight into their blocks where the request's
+ * plan allows (evaluatePointInto), else through the engine's answer.
  */
 export function evaluateRange(fn: CompiledFunction, batch: Batch, start: number, end: number): PointExtra[] {
   if (vectorized(fn, batch, start, end)) return diagnose(fn, batch, start, end);
   const { layout, inputs, outputs } = batch;
+  const direct = layout.request.trace || start >= end ? undefined : planFields(planBatch(fn, layout.request), layout, true);
   const extras: PointExtra[] = [];
   for (let i = start; i < end; i++) {
-    const evaluation = fn.evaluate(pointAt(layout, inputs, i), layout.request);
+    const point = pointAt(layout, inputs, i);
+    if (direct !== undefined) {
+      const targets = direct.map((f) => outputs.subarray(f.offset + i * f.size, f.offset + (i + 1) * f.size));
+      if (evaluatePointInto(fn, layout.request, point, targets)) continue;
+    }
+    const evaluation = fn.evaluate(point, layout.request);
     for (const field of layout.fields) {
       const v = fieldValue(evaluation, field);
       writeValue(outputs, field, i, typeof v === "number" ? v : v.data);
@@ -143,6 +151,21 @@ export function evaluateRange(fn: CompiledFunction, batch: Batch, start: number,
   return extras;
 }
 
+/**
+ * The batch's field for each of a plan's results, or undefined when one has none; with `whole`, also
+ * undefined unless the plan fills every field of the batch (a point it writes needs nothing else).
+ */
+function planFields(plan: BatchPlan | undefined, layout: BatchLayout, whole: boolean): Field[] | undefined {
+  if (plan === undefined || (whole && plan.fields.length !== layout.fields.length)) return undefined;
+  const fields: Field[] = [];
+  for (const f of plan.fields) {
+    const field = layout.fields.find((x) => x.section === f.section && x.name === f.name);
+    if (field === undefined || (whole && fields.includes(field))) return undefined;
+    fields.push(field);
+  }
+  return fields;
+}
+
 function pointAt(layout: BatchLayout, inputs: Float64Array, i: number): Record<string, Value> {
   const point = record<Value>();
   for (const slot of layout.inputs) point[slot.name] = readValue(inputs, slot, i);
@@ -152,15 +175,10 @@ function pointAt(layout: BatchLayout, inputs: Float64Array, i: number): Record<s
 /** The engine's vectorised pass over the blocks, when the function and mode allow it. */
 function vectorized(fn: CompiledFunction, { layout, inputs, outputs }: Batch, start: number, end: number): boolean {
   if (end - start < COST.vectoriseFrom) return false;
-  const plan = planBatch(fn, layout.request);
-  if (plan === undefined) return false;
+  const fields = planFields(planBatch(fn, layout.request), layout, false);
+  if (fields === undefined) return false;
   const block = (memory: Float64Array, slot: Slot) => memory.subarray(slot.offset, slot.offset + layout.count);
-  const out: Float64Array[] = [];
-  for (const f of plan.fields) {
-    const field = layout.fields.find((x) => x.section === f.section && x.name === f.name);
-    if (field === undefined) return false;
-    out.push(block(outputs, field));
-  }
+  const out = fields.map((field) => block(outputs, field));
   const point = recordOf(layout.inputs.map((slot) => [slot.name, block(inputs, slot)]));
   return evaluateVectorized(fn, layout.request, { point }, start, end, out);
 }

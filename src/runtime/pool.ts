@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { setFlagsFromString } from "node:v8";
 import type { MessagePort } from "node:worker_threads";
 import { Piscina } from "piscina";
 import type { PoolTask, TaskResult } from "./task.js";
@@ -66,6 +67,13 @@ export class WorkerPool {
   private pendingUs = 0;
 
   constructor(readonly options: PoolOptions) {
+    // The start script gives the main thread a large initial old generation (--initial-old-space-size,
+    // package.json "start"), so that megabyte request and answer buffers do not set off a full
+    // collection every few calls there. Workers are created after this and keep V8's own sizing: their
+    // heap is bounded (heapBytes below) and a worker past it is replaced, which a late first collection
+    // would bring about for nothing. V8 reads the flag when it creates an isolate, so this reaches only
+    // the isolates created from now on.
+    setFlagsFromString("--initial-old-space-size=0");
     this.piscina = new Piscina<PoolTask, TaskResult>({
       filename: options.filename ?? workerFile(),
       minThreads: options.workers,

@@ -4,6 +4,7 @@ import { everySectionValue, mapSections, SECTION_NAMES, type Section } from "../
 import type { Value } from "../engine/values.js";
 import { stringifyExact } from "../json.js";
 import { own, recordOf } from "../names.js";
+import { pooledBytes } from "../runtime/shared-memory.js";
 import { scalarAnswerJson } from "./json-scalar.js";
 import { toLittleEndianBytes } from "./tensor.js";
 import type { Column, ColumnsResult, DifferentiateOutput, ResultRow, SparseStructure } from "./types.js";
@@ -178,40 +179,55 @@ const BASE64_REFERENCE = new RegExp(`${BASE64_MARK}(\\d+)`, "g");
  * never scanned by JSON.stringify nor encoded again as UTF-8.
  */
 export function answerBase64Bytes(out: DifferentiateOutput): Buffer {
-  const texts: string[] = [];
+  const tensors: Uint8Array[] = [];
   const json = serializeJson(
     jsonBody(out, (t) => {
-      const reference = tensorBase64(t) as { base64: string };
-      texts.push(reference.base64);
-      return { ...reference, base64: `${BASE64_MARK}${texts.length - 1}` };
+      tensors.push(toLittleEndianBytes(t.data));
+      return { shape: t.shape, dtype: "float64", base64: `${BASE64_MARK}${tensors.length - 1}` };
     }),
     out.allowNonFinite,
   );
-  const pieces: string[] = [];
-  const encodings: BufferEncoding[] = [];
+  const pieces: (string | Uint8Array)[] = [];
   let length = 0;
   let from = 0;
   for (const match of json.matchAll(BASE64_REFERENCE)) {
-    // The text alone, between the quotes the JSON already has: a string of its own, written without being copied first.
-    const text = texts[Number(match[1])];
+    // The tensor alone, between the quotes the JSON already has: encoded straight into the answer's bytes.
+    const tensor = tensors[Number(match[1])];
     const before = json.slice(from, match.index);
-    pieces.push(before, text);
-    encodings.push("utf8", "latin1");
-    length += Buffer.byteLength(before) + text.length;
+    pieces.push(before, tensor);
+    length += Buffer.byteLength(before) + base64Length(tensor.byteLength);
     from = (match.index ?? 0) + match[0].length;
   }
   const rest = json.slice(from);
   pieces.push(rest);
-  encodings.push("utf8");
   length += Buffer.byteLength(rest);
-  const bytes = Buffer.allocUnsafe(length);
+  // A large answer in pooled memory (the caller gives it back once it is sent).
+  const bytes = pooledBytes(length);
   let at = 0;
-  pieces.forEach((piece, i) => {
-    at += bytes.write(piece, at, encodings[i]);
-  });
+  for (const piece of pieces) at = typeof piece === "string" ? at + bytes.write(piece, at, "utf8") : writeBase64(bytes, piece, at);
   // Every byte written, or none of this memory (not zeroed) goes out.
   if (at !== length) throw new Error(`answerBase64Bytes: wrote ${at} of ${length} bytes`);
   return bytes;
+}
+
+function base64Length(bytes: number): number {
+  return 4 * Math.ceil(bytes / 3);
+}
+
+/**
+ * Bytes of base64 text encoded per step: a multiple of 3, so that the pieces' texts join into the
+ * whole's (padding comes only at the very end), and small enough that each piece's text is a
+ * short-lived string rather than megabytes of old-generation memory.
+ */
+const BASE64_STEP = 3 * 16 * 1024;
+
+/** Writes `source` as base64 text into `target` at `at`; where it ends. */
+function writeBase64(target: Buffer, source: Uint8Array, at: number): number {
+  const view = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+  for (let from = 0; from < view.byteLength; from += BASE64_STEP) {
+    at += target.write(view.subarray(from, from + BASE64_STEP).toString("base64"), at, "latin1");
+  }
+  return at;
 }
 
 /**

@@ -50,13 +50,35 @@ export function planMode(
   limits?: PlanLimits,
 ): PlannedMode {
   if (cache === undefined || input.tangent !== undefined || input.cotangent !== undefined) return makePlan(fn, input, defaultWrt, limits);
-  const key = `${input.mode}|${input.wrt?.join(",")}|${input.trace}|${input.allowNonFinite}|${input.precision}|${input.order}|${input.method}|${input.sparse}`;
+  const key = plainRequest(input) ? PLAIN_KEY : planKey(input);
   let planned = cache.get(key) as PlannedMode | undefined;
   if (planned === undefined) {
     planned = makePlan(fn, input, defaultWrt, limits);
     cache.set(key, planned);
   }
   return planned;
+}
+
+/** The settings that shape a plan, as a cache key. */
+function planKey(input: DifferentiateInput): string {
+  return `${input.mode}|${input.wrt?.join(",")}|${input.trace}|${input.allowNonFinite}|${input.precision}|${input.order}|${input.method}|${input.sparse}`;
+}
+
+/** The key of a request that sets none of them (the worked example, most optimiser calls), written once. */
+const PLAIN_KEY = planKey({} as DifferentiateInput);
+
+/** No setting that shapes the plan is given: its key need not be written out for every request. */
+function plainRequest(input: DifferentiateInput): boolean {
+  return (
+    input.mode === undefined &&
+    input.wrt === undefined &&
+    input.trace === undefined &&
+    input.allowNonFinite === undefined &&
+    input.precision === undefined &&
+    input.order === undefined &&
+    input.method === undefined &&
+    input.sparse === undefined
+  );
 }
 
 function makePlan(fn: CompiledFunction, input: DifferentiateInput, defaultWrt?: readonly string[], limits?: PlanLimits): PlannedMode {

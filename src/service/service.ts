@@ -167,11 +167,12 @@ export class AdjointService {
    * the caller then parses it itself, to refuse it in the words a small body gets.
    */
   async readLargeJson(body: Uint8Array): Promise<SplitBody | undefined> {
-    // Copied once into shared memory that the worker reads in place (a structured clone copied it on the
-    // event loop, and again on the worker), not handed over: if the worker cannot read it, the caller still has it.
-    const memory = sharedFloat64(Math.ceil(body.byteLength / 8), false);
-    const shared = new Uint8Array(memory.buffer, 0, body.byteLength);
-    shared.set(body);
+    // Shared memory (a body read straight off the socket, http/body.ts) is read by the worker in place, and
+    // stays its owner's. Other memory is copied once (a structured clone copied it on the event loop, and
+    // again on the worker), not handed over: if the worker cannot read it, the caller still has it.
+    const owned = body.buffer instanceof SharedArrayBuffer ? undefined : sharedFloat64(Math.ceil(body.byteLength / 8), false);
+    const shared = owned === undefined ? body : new Uint8Array(owned.buffer, 0, body.byteLength);
+    if (owned !== undefined) shared.set(body);
     try {
       return (await this.pool.run({ kind: "json-body", body: shared }, undefined, body.byteLength / JSON_BYTES_PER_US)).body;
     } catch {
@@ -179,7 +180,7 @@ export class AdjointService {
       return undefined;
     } finally {
       // Read, or never posted: either way nothing reads this memory any more, and the next request may have it.
-      releaseShared(memory);
+      if (owned !== undefined) releaseShared(owned);
     }
   }
 

@@ -1,5 +1,5 @@
 import { endianness } from "node:os";
-import type { Value } from "../engine/values.js";
+import { firstNonFinite, type Value } from "../engine/values.js";
 import { AdjointError, exhausted, invalid } from "../errors.js";
 import { record } from "../names.js";
 import { copyBytes } from "../runtime/shared-memory.js";
@@ -185,7 +185,7 @@ function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?
   }
   const data = readLittleEndian(bytes, dtype, size, where, input, destination);
   if (!ctx.allowNonFinite) {
-    const bad = firstNonFiniteFloat64(data);
+    const bad = firstNonFinite(data);
     if (bad >= 0) ctx.number(data[bad], `${where}[${bad}]`, input);
   }
   return { shape, data };
@@ -193,12 +193,6 @@ function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?
 
 /** Bytes per element of each dtype a raw tensor may have. */
 const WIDTH: Readonly<Record<ElementDType, number>> = { float64: 8, float32: 4, int32: 4, int64: 8 };
-
-/** Index of the first non-finite element, or −1 (a loop of its own: monomorphic, so it stays fast). */
-function firstNonFiniteFloat64(data: Float64Array): number {
-  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
-  return -1;
-}
 
 /**
  * Raw elements as float64, written into `into` when given (a block of a batch's memory: the bytes are

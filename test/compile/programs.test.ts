@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { reverse } from "../../src/ad/reverse.js";
 import { TensorProgram } from "../../src/compile/tensor-program.js";
+import { GraphBuilder } from "../../src/ir/builder.js";
 import { parseExpression } from "../../src/ir/expression.js";
 import { rng } from "../support/numeric.js";
 
@@ -9,6 +10,15 @@ function program(text: string, n: number) {
   const r = reverse(graph, { cotangent: "seed" });
   const f = graph.outputs[0].node;
   return { graph, f, g: r.gradients[0], p: new TensorProgram(r.graph, [f, r.gradients[0]]) };
+}
+
+/** The Rosenbrock program of n inputs, run once from its own arena, and the gradient that run gave. */
+function rosenbrockRun(n: number) {
+  const run = program("sum(100*(x[1:] - x[:-1]^2)^2 + (1 - x[:-1])^2)", n);
+  const x = Float64Array.from({ length: n }, (_, i) => 0.5 + 0.001 * i);
+  run.p.setInput(0, x);
+  run.p.run();
+  return { ...run, x, copied: Float64Array.from(run.p.read(run.g)) };
 }
 
 describe("tensor programs", () => {
@@ -61,11 +71,7 @@ describe("tensor programs", () => {
 
   it("read bound inputs and write bound outputs in place, with the same results", () => {
     const n = 50;
-    const { f, g, p } = program("sum(100*(x[1:] - x[:-1]^2)^2 + (1 - x[:-1])^2)", n);
-    const x = Float64Array.from({ length: n }, (_, i) => 0.5 + 0.001 * i);
-    p.setInput(0, x);
-    p.run();
-    const copied = Float64Array.from(p.read(g));
+    const { f, g, p, x, copied } = rosenbrockRun(n);
     const valueCopied = p.read(f)[0];
     const into = new Float64Array(n);
     p.bindInput(0, x);
@@ -77,6 +83,43 @@ describe("tensor programs", () => {
     p.run();
     expect(into[3]).not.toBe(copied[3]);
     expect(() => p.bindInput(0, new Float32Array(n))).toThrow(/needs a Float64Array of 50 elements/);
+  });
+
+  it("write results into caller memory only until released, and refuse results they cannot write in place", () => {
+    const n = 50;
+    const { f, g, p, x, copied } = rosenbrockRun(n);
+    const into = new Float64Array(n).fill(-1);
+    expect(p.tryBindOutput(g, new Float32Array(n))).toBe(false);
+    expect(p.tryBindOutput(g, new Float64Array(n + 1))).toBe(false);
+    expect(p.tryBindOutput(g, into)).toBe(true);
+    // A second target for the same buffer: the caller copies that one out instead.
+    expect(p.tryBindOutput(g, new Float64Array(n))).toBe(false);
+    p.run();
+    expect(Array.from(into)).toEqual(Array.from(copied));
+    p.releaseOutputs();
+    x[3] += 0.25;
+    p.setInput(0, x);
+    p.run();
+    expect(Array.from(into)).toEqual(Array.from(copied));
+    expect(p.read(g)[3]).not.toBe(copied[3]);
+    expect(p.read(f)).toHaveLength(1);
+
+    // An input passed through, and a constant written once when the program was built, are not results of a run.
+    const b = new GraphBuilder();
+    const graph = b.build([
+      { name: "same", node: b.input("x", [4]) },
+      { name: "constant", node: b.tensorConstant([4], Float64Array.of(1, 2, 3, 4)) },
+    ]);
+    const passed = new TensorProgram(
+      graph,
+      graph.outputs.map((o) => o.node),
+    );
+    const [same, constant] = graph.outputs.map((o) => o.node);
+    expect(passed.tryBindOutput(same, new Float64Array(4))).toBe(false);
+    expect(passed.tryBindOutput(constant, new Float64Array(4))).toBe(false);
+    expect(() => passed.bindOutput(constant, new Float64Array(4))).toThrow(/not a result stored on its own/);
+    passed.run();
+    expect(Array.from(passed.read(constant))).toEqual([1, 2, 3, 4]);
   });
 
   it("reuse arena space between buffers whose lifetimes do not overlap", () => {

@@ -3,18 +3,12 @@ import { describe, expect, it } from "vitest";
 import { scalarAnswerJson } from "../../src/service/json-scalar.js";
 import { jsonBody, serializeJson } from "../../src/service/json-view.js";
 import type { DifferentiateOutput } from "../../src/service/types.js";
+import { record } from "../support/records.js";
 
 /** Names a client may choose, the awkward ones included. */
 const name = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom("__proto__", "constructor", "toString", 'a"b', "é\n\u2028", ""));
 const finite = fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constantFrom(-0, 1e21, 5e-324, -1.7976931348623157e308));
 const map = fc.dictionary(name, finite, { maxKeys: 4 });
-
-/** Builds records as the engine does: own keys, set one by one (so `__proto__` is a key, not a prototype). */
-function record(entries: [string, unknown][]): Record<string, unknown> {
-  const r: Record<string, unknown> = {};
-  for (const [k, v] of entries) Object.defineProperty(r, k, { value: v, enumerable: true, writable: true, configurable: true });
-  return r;
-}
 
 describe("the scalar answer's direct JSON", () => {
   it("is byte for byte what the general path writes, for any names and finite numbers", () => {
