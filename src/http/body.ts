@@ -23,7 +23,7 @@ export class BodyLease {
     this.holders++;
   }
 
-  let(): void {
+  release(): void {
     if (--this.holders === 0) releaseShared(this.memory);
   }
 }
@@ -103,7 +103,7 @@ export function readBody(
       const previous = current;
       memory = larger;
       current = leased(memory, lease);
-      previous?.let();
+      previous?.release();
     }
     copyBytes(memory, bytes, start + received);
     received = length;

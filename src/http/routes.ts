@@ -76,7 +76,7 @@ export async function adjointRoutes(
       payload,
       request.routeOptions.bodyLimit ?? Number.POSITIVE_INFINITY,
       (lease) => {
-        if (request.bodyLease === undefined) request.response?.once("close", () => request.bodyLease?.let());
+        if (request.bodyLease === undefined) request.response?.once("close", () => request.bodyLease?.release());
         request.bodyLease = lease;
       },
       (err, body) => (err === null ? parse(body as Buffer) : done(err)),
@@ -98,10 +98,10 @@ export async function adjointRoutes(
           request.binaryPart = split.binary;
           done(null, split.header);
         }
-        lease?.let();
+        lease?.release();
       },
       (e) => {
-        lease?.let();
+        lease?.release();
         done(e as Error, undefined);
       },
     );
@@ -178,7 +178,7 @@ export async function adjointRoutes(
       const tensors = request.body.encoding === "base64" ? tensorBase64 : tensorJson;
       return sendPooled(reply.type(JSON_TYPE), await service.differentiateEncoded(request.body, ctx, (out) => answerJson(out, tensors)));
     } finally {
-      lease?.let();
+      lease?.release();
     }
   });
 

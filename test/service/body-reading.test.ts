@@ -157,10 +157,10 @@ describe("pooled memory for bodies and answers", () => {
     const memory = sharedBytes(600_000);
     const lease = new BodyLease(memory);
     lease.hold();
-    lease.let();
+    lease.release();
     const meanwhile = sharedBytes(600_000);
     expect(meanwhile.buffer).not.toBe(memory.buffer);
-    lease.let();
+    lease.release();
     expect(sharedBytes(600_000).buffer).toBe(memory.buffer);
   });
 
