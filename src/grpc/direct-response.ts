@@ -1,5 +1,6 @@
 import { SECTION_NAMES, SECTIONS, type Section } from "../engine/sections.js";
 import { isTensor, type Value } from "../engine/values.js";
+import { copyBytes } from "../runtime/shared-memory.js";
 import { toLittleEndianBytes } from "../service/tensor.js";
 import type { DifferentiateOutput } from "../service/types.js";
 import { ElementType } from "./gen/adjoint/v1/adjoint_pb.js";
@@ -198,10 +199,10 @@ class BackwardWriter {
     return this;
   }
 
-  /** Bytes as they are (a length-delimited field's contents). */
+  /** Bytes as they are (a length-delimited field's contents), possibly viewing a batch's shared memory. */
   bytes(b: Uint8Array): this {
     this.reserve(b.byteLength);
-    this.buffer.set(b, this.position);
+    copyBytes(this.buffer, b, this.position);
     return this.varint(b.byteLength);
   }
 

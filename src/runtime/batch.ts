@@ -157,13 +157,26 @@ export function evaluateRange(fn: CompiledFunction, batch: Batch, start: number,
  */
 function planFields(plan: BatchPlan | undefined, layout: BatchLayout, whole: boolean): Field[] | undefined {
   if (plan === undefined || (whole && plan.fields.length !== layout.fields.length)) return undefined;
+  // Looked up by key, not searched: a function may have as many outputs as nodes.
+  const byKey = new Map<string, Field>();
+  for (const x of layout.fields) {
+    const key = fieldKey(x.section, x.name);
+    if (!byKey.has(key)) byKey.set(key, x);
+  }
   const fields: Field[] = [];
+  const taken = new Set<Field>();
   for (const f of plan.fields) {
-    const field = layout.fields.find((x) => x.section === f.section && x.name === f.name);
-    if (field === undefined || (whole && fields.includes(field))) return undefined;
+    const field = byKey.get(fieldKey(f.section, f.name));
+    if (field === undefined || (whole && taken.has(field))) return undefined;
+    taken.add(field);
     fields.push(field);
   }
   return fields;
+}
+
+/** A field's section and name as one key (a name may hold any character, the NUL included, but a section no NUL). */
+function fieldKey(section: string, name: string): string {
+  return `${section}\u0000${name}`;
 }
 
 function pointAt(layout: BatchLayout, inputs: Float64Array, i: number): Record<string, Value> {

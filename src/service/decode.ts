@@ -151,10 +151,11 @@ export function decodePointBatch(
   limits: DecodeLimits,
 ): Batch {
   const batch = allocate(entry, plan, 1, true, limits);
-  const { inputs } = batch.layout;
+  // By name once, not a search per name: the client chooses how many names a point has.
+  const tensorSlots = new Map(batch.layout.inputs.filter((s) => s.shape.length > 0).map((s) => [s.name, s]));
   const block = (name: string) => {
-    const slot = inputs.find((s) => s.name === name);
-    return slot === undefined || slot.shape.length === 0 ? undefined : batch.inputs.subarray(slot.offset, slot.offset + slot.size);
+    const slot = tensorSlots.get(name);
+    return slot === undefined ? undefined : batch.inputs.subarray(slot.offset, slot.offset + slot.size);
   };
   writePoint(batch.layout, batch.inputs, 0, checkedPoint(entry, decodeValues(values, "point", decode, block)));
   return batch;

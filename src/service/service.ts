@@ -126,11 +126,12 @@ export class AdjointService {
   }
 
   differentiate(input: DifferentiateInput, ctx: CallContext = {}): Promise<DifferentiateOutput> {
-    return this.evaluate(
-      this.functions.resolve(input.function, "function", () => dataBatch(input)),
-      input,
-      ctx,
-    );
+    return this.evaluate(this.functionOf(input), input, ctx);
+  }
+
+  /** The request's function, found or compiled (a model's for the request's batch size). */
+  private functionOf(input: DifferentiateInput): FunctionEntry {
+    return this.functions.resolve(input.function, "function", () => dataBatch(input));
   }
 
   /**
@@ -142,12 +143,7 @@ export class AdjointService {
   async differentiateEncoded<T>(input: DifferentiateInput, ctx: CallContext, encode: (out: DifferentiateOutput) => T): Promise<T> {
     const lent = new LentMemory();
     try {
-      const out = await this.evaluate(
-        this.functions.resolve(input.function, "function", () => dataBatch(input)),
-        input,
-        ctx,
-        lent,
-      );
+      const out = await this.evaluate(this.functionOf(input), input, ctx, lent);
       const encoded = encode(out);
       if (encoded instanceof Promise) throw new Error("differentiateEncoded: encode must be synchronous");
       return encoded;
