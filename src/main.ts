@@ -119,6 +119,7 @@ export async function startAdjoint(config: ServiceConfig, logger?: Logger): Prom
   setServing(health, service.ready);
   const steward = new MemorySteward(
     () => httpAdmission.requests === 0 && grpcAdmission.requests === 0,
+    () => httpAdmission.admitted + grpcAdmission.admitted,
     () => httpAdmission.admittedBytes + grpcAdmission.admittedBytes,
   ).start();
   log.info({ httpPort, grpcPort, workers: config.workers }, "adjoint is serving");

@@ -28,10 +28,14 @@ function heldBytes(): number {
   return heap.total_heap_size + heap.external_memory;
 }
 
-// Tasks run synchronously, so whenever a timer fires the worker is between tasks: idle. The steward
-// collects garbage; if the heap stays over its bound even so (V8 keeps pages it once needed), the
+// Tasks run synchronously, so whenever a timer fires the worker is between tasks; the steward collects
+// garbage once a second passes with no task begun (not between the tasks of a steady load). If the heap stays over its bound even so (V8 keeps pages it once needed), the
 // worker leaves and the pool starts a fresh one.
-new MemorySteward(() => true).start();
+let tasksBegun = 0;
+new MemorySteward(
+  () => true,
+  () => tasksBegun,
+).start();
 setInterval(() => {
   if (heldBytes() > heapBytes) process.exit(0);
 }, 5000).unref();
@@ -50,6 +54,7 @@ function finish(result: TaskResult): TaskResult {
 
 export default function run(task: PoolTask): TaskResult {
   const startedAt = now();
+  tasksBegun++;
   if (task.kind === "ping") return { startedAt, finishedAt: now() };
   if (task.kind === "json-body") return readJsonBody(task, startedAt);
   let compiled = false;

@@ -72,7 +72,8 @@ export class Slots {
 export class Admission {
   requests = 0;
   bytes = 0;
-  /** Bytes of every request admitted so far (a running count, for the memory steward). */
+  /** Requests and bytes admitted so far (running counts, for the memory steward). */
+  admitted = 0;
   admittedBytes = 0;
   readonly large: Slots;
   /** Bytes already in memory among requests waiting for a large slot (gRPC's; an HTTP body waits unread). */
@@ -160,6 +161,7 @@ export class Admission {
 
   private take(bytes: number): void {
     this.requests++;
+    this.admitted++;
     this.bytes += bytes;
     this.admittedBytes += bytes;
   }

@@ -1,0 +1,50 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { MemorySteward } from "../../src/runtime/memory.js";
+
+/**
+ * The steward collects only in a quiet second: under steady load of short requests the in-flight count
+ * is often zero when its timer fires, and a full collection then would stall the requests arriving.
+ */
+describe("MemorySteward", () => {
+  let held: Buffer[] = [];
+  afterEach(() => {
+    held = [];
+  });
+
+  /** A steward with a 1 MiB slack, no minimum interval, and a running activity count the test moves. */
+  function steward(idle: () => boolean) {
+    const state = { activity: 0 };
+    const s = new MemorySteward(
+      idle,
+      () => state.activity,
+      () => 0,
+      1024 * 1024,
+      0,
+      0,
+    );
+    // Held outside the heap, above the steward's floor (its working size when it started).
+    held.push(Buffer.alloc(16 * 1024 * 1024, 1));
+    return { s, state };
+  }
+
+  it("does not collect while work keeps beginning, even when nothing is in flight at the look", () => {
+    const { s, state } = steward(() => true);
+    for (let look = 0; look < 5; look++) {
+      state.activity += 3;
+      expect(s.check(1000 * (look + 1))).toBe(false);
+    }
+  });
+
+  it("collects once a look finds nothing in flight and nothing begun since the previous look", () => {
+    const { s, state } = steward(() => true);
+    state.activity += 1;
+    expect(s.check(1000)).toBe(false);
+    expect(s.check(2000)).toBe(true);
+  });
+
+  it("does not collect while work is in flight, however long since any began", () => {
+    const { s } = steward(() => false);
+    expect(s.check(1000)).toBe(false);
+    expect(s.check(2000)).toBe(false);
+  });
+});
