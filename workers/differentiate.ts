@@ -3,7 +3,7 @@ import { workerData } from "node:worker_threads";
 import { CompiledFunction } from "../src/engine/compiled-function.js";
 import { errorToData, evaluateRange } from "../src/runtime/batch.js";
 import { decodeDefinition } from "../src/runtime/definition.js";
-import { splitJsonBody } from "../src/runtime/json-body.js";
+import { jsonText, splitJsonBody } from "../src/runtime/json-body.js";
 import { LruMap } from "../src/runtime/lru.js";
 import { MemorySteward } from "../src/runtime/memory.js";
 import { runMinimize, warmMinimize } from "../src/runtime/minimize.js";
@@ -78,10 +78,8 @@ export default function run(task: PoolTask): TaskResult {
 }
 
 function readJsonBody(task: JsonBodyTask, startedAt: number): TaskResult {
-  const { body } = task;
   try {
-    const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
-    return { body: splitJsonBody(text), startedAt, finishedAt: now() };
+    return { body: splitJsonBody(jsonText(task.body), task.part), startedAt, finishedAt: now() };
   } catch (e) {
     // The event loop parses it again to say where it is malformed, in the words a small body gets.
     return { error: errorToData(e), startedAt, finishedAt: now() };

@@ -16,15 +16,23 @@ import { LARGE_BODY } from "../service/admission.js";
 /** The body's memory, given back to the pool when the last of its holders lets go. */
 export class BodyLease {
   private holders = 1;
+  private readonly memory: Uint8Array[];
 
-  constructor(private readonly memory: Uint8Array) {}
+  constructor(memory: Uint8Array) {
+    this.memory = [memory];
+  }
 
   hold(): void {
     this.holders++;
   }
 
+  /** More pooled memory read with the body (a large JSON body's tensors), given back with it. */
+  adopt(memory: Uint8Array): void {
+    this.memory.push(memory);
+  }
+
   release(): void {
-    if (--this.holders === 0) releaseShared(this.memory);
+    if (--this.holders === 0) releaseShared(...this.memory);
   }
 }
 

@@ -96,6 +96,7 @@ export async function adjointRoutes(
         if (split === undefined) parseJson(request, body, done);
         else {
           request.binaryPart = split.binary;
+          if (split.binary !== undefined) lease?.adopt(split.binary);
           done(null, split.header);
         }
         lease?.release();

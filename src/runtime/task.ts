@@ -23,6 +23,8 @@ export interface PingTask {
 export interface JsonBodyTask {
   readonly kind: "json-body";
   readonly body: Uint8Array;
+  /** Pooled shared memory for the tensors moved out of the body, used when they fit. */
+  readonly part?: Uint8Array;
 }
 
 export type PoolTask = BatchTask | PingTask | MinimizeTask | JsonBodyTask;

@@ -120,6 +120,58 @@ describe("a body read into pooled memory", () => {
     );
   });
 
+  it("answers a large JSON body whose tensors come in another order than the function's inputs exactly, again and again", async () => {
+    // The worker decodes the tensors into pooled memory in the body's order (y, then x); the batch lays
+    // them out in the function's (x, then y). Were that memory given back before the batch took its own,
+    // the batch could be handed the same memory, and copying x to its place would overwrite y.
+    const M = 30_000;
+    const y = Float64Array.from({ length: M }, (_, i) => Math.cos(i) - i / 11);
+    const twoInputs = {
+      function: {
+        expression: "sum(x*x) + sum(y*y)",
+        inputs: [
+          { name: "x", shape: [N] },
+          { name: "y", shape: [M] },
+        ],
+      },
+      point: {
+        y: { shape: [M], dtype: "float64", base64: bytesOf(y).toString("base64") },
+        x: { shape: [N], dtype: "float64", base64: bytesOf(x).toString("base64") },
+      },
+      encoding: "base64",
+    };
+    const body = Buffer.from(JSON.stringify(twoInputs));
+    const headers = { "content-type": "application/json" };
+    for (let round = 0; round < 3; round++) {
+      const answers = await Promise.all([post(body, headers), post(body, headers, { pieces: 4 })]);
+      for (const a of answers) {
+        expect(a.status).toBe(200);
+        const parsed = JSON.parse(a.bytes.toString()) as { gradient: Record<"x" | "y", { base64: string }> };
+        const gradient = (name: "x" | "y") =>
+          Array.from(new Float64Array(Uint8Array.from(Buffer.from(parsed.gradient[name].base64, "base64")).buffer));
+        expect(gradient("x")).toEqual(Array.from(x, (v) => 2 * v));
+        expect(gradient("y")).toEqual(Array.from(y, (v) => 2 * v));
+      }
+    }
+  });
+
+  it("refuses a large JSON body with a poisoned key, escaped or not, in the words a small one gets", async () => {
+    const headers = { "content-type": "application/json" };
+    const poisoned = (key: string, padding: number) =>
+      Buffer.from(
+        `{"function":{"expression":"sum(x*x)"},"point":{"x":{"shape":[1],"data":[1]},${key}:{"a":1}},"pad":"${" ".repeat(padding)}"}`,
+      );
+    for (const key of ['"__proto__"', '"\\u005f_proto__"']) {
+      const small = await post(poisoned(key, 0), headers);
+      const large = await post(poisoned(key, 200_000), headers);
+      expect(small.status).toBe(400);
+      expect(large.status).toBe(400);
+      const detail = (a: { bytes: Buffer }) => (JSON.parse(a.bytes.toString()) as { detail: string }).detail;
+      expect(detail(large)).toBe(detail(small));
+      expect(detail(large)).toMatch(/not acceptable JSON/);
+    }
+  });
+
   it("refuses a body declared over bodyLimit, and a chunked one that grows past it, with 413", async () => {
     const big = Buffer.alloc(BODY_LIMIT + 10, 32);
     const declared = await post(big, { "content-type": "application/json" });

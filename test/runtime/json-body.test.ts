@@ -1,0 +1,148 @@
+import fc from "fast-check";
+import secureJson from "secure-json-parse";
+import { describe, expect, it } from "vitest";
+import { jsonText, refusePoisonedKeys, splitJsonBody } from "../../src/runtime/json-body.js";
+
+/**
+ * A large JSON body read on a worker (runtime/json-body.ts) must be refused exactly when REST refuses
+ * a small one (fastify's secure-json-parse), and its tensors moved out byte for byte.
+ */
+
+/** What secure-json-parse, as fastify runs it, says of `text`: refused, or not. */
+function libraryRefuses(text: string): boolean {
+  try {
+    secureJson.parse(text, undefined, { protoAction: "error", constructorAction: "error" });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+function splitRefuses(text: string): boolean {
+  try {
+    splitJsonBody(text);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+const POISONED = [
+  '{"__proto__":{"polluted":1}}',
+  '{"a":[1,[{"__proto__":1}]]}',
+  '{"point":{"x":{"shape":[1],"data":[1]},"__proto__":{}}}',
+  '{"\\u005f_proto__":{}}',
+  '{"__pro\\u0074o__":1}',
+  '{"constructor":{"prototype":{"polluted":1}}}',
+  '{"a":{"constructor":{"prototype":null}}}',
+  '[{"constructor":{"\\u0070rototype":1}}]',
+];
+const CLEAN = [
+  '{"constructor":1}',
+  '{"constructor":{"x":1}}',
+  '{"constructor":{"x":{"prototype":1}}}',
+  '{"proto":{},"_proto_":1,"__proto":2}',
+  '{"a":"__proto__","b":["constructor","prototype"]}',
+  '"__proto__"',
+  "[]",
+];
+
+describe("refusing poisoned keys on the worker", () => {
+  it("refuses what secure-json-parse refuses, escaped or nested, and nothing else", () => {
+    for (const text of POISONED) {
+      expect(libraryRefuses(text), text).toBe(true);
+      expect(splitRefuses(text), text).toBe(true);
+    }
+    for (const text of CLEAN) {
+      expect(libraryRefuses(text), text).toBe(false);
+      expect(splitRefuses(text), text).toBe(false);
+    }
+  });
+
+  it("agrees with secure-json-parse on random JSON where the dangerous keys may be anywhere", () => {
+    const key = fc.oneof(fc.constantFrom("__proto__", "constructor", "prototype", "x"), fc.string({ maxLength: 3 }));
+    const { tree } = fc.letrec<{ tree: unknown }>((tie) => ({
+      tree: fc.oneof(
+        { depthSize: "small" },
+        fc.integer(),
+        fc.string({ maxLength: 4 }),
+        fc.array(tie("tree"), { maxLength: 3 }),
+        fc.array(fc.tuple(key, tie("tree")), { maxLength: 3 }).map((pairs) => {
+          const o: Record<string, unknown> = {};
+          for (const [k, v] of pairs) Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+          return o;
+        }),
+      ),
+    }));
+    fc.assert(
+      fc.property(tree, (value) => {
+        const text = JSON.stringify(value);
+        if (text === undefined) return;
+        expect(splitRefuses(text)).toBe(libraryRefuses(text));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("walks an array of a million numbers without a stack or a key per element", () => {
+    const big = { point: { x: { shape: [1_000_000], data: new Array(1_000_000).fill(0.5) } } };
+    expect(() => refusePoisonedKeys(big)).not.toThrow();
+    expect(() => refusePoisonedKeys({ ...big, extra: [big, [JSON.parse('{"__proto__":1}')]] })).toThrow(SyntaxError);
+  });
+});
+
+describe("moving a large body's tensors out of the JSON", () => {
+  const f64 = Float64Array.from({ length: 1000 }, (_, i) => Math.sin(i) * 1e3);
+  const f32 = Float32Array.from({ length: 7 }, (_, i) => i / 3);
+  const base64 = (a: Float64Array | Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
+  const body = {
+    function: { expression: "sum(a)+sum(b)+sum(c)" },
+    point: {
+      a: { shape: [10, 100], dtype: "float64", base64: base64(f64) },
+      b: { shape: [7], dtype: "float32", base64: base64(f32) },
+      c: { shape: [3], data: [1.5, -2, 1e-300] },
+      // Its length promises 16 bytes, but the decoder skips the "*": 15 come out, so it stays as written
+      // for the service to refuse in its own words.
+      bad: { shape: [2], base64: "AAAAAAAAAA*AAAAAAAAAAA==" },
+      // Declares more than it holds.
+      short: { shape: [3], base64: base64(f64.subarray(0, 2)) },
+    },
+  };
+
+  function bytesOf(split: ReturnType<typeof splitJsonBody>, name: string): Uint8Array {
+    const t = (split.header as { point: Record<string, { binary: { offset: number; length: number } }> }).point[name];
+    return (split.binary as Uint8Array).subarray(t.binary.offset, t.binary.offset + t.binary.length);
+  }
+
+  for (const offered of [false, true]) {
+    it(`writes each tensor's bytes exactly, 8-byte aligned, ${offered ? "into the memory offered" : "into new memory"}, and leaves the malformed ones as written`, () => {
+      const memory = offered ? new Uint8Array(new SharedArrayBuffer(64 * 1024)) : undefined;
+      const split = splitJsonBody(JSON.stringify(body), memory);
+      expect(split.inOffered).toBe(offered);
+      expect(split.binary?.buffer).toBeInstanceOf(SharedArrayBuffer);
+      if (offered) expect(split.binary?.buffer).toBe(memory?.buffer);
+      expect(Buffer.from(bytesOf(split, "a")).equals(Buffer.from(f64.buffer))).toBe(true);
+      expect(Buffer.from(bytesOf(split, "b")).equals(Buffer.from(f32.buffer))).toBe(true);
+      expect(Array.from(new Float64Array(Uint8Array.from(bytesOf(split, "c")).buffer))).toEqual([1.5, -2, 1e-300]);
+      const point = (split.header as { point: Record<string, { binary?: { offset: number } }> }).point;
+      for (const name of ["a", "b", "c"]) expect((point[name].binary?.offset ?? -1) % 8).toBe(0);
+      expect(point.bad).toEqual(body.point.bad);
+      expect(point.short).toEqual(body.point.short);
+    });
+  }
+
+  it("takes new memory when the offered memory is too small", () => {
+    const split = splitJsonBody(JSON.stringify(body), new Uint8Array(new SharedArrayBuffer(64)));
+    expect(split.inOffered).toBe(false);
+    expect(Buffer.from(bytesOf(split, "a")).equals(Buffer.from(f64.buffer))).toBe(true);
+  });
+
+  it("reads the body's text as UTF-8, and ASCII as the same text made faster", () => {
+    const named = { point: { "héllo ∇": 1 }, note: "ascii only" };
+    const utf8 = Buffer.from(JSON.stringify(named));
+    expect(jsonText(new Uint8Array(utf8))).toBe(JSON.stringify(named));
+    const ascii = Buffer.from(JSON.stringify({ point: { x: 1 } }));
+    expect(jsonText(ascii)).toBe(ascii.toString("utf8"));
+    expect(splitJsonBody(`\ufeff${JSON.stringify(named)}`).header).toEqual(named);
+  });
+});
