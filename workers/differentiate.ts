@@ -67,7 +67,8 @@ export default function run(task: PoolTask): TaskResult {
     }
     try {
       if (task.kind === "minimize") return finish({ minimize: runMinimize(fn, task), compiled, startedAt, finishedAt: now() });
-      return finish({ extras: evaluateRange(fn, task, task.start, task.end), compiled, startedAt, finishedAt: now() });
+      const { extras, finite } = evaluateRange(fn, task, task.start, task.end);
+      return finish({ extras, finite, compiled, startedAt, finishedAt: now() });
     } finally {
       // Evaluating prepares programs (and their buffers) for the task's mode: the function may have grown.
       cache.reweigh(task.hash);

@@ -87,6 +87,16 @@ export interface PointExtra {
   readonly check?: Evaluation["check"];
 }
 
+/** A range of a batch evaluated: what its points have beyond their numbers. */
+export interface EvaluatedRange {
+  readonly extras: PointExtra[];
+  /**
+   * Every result of every point was found finite as it was written (evaluatePointInto, or the
+   * vectorised pass's scan): the event loop need not scan megabytes of them again.
+   */
+  readonly finite: boolean;
+}
+
 /** An AdjointError as data, to cross a worker boundary (structured clone keeps only message and name). */
 export interface ErrorData {
   readonly kind: ErrorKind;
@@ -123,17 +133,23 @@ export const DIAGNOSED_POINTS = 16;
  * point, each point's results written by the program straight into their blocks where the request's
  * plan allows (evaluatePointInto), else through the engine's answer.
  */
-export function evaluateRange(fn: CompiledFunction, batch: Batch, start: number, end: number): PointExtra[] {
-  if (vectorized(fn, batch, start, end)) return diagnose(fn, batch, start, end);
+export function evaluateRange(fn: CompiledFunction, batch: Batch, start: number, end: number): EvaluatedRange {
+  if (vectorized(fn, batch, start, end)) {
+    // The diagnosis scans the whole range, and finds nothing only when every result is finite.
+    const extras = diagnose(fn, batch, start, end);
+    return { extras, finite: extras.length === 0 };
+  }
   const { layout, inputs, outputs } = batch;
   const direct = layout.request.trace || start >= end ? undefined : planFields(planBatch(fn, layout.request), layout, true);
   const extras: PointExtra[] = [];
+  let finite = direct !== undefined;
   for (let i = start; i < end; i++) {
     const point = pointAt(layout, inputs, i);
     if (direct !== undefined) {
       const targets = direct.map((f) => outputs.subarray(f.offset + i * f.size, f.offset + (i + 1) * f.size));
       if (evaluatePointInto(fn, layout.request, point, targets)) continue;
     }
+    finite = false;
     const evaluation = fn.evaluate(point, layout.request);
     for (const field of layout.fields) {
       const v = fieldValue(evaluation, field);
@@ -148,7 +164,7 @@ export function evaluateRange(fn: CompiledFunction, batch: Batch, start: number,
       });
     }
   }
-  return extras;
+  return { extras, finite };
 }
 
 /**

@@ -31,6 +31,8 @@ export type PoolTask = BatchTask | PingTask | MinimizeTask | JsonBodyTask;
 
 export interface TaskResult {
   readonly extras?: PointExtra[];
+  /** A batch task's results were all found finite as they were written (EvaluatedRange.finite). */
+  readonly finite?: boolean;
   /** A minimize task's result (see minimize.ts). */
   readonly minimize?: MinimizeOutcome;
   /** A json-body task's result; undefined with `error` set when the body is malformed. */

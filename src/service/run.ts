@@ -2,7 +2,7 @@ import type { Evaluation } from "../engine/compiled-function.js";
 import type { Value } from "../engine/values.js";
 import { AdjointError } from "../errors.js";
 import { BudgetExceeded } from "../ir/budget.js";
-import { type Batch, errorFromData, evaluateRange, type PointExtra } from "../runtime/batch.js";
+import { type Batch, type EvaluatedRange, errorFromData, evaluateRange, type PointExtra } from "../runtime/batch.js";
 import { PoolFullError, TaskAbortedError, type WorkerPool } from "../runtime/pool.js";
 import { splitRanges } from "../runtime/scheduler.js";
 import { now, type TaskResult } from "../runtime/task.js";
@@ -50,7 +50,7 @@ export class Runner {
   }
 
   /** A batch on the event loop; undefined when it outgrew the plan's small budget. */
-  batch(entry: FunctionEntry, plan: ModePlan, batch: Batch, ctx: CallContext, deadline: number): PointExtra[] | undefined {
+  batch(entry: FunctionEntry, plan: ModePlan, batch: Batch, ctx: CallContext, deadline: number): EvaluatedRange | undefined {
     this.checkTime(ctx, deadline);
     const started = performance.now();
     const done = tryInline(plan, () => evaluateRange(entry.fn, batch, 0, batch.layout.count));
@@ -62,7 +62,7 @@ export class Runner {
    * Runs a batch on the pool, split across workers. The deadline and the client's signal abort every
    * task of it: piscina drops queued ones and terminates a worker running one, and starts a fresh worker.
    */
-  async onPool(entry: FunctionEntry, batch: Batch, cost: number, ctx: CallContext, deadline: number): Promise<PointExtra[]> {
+  async onPool(entry: FunctionEntry, batch: Batch, cost: number, ctx: CallContext, deadline: number): Promise<EvaluatedRange> {
     const { layout, inputs, outputs } = batch;
     this.checkTime(ctx, deadline, true);
     const failed = new AbortController();
@@ -89,11 +89,13 @@ export class Runner {
       throw this.taskFailure(e, timeout.aborted, ctx);
     }
     const extras: PointExtra[] = [];
+    let finite = true;
     for (const r of results) {
       if (r.error) throw errorFromData(r.error);
       if (r.extras) extras.push(...r.extras);
+      finite &&= r.finite === true;
     }
-    return extras;
+    return { extras, finite };
   }
 
   /** What a client is told when a pool task failed: busy, out of time, cancelled, or the task's error. */

@@ -263,8 +263,10 @@ export class AdjointService {
       // Bound for the pool from the start: its tensors go straight from the request into the batch's memory.
       batch = decodePointBatch(entry, plan, input.point as NamedValues, decode, this.limits);
     }
-    const extras = await this.run.onPool(entry, batch, cost, ctx, deadline);
-    const result = rowsOf(batch.layout, batch.outputs, extras, head.allowNonFinite, () => "point", plan.annotations, lent !== undefined)[0];
+    const { extras, finite } = await this.run.onPool(entry, batch, cost, ctx, deadline);
+    // Results the worker found finite as it wrote them are not scanned again here.
+    const unchecked = head.allowNonFinite || finite;
+    const result = rowsOf(batch.layout, batch.outputs, extras, unchecked, () => "point", plan.annotations, lent !== undefined)[0];
     // Every task has finished: the inputs can serve the next request, and the outputs too unless the row views them.
     this.giveBack(batch, lent);
     return { ...head, result };
@@ -275,26 +277,19 @@ export class AdjointService {
     const { where, cost } = placeBatch(entry, plan, count, traceRows, poolOnly, this.limits);
     const batch = allocate(entry, plan, count, where === "pool", this.limits);
     fillBatch(entry, input, batch, decode);
-    const extras =
+    const range =
       where === "inline" ? this.run.batch(entry, plan, batch, ctx, deadline) : await this.run.onPool(entry, batch, cost, ctx, deadline);
     // Outgrew the event loop's budget: the plan is marked, so this runs again on the pool.
-    if (extras === undefined) return this.compute(entry, input, ctx, true, undefined, lent);
-    const { allowNonFinite } = head;
+    if (range === undefined) return this.compute(entry, input, ctx, true, undefined, lent);
+    const { extras } = range;
+    const unchecked = head.allowNonFinite || range.finite;
     if (input.points !== undefined) {
-      const results = rowsOf(
-        batch.layout,
-        batch.outputs,
-        extras,
-        allowNonFinite,
-        (i) => `points[${i}]`,
-        plan.annotations,
-        lent !== undefined,
-      );
+      const results = rowsOf(batch.layout, batch.outputs, extras, unchecked, (i) => `points[${i}]`, plan.annotations, lent !== undefined);
       this.giveBack(batch, lent);
       return { ...head, results };
     }
     // Columns are views of the outputs: the answer keeps them, unless it is lent them until it is encoded.
-    const columns = columnsOf(batch.layout, batch.outputs, extras, allowNonFinite, plan.annotations);
+    const columns = columnsOf(batch.layout, batch.outputs, extras, unchecked, plan.annotations);
     releaseShared(batch.inputs);
     lent?.hold(batch.outputs);
     return { ...head, columns };
@@ -330,8 +325,8 @@ export class AdjointService {
         const shard = this.functions.modelShard(entry, end - start);
         const { plan } = planMode(shard.fn, input, shard.plans, shard.defaultWrt, this.limits);
         const batch = pointBatch(shard, plan, shardPoint(entry, point, start, end), this.limits);
-        const extras = await this.run.onPool(shard, batch, cost / shards, ctx, deadline);
-        const row = rowsOf(batch.layout, batch.outputs, extras, allowNonFinite, () => "point", plan.annotations)[0];
+        const { extras, finite } = await this.run.onPool(shard, batch, cost / shards, ctx, deadline);
+        const row = rowsOf(batch.layout, batch.outputs, extras, allowNonFinite || finite, () => "point", plan.annotations)[0];
         releaseShared(batch.inputs, batch.outputs);
         return { weight: (end - start) / total, row };
       }),

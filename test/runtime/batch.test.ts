@@ -23,7 +23,7 @@ const fn = new CompiledFunction(
     outputs: [{ name: "loss", text: "sum(tanh(x @ W) * v)" }],
   }),
 );
-const shapes: Record<string, number[]> = { x: [3, 4], W: [4, 5], v: [5] };
+const shapes: Record<string, number[]> = { x: [3, 4], W: [4, 5], v: [5], a: [] };
 const names = ["x", "W", "v"];
 
 function batchOf(
@@ -82,7 +82,8 @@ describe("a tensor function's batch, point by point", () => {
     ["value", { mode: "value" } as EvaluateRequest, [gradientFields[0]]],
   ])("%s: every number is the engine's answer's, bit for bit", (_name, request, fields) => {
     const batch = batchOf(fn, request, fields, 3, 11);
-    expect(evaluateRange(fn, batch, 0, 3)).toEqual([]);
+    // Written in place and found finite there: the event loop is told it need not scan them again.
+    expect(evaluateRange(fn, batch, 0, 3)).toEqual({ extras: [], finite: true });
     expect(Array.from(batch.outputs)).toEqual(general(fn, batch));
     expect(batch.outputs.includes(-7)).toBe(false);
   });
@@ -143,12 +144,34 @@ describe("a tensor function's batch, point by point", () => {
     );
     batch.inputs.subarray(0, 12).fill(0.5);
     batch.inputs[12 + 5] = -1;
-    const extras = evaluateRange(logs, batch, 0, 2);
+    const { extras, finite } = evaluateRange(logs, batch, 0, 2);
+    expect(finite).toBe(false);
     expect(extras.map((e) => e.index)).toEqual([1]);
     expect(extras[0].nonFinite?.node).toBeDefined();
     expect(batch.outputs[0]).toBe(12 * Math.log(0.5));
     expect(Number.isNaN(batch.outputs[1])).toBe(true);
     expect(Array.from(batch.outputs)).toEqual(general(logs, batch));
+  });
+});
+
+describe("a scalar function's batch, vectorised", () => {
+  const logOf = new CompiledFunction(parseExpressions({ inputs: [{ name: "a", shape: [] }], outputs: [{ name: "f", text: "log(a)" }] }));
+  const fields = [
+    { section: "outputs" as const, name: "f", shape: [] },
+    { section: "gradient" as const, name: "a", shape: [] },
+  ];
+
+  it("says its results are finite only when its scan of the whole range found them so", () => {
+    const batch = batchOf(logOf, { mode: "reverse" }, fields, 20, 21);
+    batch.inputs.forEach((v, i) => {
+      batch.inputs[i] = Math.abs(v) + 0.5;
+    });
+    expect(evaluateRange(logOf, batch, 0, 20)).toEqual({ extras: [], finite: true });
+    expect(Array.from(batch.outputs)).toEqual(general(logOf, batch));
+    batch.inputs[13] = -1;
+    const { extras, finite } = evaluateRange(logOf, batch, 0, 20);
+    expect(finite).toBe(false);
+    expect(extras.map((e) => e.index)).toEqual([13]);
   });
 });
 
