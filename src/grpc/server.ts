@@ -6,7 +6,7 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import { asAdjointError, exhausted } from "../errors.js";
 import type { AccessSampler } from "../service/access-log.js";
-import { type Admission, overloaded, type ShedReason } from "../service/admission.js";
+import { type Admission, LARGE_BODY, overloaded, type ShedReason } from "../service/admission.js";
 
 /** How long a large call may wait for a large slot before it is refused, ms. */
 const ADMISSION_WAIT_MS = 5000;
@@ -101,6 +101,13 @@ function unary<In extends DescMessage, Out extends DescMessage>(
         fail(e);
         return;
       }
+      // A large answer goes to grpc-js on a later turn of the event loop: grpc-js copies it behind its
+      // frame header and writes it at once, milliseconds that should not follow straight on from the
+      // milliseconds of encoding it, with small calls waiting behind both.
+      if (encoded.byteLength > LARGE_BODY) setImmediate(deliver, encoded);
+      else deliver(encoded);
+    };
+    const deliver = (encoded: Uint8Array) => {
       admission?.release(size);
       record.finish();
       callback(null, encoded);
@@ -121,6 +128,8 @@ function unary<In extends DescMessage, Out extends DescMessage>(
     const verdict = admission?.admitOrWait(size, ADMISSION_WAIT_MS, true);
     if (verdict instanceof Promise) verdict.then((refused) => (refused === undefined ? run() : refuse(refused)));
     else if (verdict !== undefined) refuse(verdict);
+    // Likewise a large message is decoded on a later turn than the one grpc-js assembled it in.
+    else if (size > LARGE_BODY) setImmediate(run);
     else run();
   };
 }
