@@ -71,16 +71,20 @@ export function splitJsonBody(text: string, memory?: Uint8Array): SplitBody {
  * Throws when `value` holds what REST refuses in every body (fastify's secure-json-parse, protoAction
  * and constructorAction "error"): an own `__proto__` key, or a `constructor` object with an own
  * `prototype`. The event loop then parses the body with that library, which refuses it in its words.
- * The library screens the text with regular expressions first, 1.6 ms for a 3 MB body of base64; this
- * walks the parsed objects only (a few dozen in such a body), and each array's elements once.
+ * The library screens the text with regular expressions first, 1.6 ms for a 3 MB body of base64 and
+ * 17 ms for 8 MB of numbers; this walks the parsed values, well under a millisecond for both. A body of
+ * many small objects costs it more than the screen (3 ms against 0.5 for 50,000 points), on a worker.
  */
 export function refusePoisonedKeys(value: unknown): void {
-  const pending: unknown[] = [value];
+  if (typeof value !== "object" || value === null) return;
+  const pending: object[] = [value];
   while (pending.length > 0) {
-    const node = pending.pop();
-    if (typeof node !== "object" || node === null) continue;
+    const node = pending.pop() as object;
     if (Array.isArray(node)) {
-      for (const item of node) if (typeof item === "object" && item !== null) pending.push(item);
+      for (let i = 0; i < node.length; i++) {
+        const item: unknown = node[i];
+        if (typeof item === "object" && item !== null) pending.push(item);
+      }
       continue;
     }
     const record = node as Record<string, unknown>;
@@ -88,7 +92,10 @@ export function refusePoisonedKeys(value: unknown): void {
     if (Object.hasOwn(record, "__proto__") || (typeof ctor === "object" && ctor !== null && Object.hasOwn(ctor, "prototype"))) {
       throw new SyntaxError("Object contains forbidden prototype property");
     }
-    for (const key in record) pending.push(record[key]);
+    for (const key in record) {
+      const item = record[key];
+      if (typeof item === "object" && item !== null) pending.push(item);
+    }
   }
 }
 

@@ -9,9 +9,9 @@ import { runInNewContext } from "node:vm";
  * the thread is idle and holds more than `slackBytes` above the least it has held, it runs a full
  * collection (tens of milliseconds on this service's small heaps, and nobody is waiting). Idle means
  * nothing in flight and nothing begun since the previous look: under steady load of short requests the
- * in-flight count is often zero when a timer fires, and a full collection then stalls every request
- * arriving during it (tens of milliseconds at the p99, a fifth of the throughput over gRPC). Backing stores are freed after the collection returns,
- * so its effect is read a tick later: a collection that freed little (the memory is live, say caches)
+ * in-flight count is often zero when a timer fires, and a full collection then stalled every request
+ * arriving during it (14–89 ms, measured mid-load). Backing stores are freed after the collection
+ * returns, so its effect is read a tick later: a collection that freed little (the memory is live, say caches)
  * doubles the wait before the next one, up to a minute, unless more memory is taken since. Workers give their memory back by being
  * replaced (workers/differentiate.ts).
  */

@@ -6,10 +6,10 @@ import { directResponseBytes } from "../../src/grpc/direct-response.js";
 import { DifferentiateResponseSchema } from "../../src/grpc/gen/adjoint/v1/adjoint_pb.js";
 import type { DifferentiateOutput } from "../../src/service/types.js";
 import { elements, num, startTestServer, type TestServer } from "../service/helpers.js";
+import { clientName } from "../support/arbitraries.js";
 import { record } from "../support/records.js";
 
-/** Names a client may choose, the awkward ones included. */
-const name = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom("__proto__", "constructor", "toString", "é\n\u2028", ""));
+const name = clientName;
 const number = fc.oneof(fc.double(), fc.constantFrom(-0, Number.NaN, Number.POSITIVE_INFINITY, 5e-324));
 /** A tensor as the engine gives one: its elements in a Float64Array, or (some paths) a plain array. */
 const tensor = fc

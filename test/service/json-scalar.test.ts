@@ -3,10 +3,10 @@ import { describe, expect, it } from "vitest";
 import { scalarAnswerJson } from "../../src/service/json-scalar.js";
 import { jsonBody, serializeJson } from "../../src/service/json-view.js";
 import type { DifferentiateOutput } from "../../src/service/types.js";
+import { clientName } from "../support/arbitraries.js";
 import { record } from "../support/records.js";
 
-/** Names a client may choose, the awkward ones included. */
-const name = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom("__proto__", "constructor", "toString", 'a"b', "é\n\u2028", ""));
+const name = clientName;
 const finite = fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constantFrom(-0, 1e21, 5e-324, -1.7976931348623157e308));
 const map = fc.dictionary(name, finite, { maxKeys: 4 });
 
