@@ -1,14 +1,17 @@
+import cluster from "node:cluster";
 import { realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import type { FastifyInstance } from "fastify";
 import { type Logger, pino } from "pino";
+import { ClusterMember } from "./cluster/member.js";
+import { runPrimary } from "./cluster/primary.js";
 import { bindGrpc, buildGrpcServer, setServing } from "./grpc/server.js";
 import { buildHttpServer } from "./http/server.js";
 import { MemorySteward } from "./runtime/memory.js";
 import { WorkerPool } from "./runtime/pool.js";
 import { AccessSampler } from "./service/access-log.js";
 import { Admission } from "./service/admission.js";
-import { ConfigError, configHelp, loadConfig, type ServiceConfig } from "./service/config.js";
+import { ConfigError, configHelp, loadConfig, perProcess, type ServiceConfig } from "./service/config.js";
 import { Metrics } from "./service/metrics.js";
 import { AdjointService } from "./service/service.js";
 
@@ -38,11 +41,17 @@ class LineBatch {
   private lines: string[] = [];
   private size = 0;
 
-  constructor(private readonly destination: { write(text: string): unknown }) {}
+  constructor(
+    private readonly destination: { write(text: string): unknown },
+    /** Most bytes in one write, lines kept whole (a line longer than this is written alone). */
+    private readonly maxWrite = Number.POSITIVE_INFINITY,
+  ) {}
 
   write(line: string): void {
+    const size = Number.isFinite(this.maxWrite) ? Buffer.byteLength(line) : line.length;
+    if (this.size + size > this.maxWrite) this.flush();
     this.lines.push(line);
-    this.size += line.length;
+    this.size += size;
     if (this.size >= 65_536) this.flush();
   }
 
@@ -54,20 +63,29 @@ class LineBatch {
   }
 }
 
-/** Logs to stdout through LineBatch, flushed every 250 ms and at exit. */
-function stdoutLogger(level: string): { logger: Logger; flush: () => void } {
-  const destination = pino.destination({ dest: 1, sync: false });
-  const batch = new LineBatch(destination);
+/** The most bytes the kernel writes to a pipe in one piece, never interleaved with another process's writes. */
+const PIPE_BUF = 4096;
+
+/**
+ * Logs to stdout through LineBatch, flushed every 250 ms and at exit. The processes of a cluster share
+ * stdout: each writes whole lines, at most PIPE_BUF bytes at a time, synchronously (an asynchronous
+ * destination joins what waits into larger writes), so that no line is cut by another process's.
+ */
+function stdoutLogger(level: string, shared = false): { logger: Logger; flush: () => void } {
+  const destination = pino.destination({ dest: 1, sync: shared });
+  const batch = new LineBatch(destination, shared ? PIPE_BUF : Number.POSITIVE_INFINITY);
   setInterval(() => batch.flush(), 250).unref();
   const flush = () => {
     batch.flush();
     destination.flushSync();
   };
-  return { logger: pino({ level, base: { service: "adjoint" } }, batch), flush };
+  // A cluster's lines say which process wrote them.
+  const base = shared ? { service: "adjoint", pid: process.pid } : { service: "adjoint" };
+  return { logger: pino({ level, base }, batch), flush };
 }
 
 /** Starts the service: the pool, then HTTP and gRPC, then readiness. */
-export async function startAdjoint(config: ServiceConfig, logger?: Logger): Promise<RunningAdjoint> {
+export async function startAdjoint(config: ServiceConfig, logger?: Logger, member?: ClusterMember): Promise<RunningAdjoint> {
   const log = logger ?? pino({ level: config.logLevel, base: { service: "adjoint" } });
   const pool = new WorkerPool({
     workers: config.workers,
@@ -78,6 +96,10 @@ export async function startAdjoint(config: ServiceConfig, logger?: Logger): Prom
     maxQueuedUs: config.workers * config.timeLimitMs * 500,
   });
   const metrics = new Metrics(() => pool);
+  if (member !== undefined) {
+    metrics.shareWithCluster(() => member.metricsText());
+    await member.join();
+  }
   const admission = (transport: "http" | "grpc") => {
     const a = new Admission(transport, config, (reason) => metrics.shedRequest(transport, reason));
     metrics.trackAdmission(a);
@@ -85,7 +107,7 @@ export async function startAdjoint(config: ServiceConfig, logger?: Logger): Prom
   };
   const httpAdmission = admission("http");
   const grpcAdmission = admission("grpc");
-  const service = new AdjointService(config, pool, metrics);
+  const service = new AdjointService(config, pool, metrics, member);
   await service.start();
   const accessLog = new AccessSampler(config.accessLogEvery);
 
@@ -122,7 +144,12 @@ export async function startAdjoint(config: ServiceConfig, logger?: Logger): Prom
     () => httpAdmission.admitted + grpcAdmission.admitted,
     () => httpAdmission.admittedBytes + grpcAdmission.admittedBytes,
   ).start();
-  log.info({ httpPort, grpcPort, workers: config.workers }, "adjoint is serving");
+  if (member === undefined) log.info({ httpPort, grpcPort, workers: config.workers }, "adjoint is serving");
+  else {
+    // The primary says "adjoint is serving" once every process is.
+    log.info({ httpPort, grpcPort, workers: config.workers, pid: process.pid }, "service process is serving");
+    member.serving(httpPort, grpcPort);
+  }
 
   let closing: Promise<void> | undefined;
   const shutdown = () => {
@@ -157,10 +184,16 @@ async function main(argv: string[]): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const { logger, flush } = stdoutLogger(config.logLevel);
+  const clustered = config.processes > 1;
+  const { logger, flush } = stdoutLogger(config.logLevel, clustered);
   // Whatever ends the process (a failed start included), the lines gathered so far are written.
   process.once("exit", flush);
-  const app = await startAdjoint(config, logger);
+  if (clustered && cluster.isPrimary) {
+    runPrimary(config, logger, flush);
+    return;
+  }
+  const processConfig = clustered ? perProcess(config) : config;
+  const app = await startAdjoint(processConfig, logger, clustered ? new ClusterMember(processConfig) : undefined);
   const stop = (signal: string) => {
     app.logger.info({ signal }, "signal received");
     app.shutdown().then(
@@ -175,8 +208,11 @@ async function main(argv: string[]): Promise<void> {
       },
     );
   };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
+  // A cluster's process hears a terminal's Ctrl-C twice, from the terminal and from the primary: the
+  // second must not cut its drain short.
+  const on = clustered ? process.on.bind(process) : process.once.bind(process);
+  on("SIGTERM", () => stop("SIGTERM"));
+  on("SIGINT", () => stop("SIGINT"));
 }
 
 const entry = process.argv[1];

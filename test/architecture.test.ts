@@ -22,7 +22,8 @@ const TIERS: readonly Readonly<Record<string, readonly string[]>>[] = [
   // The pool loads the worker by file name, never by import, so the worker can sit below the pool.
   { workers: ["workers/"] },
   { service: ["src/service/"] },
-  { http: ["src/http/"], grpc: ["src/grpc/"], cli: ["src/cli/"] },
+  // cluster: the processes of a clustered service, beside the transports each of them serves.
+  { http: ["src/http/"], grpc: ["src/grpc/"], cli: ["src/cli/"], cluster: ["src/cluster/"] },
   // adjoint/client: the service's client; it shares only the generated gRPC messages and definition.
   { client: ["src/client/"] },
   // The composition root: it builds the pool, the service and both servers.

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /**
  * CPU time of processes while a load generator runs, read from /proc/<pid>/stat (utime + stime, all
@@ -30,6 +30,29 @@ export function processCpuSeconds(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The processes a process started, from /proc/<pid>/task/<tid>/children (every thread's). */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+      readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").split(" ").filter(Boolean).map(Number),
+    );
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * CPU seconds a process and every process under it have used so far: a clustered service is a primary
+ * and its members. A member that exited takes its seconds with it; the benchmarks' members do not exit.
+ */
+export function processTreeCpuSeconds(pid: number): number | undefined {
+  const own = processCpuSeconds(pid);
+  if (own === undefined) return undefined;
+  let total = own;
+  for (const child of childrenOf(pid)) total += processTreeCpuSeconds(child) ?? 0;
+  return total;
 }
 
 /** CPU seconds this process (the Node client, as with autocannon) has used so far. */

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import autocannon from "autocannon";
-import { CpuSampler, ownCpuSeconds, processCpuSeconds } from "./cpu.js";
+import { CpuSampler, ownCpuSeconds, processCpuSeconds, processTreeCpuSeconds } from "./cpu.js";
 
 /**
  * The load generators of `npm run bench:load`: wrk for HTTP/1.1 and h2load for gRPC (C clients, one
@@ -82,7 +82,7 @@ async function sampled(command: string, args: string[], serverPid: number, skipS
   const pid = child.pid ?? -1;
   const sampler = new CpuSampler(
     () => processCpuSeconds(pid),
-    () => processCpuSeconds(serverPid),
+    () => processTreeCpuSeconds(serverPid),
   );
   let out = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
@@ -149,7 +149,7 @@ export async function h2load(load: Load, files: LoadFiles): Promise<Figures> {
 /** The fallback when wrk is missing: autocannon in this process, its CPU share being this process's. */
 export async function autocannonRun(load: Load, files: LoadFiles): Promise<Figures> {
   const options = { url: load.url, method: "POST", headers: files.headers, body: files.body, connections: load.connections };
-  const sampler = new CpuSampler(ownCpuSeconds, () => processCpuSeconds(load.serverPid));
+  const sampler = new CpuSampler(ownCpuSeconds, () => processTreeCpuSeconds(load.serverPid));
   const r = await autocannon({ ...options, duration: load.seconds });
   sampler.stop();
   const f: Figures = {

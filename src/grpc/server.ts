@@ -210,7 +210,7 @@ function addAdjointService(server: grpc.Server, hc: HandlerContext): void {
     differentiateStream: differentiateStream(hc),
     minimize: minimizeHandler(hc),
     registerFunction: unary(hc, "RegisterFunction", RegisterFunctionRequestSchema, FunctionInfoSchema, (request) =>
-      functionInfo(service.registerFunction(functionSpec(request.function)).info),
+      service.registerFunction(functionSpec(request.function)).then(({ info }) => functionInfo(info)),
     ),
     getFunction: unary(hc, "GetFunction", GetFunctionRequestSchema, FunctionInfoSchema, (request) =>
       functionInfo(service.getFunction(request.id)),

@@ -186,7 +186,7 @@ export async function adjointRoutes(
   minimizeRoute(app, service);
 
   app.post<{ Body: { function: FunctionSpec } }>("/v1/functions", { schema: { body: ref("RegisterRequest") } }, async (request, reply) => {
-    const { info, created } = service.registerFunction(request.body.function);
+    const { info, created } = await service.registerFunction(request.body.function);
     if (created) reply.code(201).header("location", `/v1/functions/${info.id}`);
     return reply.type(JSON_TYPE).send(JSON.stringify(info));
   });
@@ -201,7 +201,7 @@ export async function adjointRoutes(
   app.get("/readyz", async (_request, reply) =>
     service.ready ? reply.type(JSON_TYPE).send('{"status":"ready"}') : reply.code(503).type(JSON_TYPE).send('{"status":"not ready"}'),
   );
-  app.get("/metrics", async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  app.get("/metrics", async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.exposition()));
   app.get("/openapi.yaml", async (_request, reply) => reply.type("application/yaml; charset=utf-8").send(openapi.text));
 
   await app.register(fastifySwagger, { mode: "static", specification: { document: openapi.doc as never } });

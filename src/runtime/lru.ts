@@ -75,6 +75,11 @@ export class LruMap<K, V> {
     if (slot !== undefined) this.resize(key, slot, this.budget.weigh(slot.value));
   }
 
+  /** The entries kept, oldest first (reading them does not count as a use). */
+  *entries(): IterableIterator<[K, V]> {
+    for (const [key, slot] of this.map) yield [key, slot.value];
+  }
+
   delete(key: K): boolean {
     const slot = this.map.get(key);
     if (slot === undefined) return false;

@@ -30,7 +30,12 @@ export interface ServiceConfig {
   maxPoints: number;
   /** Longest a request may compute, in milliseconds (a client deadline may shorten it). */
   timeLimitMs: number;
-  /** Worker threads in the pool. */
+  /**
+   * Service processes (a Node cluster), each with its event loop, its servers on the shared ports and
+   * its own pool; 1 runs the service in this process alone.
+   */
+  processes: number;
+  /** Worker threads in each process's pool. */
   workers: number;
   /** Pool tasks waiting beyond the running ones; more are refused (HTTP 503, gRPC RESOURCE_EXHAUSTED). */
   queueSize: number;
@@ -89,6 +94,11 @@ export function defaultWorkers(cpuMax = readCpuMax()): number {
   const [quota, period] = (cpuMax ?? "").trim().split(/\s+/);
   const limit = quota !== undefined && quota !== "max" && Number(period) > 0 ? Math.ceil(Number(quota) / Number(period)) : Number.NaN;
   return Math.max(1, Number.isFinite(limit) && limit > 0 ? Math.min(cpus, limit) : cpus);
+}
+
+/** One worker thread per CPU in all: the CPUs shared among the processes. */
+function workersPerProcess(processes: number): number {
+  return Math.max(1, Math.floor(defaultWorkers() / processes));
 }
 
 function readCpuMax(): string | undefined {
@@ -169,12 +179,20 @@ export const SETTINGS: readonly Setting[] = [
     doc: "longest a request may compute, ms",
   },
   {
+    key: "processes",
+    env: "ADJOINT_PROCESSES",
+    flag: "processes",
+    kind: "int",
+    fallback: () => defaultWorkers(),
+    doc: "service processes sharing the ports, each with its own event loop and pool (default: CPU count; 1: no cluster)",
+  },
+  {
     key: "workers",
     env: "ADJOINT_WORKERS",
     flag: "workers",
     kind: "int",
-    fallback: defaultWorkers,
-    doc: "worker threads (default: CPU count)",
+    fallback: () => workersPerProcess(defaultWorkers()),
+    doc: "worker threads per process (default: CPU count ÷ processes, at least 1)",
   },
   {
     key: "queueSize",
@@ -338,7 +356,22 @@ export function loadConfig(
     else if (fromEnv !== undefined && fromEnv !== "") config[s.key] = parseSetting(s, fromEnv, s.env);
     else config[s.key] = s.fallback();
   }
+  // The workers' default follows the processes asked for (values[...] and env[...] as above: given, or not).
+  const workersGiven = typeof values.workers === "string" || (env.ADJOINT_WORKERS ?? "") !== "";
+  if (!workersGiven) config.workers = workersPerProcess(config.processes as number);
   return { ...(config as unknown as ServiceConfig), ...overrides };
+}
+
+/**
+ * What one process of a cluster of `processes` may use: the byte budgets are the whole service's,
+ * shared evenly, so that more processes do not multiply the memory a deployment was sized for; counts
+ * (requests in flight, queue) are each event loop's own, as each loop is a server of its own.
+ */
+export function perProcess(config: ServiceConfig): ServiceConfig {
+  const n = config.processes;
+  if (n <= 1) return config;
+  const share = (bytes: number) => Math.max(1, Math.ceil(bytes / n));
+  return { ...config, maxInflightBytes: share(config.maxInflightBytes), cacheBytes: share(config.cacheBytes) };
 }
 
 /** The settings as a help text (also the table in docs/service.md). */

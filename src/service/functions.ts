@@ -66,6 +66,14 @@ export interface CacheEvents {
   miss(cache: "source" | "compiled" | "registry"): void;
 }
 
+/** What the function store asks of the other processes of a cluster (cluster/member.ts), with which it shares registered ids. */
+export interface SharedRegistry {
+  /** The definition registered under `id` on any process, if it is still kept. */
+  recall(id: string): FunctionSpec | undefined;
+  /** Makes `id` known to every process; resolves once all of them keep it. */
+  publish(id: string, spec: FunctionSpec, bytes: number): Promise<void>;
+}
+
 const SOURCES = ["expression", "expressions", "graph", "model", "id"] as const;
 
 /**
@@ -83,6 +91,8 @@ export class FunctionStore {
   constructor(
     private readonly limits: StoreLimits,
     private readonly events: CacheEvents,
+    /** The other processes of a cluster, whose registrations count as this one's. */
+    readonly shared?: SharedRegistry,
   ) {
     const budget = { maxBytes: limits.cacheBytes ?? 128 * 1024 * 1024, weigh: (e: FunctionEntry) => e.estimatedBytes() };
     this.bySource = new LruMap(limits.cacheSize);
@@ -124,7 +134,7 @@ export class FunctionStore {
   /** Registers a function: resolves it and keeps it in the registry. `created` is false if it was there. */
   register(spec: FunctionSpec | undefined): { entry: FunctionEntry; created: boolean } {
     const entry = this.resolve(spec);
-    const created = !this.registry.has(entry.hash);
+    const created = !this.registry.has(entry.hash) && this.shared?.recall(entry.hash) === undefined;
     this.registry.set(entry.hash, entry);
     return { entry, created };
   }
@@ -143,7 +153,7 @@ export class FunctionStore {
   }
 
   byId(id: string, field = "id"): FunctionEntry {
-    const entry = this.kept(id);
+    const entry = this.kept(id) ?? this.recalled(id);
     if (entry) {
       this.events.hit("registry");
       return entry;
@@ -154,6 +164,16 @@ export class FunctionStore {
       `${field}: no function has id ${id}; register it first (POST /v1/functions or RegisterFunction), or send its definition`,
       { field },
     );
+  }
+
+  /** A function registered on another process of the cluster, compiled here on first use. */
+  private recalled(id: string): FunctionEntry | undefined {
+    const spec = this.shared?.recall(id);
+    if (spec === undefined) return undefined;
+    const entry = this.resolve(spec);
+    if (entry.hash !== id) return undefined;
+    this.registry.set(id, entry);
+    return entry;
   }
 
   /** The same model compiled for another batch size (a shard of a large batch). */

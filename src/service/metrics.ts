@@ -1,5 +1,5 @@
 import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks";
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { AggregatorRegistry, Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Admission, ShedReason } from "./admission.js";
 import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from "./metric-cells.js";
 
@@ -79,6 +79,8 @@ function registerPoolGauges(registers: Registry[], pool: () => PoolGauge | undef
   new Gauge({
     name: "adjoint_pool_utilization",
     help: "Share of the pool's capacity used since start (0–1)",
+    // In a cluster: the pools' mean, as every pool has as many workers.
+    aggregator: "average",
     registers,
     collect() {
       this.set(pool()?.utilization ?? 0);
@@ -123,8 +125,9 @@ function registerLoopDelay(registers: Registry[]): IntervalHistogram {
   loopDelay.enable();
   new Gauge({
     name: "adjoint_event_loop_delay_seconds",
-    help: "Event-loop delay since the previous scrape: its p50, p99 and max (quantile label)",
+    help: "Event-loop delay since the previous scrape: its p50, p99 and max (quantile label); in a cluster, the worst process's",
     labelNames: ["quantile"],
+    aggregator: "max",
     registers,
     collect() {
       if (loopDelay.count > 0) {
@@ -154,6 +157,8 @@ export class Metrics {
   readonly shed: Counter<"transport" | "reason">;
   private readonly admissions: Admission[] = [];
   private readonly loopDelay: IntervalHistogram;
+  /** In a cluster: the whole service's exposition, gathered by the primary. */
+  private wholeService?: () => Promise<string>;
 
   constructor(pool: () => PoolGauge | undefined, defaultMetrics = true) {
     // Registration order is the order of GET /metrics, so the groups below keep it.
@@ -176,6 +181,22 @@ export class Metrics {
     registerLoadGauges(registers, this.admissions, pool);
     this.loopDelay = registerLoopDelay(registers);
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /**
+   * Serves every process's metrics together (summed, or as each gauge says) at GET /metrics, whichever
+   * process a scrape reaches: `gather` asks the primary, which asks every process for its registry.
+   */
+  shareWithCluster(gather: () => Promise<string>): void {
+    AggregatorRegistry.setRegistries([this.registry]);
+    // Constructing one makes prom-client answer the primary's requests for this process's metrics.
+    new AggregatorRegistry();
+    this.wholeService = gather;
+  }
+
+  /** The text served at GET /metrics. */
+  exposition(): Promise<string> {
+    return this.wholeService?.() ?? this.registry.metrics();
   }
 
   /** Reports a transport's admission in the in-flight gauges. */

@@ -1,4 +1,5 @@
 import type { Value } from "../engine/values.js";
+import { AdjointError } from "../errors.js";
 import type { Batch } from "../runtime/batch.js";
 import type { SplitBody } from "../runtime/json-body.js";
 import type { WorkerPool } from "../runtime/pool.js";
@@ -7,7 +8,7 @@ import { releaseShared, sharedBytes, sharedFloat64 } from "../runtime/shared-mem
 import { Slots } from "./admission.js";
 import type { ServiceConfig } from "./config.js";
 import { allocate, checkForms, countBatch, dataBatch, decodePointBatch, fillBatch, pointBatch } from "./decode.js";
-import { type FunctionEntry, FunctionStore } from "./functions.js";
+import { type FunctionEntry, FunctionStore, type SharedRegistry } from "./functions.js";
 import { withDrawnParameters } from "./initialize.js";
 import { opsManifest } from "./manifest.js";
 import type { Metrics } from "./metrics.js";
@@ -93,11 +94,17 @@ export class AdjointService {
     private readonly limits: Limits,
     private readonly pool: WorkerPool,
     metrics: Metrics,
+    /** The other processes of a cluster (cluster/member.ts), which share registered functions. */
+    shared?: SharedRegistry,
   ) {
-    this.functions = new FunctionStore(limits, {
-      hit: (cache) => metrics.cacheLookup(cache, "hit"),
-      miss: (cache) => metrics.cacheLookup(cache, "miss"),
-    });
+    this.functions = new FunctionStore(
+      limits,
+      {
+        hit: (cache) => metrics.cacheLookup(cache, "hit"),
+        miss: (cache) => metrics.cacheLookup(cache, "miss"),
+      },
+      shared,
+    );
     this.largeAnswers = new Slots(() => limits.maxInflightLarge);
     this.run = new Runner(limits, pool, metrics);
     this.minimizer = new Minimizer(limits, pool, metrics, this.functions);
@@ -197,8 +204,23 @@ export class AdjointService {
     return new StreamSession(this);
   }
 
-  registerFunction(spec: FunctionSpec | undefined): { info: FunctionInfo; created: boolean } {
+  /**
+   * Keeps a function by id. In a cluster the answer waits until every process keeps it too, so that
+   * the client's next request finds the id whichever process it reaches.
+   */
+  async registerFunction(spec: FunctionSpec | undefined): Promise<{ info: FunctionInfo; created: boolean }> {
     const { entry, created } = this.functions.register(spec);
+    const shared = this.functions.shared;
+    if (shared !== undefined && spec !== undefined && shared.recall(entry.hash) === undefined) {
+      try {
+        await shared.publish(entry.hash, spec, entry.estimatedBytes());
+      } catch (e) {
+        throw new AdjointError(
+          "unavailable",
+          `the function could not be shared with the service's other processes (${(e as Error).message}); try again`,
+        );
+      }
+    }
     return { info: entry.info(), created };
   }
 

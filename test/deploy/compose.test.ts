@@ -33,7 +33,9 @@ describe("docker/compose.yaml", () => {
       expect(s.init).toBe(true);
       for (const key of Object.keys(s.environment ?? {})) expect(SETTING_ENVS.has(key), key).toBe(true);
       // One worker per CPU of the limit.
-      expect(Number(s.environment?.ADJOINT_WORKERS)).toBeLessThanOrEqual(Number(s.deploy?.resources?.limits?.cpus));
+      expect(Number(s.environment?.ADJOINT_PROCESSES) * Number(s.environment?.ADJOINT_WORKERS)).toBeLessThanOrEqual(
+        Number(s.deploy?.resources?.limits?.cpus),
+      );
     }
     expect(lb.deploy?.resources?.limits?.memory).toBeDefined();
   });

@@ -74,7 +74,8 @@ describe("docker/k8s manifests", () => {
     const { requests, limits } = container.resources;
     for (const r of [requests, limits]) expect(Object.keys(r).sort()).toEqual(["cpu", "memory"]);
     expect(cores(limits.cpu)).toBeGreaterThanOrEqual(cores(requests.cpu));
-    expect(Number(env.ADJOINT_WORKERS)).toBeLessThanOrEqual(cores(limits.cpu));
+    // One worker thread per CPU of the limit in all, over the processes.
+    expect(Number(env.ADJOINT_PROCESSES) * Number(env.ADJOINT_WORKERS)).toBeLessThanOrEqual(cores(limits.cpu));
   });
 
   it("terminates gracefully: the grace period covers the drain and the longest request", () => {

@@ -1,4 +1,4 @@
-import { Writable } from "node:stream";
+import { type Readable, Writable } from "node:stream";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { pino } from "pino";
@@ -144,4 +144,15 @@ export function grpcNodes(
     })),
     ...(n.attrs ? { attrs: n.attrs as never } : {}),
   }));
+}
+
+/** Collects a process's JSON log lines into `lines` as they arrive; a line that does not parse throws. */
+export function collectJsonLines(stdout: Readable, lines: Record<string, unknown>[]): void {
+  let buffer = "";
+  stdout.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString();
+    const parts = buffer.split("\n");
+    buffer = parts.pop() ?? "";
+    for (const p of parts) if (p.trim()) lines.push(JSON.parse(p));
+  });
 }

@@ -5,7 +5,7 @@ import { service as healthService } from "grpc-health-check";
 import { describe, expect, it } from "vitest";
 import { SERVICE_NAME } from "../../src/grpc/server.js";
 import { builtFile } from "../build-output.js";
-import { heavyExpression, startTestServer, WORKED } from "./helpers.js";
+import { collectJsonLines, heavyExpression, startTestServer, WORKED } from "./helpers.js";
 
 const HealthClient = grpc.makeGenericClientConstructor(healthService as unknown as grpc.ServiceDefinition, "Health");
 
@@ -62,13 +62,7 @@ describe("health and readiness through a graceful shutdown", () => {
       stdio: ["ignore", "pipe", "pipe"],
     });
     const lines: Record<string, unknown>[] = [];
-    let buffer = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      buffer += chunk.toString();
-      const parts = buffer.split("\n");
-      buffer = parts.pop() ?? "";
-      for (const p of parts) if (p.trim()) lines.push(JSON.parse(p));
-    });
+    collectJsonLines(child.stdout, lines);
     await until(async () => lines.some((l) => l.msg === "adjoint is serving") || child.exitCode !== null);
     const serving = lines.find((l) => l.msg === "adjoint is serving") as { httpPort: number; grpcPort: number };
     expect(serving).toBeDefined();
