@@ -5,7 +5,7 @@ import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, perProcess } from "../../src/service/config.js";
 import { builtFile } from "../build-output.js";
-import { collectJsonLines, WORKED, WORKED_VALUES } from "./helpers.js";
+import { collectJsonLines, grpcClientOf, num, WORKED, WORKED_VALUES } from "./helpers.js";
 
 type Line = Record<string, unknown> & { msg: string; pid?: number };
 
@@ -40,6 +40,7 @@ describe("the service as a cluster of processes (--processes 2)", () => {
   let child: ChildProcessByStdio<null, Readable, Readable>;
   const lines: Line[] = [];
   let port = 0;
+  let grpcPort = 0;
   const servingPids = () => new Set(lines.filter((l) => l.msg === "service process is serving").map((l) => l.pid));
   /** The processes whose access log has a line for `route` with status `status` since line `from`. */
   const answeredBy = (from: number, route: string, status = 200) =>
@@ -59,9 +60,15 @@ describe("the service as a cluster of processes (--processes 2)", () => {
     // Every line of every process parses whole: the processes share stdout and none cuts another's line.
     collectJsonLines(child.stdout, lines);
     await until(() => lines.some((l) => l.msg === "adjoint is serving") || child.exitCode !== null, "the cluster to serve");
-    const serving = lines.find((l) => l.msg === "adjoint is serving") as Line & { httpPort: number; processes: number; workers: number };
+    const serving = lines.find((l) => l.msg === "adjoint is serving") as Line & {
+      httpPort: number;
+      grpcPort: number;
+      processes: number;
+      workers: number;
+    };
     expect(serving).toMatchObject({ processes: 2, workers: 1 });
     port = serving.httpPort;
+    grpcPort = serving.grpcPort;
     // Each process writes its lines every 250 ms, so its own "serving" line may follow the primary's.
     await until(() => servingPids().size === 2, "both processes' serving lines");
   }, 30_000);
@@ -99,6 +106,33 @@ describe("the service as a cluster of processes (--processes 2)", () => {
     for (let i = 0; i < 2; i++) expect((await post(port, "/v1/functions", { function: { expression: "sin(x)*y" } })).status).toBe(200);
     const unknown = await post(port, "/v1/differentiate", { function: { id: "fn___proto__" }, point: { x: 1 } });
     expect(unknown.status).toBe(404);
+  });
+
+  it("shares the gRPC port too, and a function registered over gRPC is known over every channel", async () => {
+    const registering = grpcClientOf(grpcPort);
+    const info = await registering.register({ source: { case: "expression", value: "x*y^2" } });
+    registering.client.close();
+    const from = lines.length;
+    // Channels of their own: connections dealt in turn to both processes.
+    for (let i = 0; i < 4; i++) {
+      const channel = grpcClientOf(grpcPort);
+      const answer = await channel.differentiate({
+        function: { source: { case: "id", value: info.id } },
+        point: { values: { x: 3, y: 2 } },
+      });
+      channel.client.close();
+      expect(num(answer.result?.outputs.f)).toBe(12);
+      expect(num(answer.result?.gradient.x)).toBe(4);
+      expect(num(answer.result?.gradient.y)).toBe(12);
+    }
+    const grpcAnswerers = () =>
+      new Set(
+        lines
+          .slice(from)
+          .filter((l) => l.msg === "request completed" && l.method === "Differentiate" && l.status === "OK")
+          .map((l) => l.pid),
+      );
+    await until(() => grpcAnswerers().size === 2, "both processes to answer over gRPC", 3000);
   });
 
   it("serves the metrics of every process together, whichever process is scraped", async () => {

@@ -71,20 +71,35 @@ function promisify<Req, Res>(method: Unary<Req, Res>, client: grpc.Client, req: 
   });
 }
 
+/** A gRPC client of the service on `port` (a connection of its own), with its unary calls as promises. */
+export function grpcClientOf(port: number) {
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    "grpc.max_send_message_length": 64 * 1024 * 1024,
+  }) as unknown as AdjointClient;
+  return {
+    client,
+    differentiate: (req: MessageInitShape<typeof DifferentiateRequestSchema>, options?: grpc.CallOptions) =>
+      promisify(client.differentiate, client, create(DifferentiateRequestSchema, req), options),
+    register: (fn: MessageInitShape<typeof RegisterFunctionRequestSchema>["function"]) =>
+      promisify(client.registerFunction, client, create(RegisterFunctionRequestSchema, { function: fn })),
+    getFunction: (id: string) => promisify(client.getFunction, client, create(GetFunctionRequestSchema, { id })),
+    listOps: () => promisify(client.listOps, client, create(ListOpsRequestSchema, {})),
+  };
+}
+
 /** A real server on ephemeral ports (HTTP and gRPC on loopback), with clients for both. */
 export async function startTestServer(overrides: Partial<ServiceConfig> = {}): Promise<TestServer> {
   const config = loadConfig([], {}, { host: "127.0.0.1", httpPort: 0, grpcPort: 0, workers: 1, logLevel: "info", ...overrides });
   const logs = new LogCapture();
   const app = await startAdjoint(config, pino({ level: config.logLevel }, logs));
   const base = `http://127.0.0.1:${app.httpPort}`;
-  const client = new Client(`127.0.0.1:${app.grpcPort}`, grpc.credentials.createInsecure(), {
-    "grpc.max_receive_message_length": 64 * 1024 * 1024,
-    "grpc.max_send_message_length": 64 * 1024 * 1024,
-  }) as unknown as AdjointClient;
+  const grpcClient = grpcClientOf(app.grpcPort);
+  const client = grpcClient.client;
   return {
+    ...grpcClient,
     app,
     base,
-    client,
     logs,
     async post(path, body, headers = {}) {
       const res = await fetch(`${base}${path}`, {
@@ -103,10 +118,6 @@ export async function startTestServer(overrides: Partial<ServiceConfig> = {}): P
       } catch {}
       return { status: res.status, body, text, headers: res.headers };
     },
-    differentiate: (req, options) => promisify(client.differentiate, client, create(DifferentiateRequestSchema, req), options),
-    register: (fn) => promisify(client.registerFunction, client, create(RegisterFunctionRequestSchema, { function: fn })),
-    getFunction: (id) => promisify(client.getFunction, client, create(GetFunctionRequestSchema, { id })),
-    listOps: () => promisify(client.listOps, client, create(ListOpsRequestSchema, {})),
     async close() {
       client.close();
       await app.shutdown();
