@@ -109,6 +109,14 @@ export function runPrimary(config: ServiceConfig, log: Logger, flush: () => void
       }
       return;
     }
+    if (!announced) {
+      // Before the service ever served, a process that exits failed to start (a port in use, a bad
+      // setting): another would fail the same way.
+      log.fatal({ pid: worker.process.pid, code, signal }, "a service process failed to start: stopping");
+      process.exitCode = 1;
+      stop("SIGTERM");
+      return;
+    }
     const now = Date.now();
     restarts.push(now);
     while (restarts.length > 0 && restarts[0] < now - RESTART_WINDOW_MS) restarts.shift();

@@ -1,6 +1,7 @@
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { once } from "node:events";
-import { request } from "node:http";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, perProcess } from "../../src/service/config.js";
@@ -181,6 +182,39 @@ describe("the service as a cluster of processes (--processes 2)", () => {
     expect(lines.at(-1)?.msg).toBe("adjoint stopped");
     expect(lines.filter((l) => l.msg === "adjoint stopped").length).toBe(3);
     for (const pid of pids) expect(() => process.kill(pid as number, 0)).toThrow();
+  }, 20_000);
+});
+
+describe("a cluster that cannot start", () => {
+  it("stops at once with exit code 1 when a process fails to start (its port is taken)", async () => {
+    const taken = createServer().listen(0, "127.0.0.1");
+    await once(taken, "listening");
+    const port = (taken.address() as AddressInfo).port;
+    const child = spawn(
+      process.execPath,
+      [
+        builtFile("dist/src/main.js"),
+        "--processes",
+        "2",
+        "--workers",
+        "1",
+        "--http-port",
+        String(port),
+        "--grpc-port",
+        "0",
+        "--host",
+        "127.0.0.1",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const lines: Line[] = [];
+    collectJsonLines(child.stdout, lines);
+    const [code] = await once(child, "exit");
+    taken.close();
+    expect(code).toBe(1);
+    expect(lines.map((l) => l.msg)).toContain("a service process failed to start: stopping");
+    // Not retried: a second try would fail the same way.
+    expect(lines.filter((l) => l.msg === "a service process exited: starting another")).toEqual([]);
   }, 20_000);
 });
 
