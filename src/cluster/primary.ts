@@ -32,6 +32,8 @@ export function runPrimary(config: ServiceConfig, log: Logger, flush: () => void
   let stoppedAt = 0;
   const restarts: number[] = [];
   const serving = new Set<number>();
+  /** Processes that have asked for the registered functions, and so are told of every later one. */
+  const joined = new Set<number>();
   let announced = false;
 
   const reply = (worker: Worker, message: PrimaryMessage) => {
@@ -40,7 +42,10 @@ export function runPrimary(config: ServiceConfig, log: Logger, flush: () => void
 
   const register = (from: Worker, request: number, id: string, spec: SharedSpec) => {
     specs.set(id, spec);
-    const others = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w !== from && w.isConnected());
+    // Only processes that took their snapshot: one still starting finds this in the snapshot it asks for.
+    const others = Object.values(cluster.workers ?? {}).filter(
+      (w): w is Worker => w !== undefined && w !== from && joined.has(w.id) && w.isConnected(),
+    );
     const answer = () => reply(from, { type: "adjoint:reply", request });
     if (others.length === 0) return answer();
     const learn = ++learnCount;
@@ -74,6 +79,7 @@ export function runPrimary(config: ServiceConfig, log: Logger, flush: () => void
         learned(worker.id, message.request);
         break;
       case "adjoint:snapshot":
+        joined.add(worker.id);
         reply(worker, { type: "adjoint:snapshot-reply", request: message.request, specs: [...specs.entries()] });
         break;
       case "adjoint:metrics":
@@ -99,6 +105,7 @@ export function runPrimary(config: ServiceConfig, log: Logger, flush: () => void
 
   cluster.on("exit", (worker, code, signal) => {
     serving.delete(worker.id);
+    joined.delete(worker.id);
     learned(worker.id);
     if (stopping !== undefined) {
       if (code !== 0 && code !== null) process.exitCode = 1;
