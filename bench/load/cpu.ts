@@ -33,7 +33,7 @@ export function processCpuSeconds(pid: number): number | undefined {
 }
 
 /** The processes a process started, from /proc/<pid>/task/<tid>/children (every thread's). */
-export function childrenOf(pid: number): number[] {
+function childrenOf(pid: number): number[] {
   try {
     return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
       readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").split(" ").filter(Boolean).map(Number),
@@ -48,10 +48,15 @@ export function childrenOf(pid: number): number[] {
  * and its members. A member that exited takes its seconds with it; the benchmarks' members do not exit.
  */
 export function processTreeCpuSeconds(pid: number): number | undefined {
-  const own = processCpuSeconds(pid);
+  return overProcessTree(pid, processCpuSeconds);
+}
+
+/** `measure` of a process plus that of every process under it; undefined when the process itself is gone. */
+export function overProcessTree(pid: number, measure: (pid: number) => number | undefined): number | undefined {
+  const own = measure(pid);
   if (own === undefined) return undefined;
   let total = own;
-  for (const child of childrenOf(pid)) total += processTreeCpuSeconds(child) ?? 0;
+  for (const child of childrenOf(pid)) total += overProcessTree(child, measure) ?? 0;
   return total;
 }
 

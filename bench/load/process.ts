@@ -2,7 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, openSync, readFileSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { childrenOf } from "./cpu.js";
+import { overProcessTree } from "./cpu.js";
 
 export interface Started {
   readonly child: ChildProcess;
@@ -76,12 +76,18 @@ export function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<numb
   });
 }
 
-/** Resident memory of a process and the processes under it, in bytes (Linux /proc; `ps` elsewhere); undefined once it is gone. */
+/**
+ * Resident memory of a process and the processes under it (a clustered service is a primary and its
+ * members), in bytes (Linux /proc; `ps` elsewhere, the process alone); undefined once it is gone.
+ */
 export function residentBytes(pid: number): number | undefined {
+  return overProcessTree(pid, ownResidentBytes);
+}
+
+function ownResidentBytes(pid: number): number | undefined {
   try {
     const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    // A clustered service is a primary and its members: their memory is the service's.
-    if (kb) return Number(kb[1]) * 1024 + childrenOf(pid).reduce((sum, child) => sum + (residentBytes(child) ?? 0), 0);
+    if (kb) return Number(kb[1]) * 1024;
   } catch {
     // not Linux, or gone
   }

@@ -46,8 +46,8 @@ export class ClusterMember implements SharedRegistry {
   /** The Prometheus exposition of every process together. */
   async metricsText(): Promise<string> {
     const reply = await this.ask({ type: "adjoint:metrics" });
-    if (reply.type !== "adjoint:reply" || reply.text === undefined)
-      throw new Error(`cluster: no metrics (${reply.type === "adjoint:reply" ? reply.error : reply.type})`);
+    // A reply with an error was rejected in receive().
+    if (reply.type !== "adjoint:reply" || reply.text === undefined) throw new Error("cluster: the primary sent no metrics");
     return reply.text;
   }
 

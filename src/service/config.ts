@@ -81,7 +81,8 @@ interface Setting {
   readonly env: string;
   readonly flag: string;
   readonly doc: string;
-  readonly fallback: () => string | number;
+  /** The default; it may depend on the settings above it in SETTINGS, as loaded (empty for the help text). */
+  readonly fallback: (loaded: Partial<ServiceConfig>) => string | number;
   readonly kind: "int" | "string";
 }
 
@@ -191,7 +192,7 @@ export const SETTINGS: readonly Setting[] = [
     env: "ADJOINT_WORKERS",
     flag: "workers",
     kind: "int",
-    fallback: () => workersPerProcess(defaultWorkers()),
+    fallback: (loaded) => workersPerProcess(loaded.processes ?? defaultWorkers()),
     doc: "worker threads per process (default: CPU count ÷ processes, at least 1)",
   },
   {
@@ -354,11 +355,8 @@ export function loadConfig(
     const fromEnv = env[s.env];
     if (typeof flag === "string") config[s.key] = parseSetting(s, flag, `--${s.flag}`);
     else if (fromEnv !== undefined && fromEnv !== "") config[s.key] = parseSetting(s, fromEnv, s.env);
-    else config[s.key] = s.fallback();
+    else config[s.key] = s.fallback(config as Partial<ServiceConfig>);
   }
-  // The workers' default follows the processes asked for (values[...] and env[...] as above: given, or not).
-  const workersGiven = typeof values.workers === "string" || (env.ADJOINT_WORKERS ?? "") !== "";
-  if (!workersGiven) config.workers = workersPerProcess(config.processes as number);
   return { ...(config as unknown as ServiceConfig), ...overrides };
 }
 
@@ -376,6 +374,6 @@ export function perProcess(config: ServiceConfig): ServiceConfig {
 
 /** The settings as a help text (also the table in docs/service.md). */
 export function configHelp(): string {
-  const rows = SETTINGS.map((s) => `  --${s.flag.padEnd(22)} ${s.env.padEnd(30)} ${String(s.fallback()).padEnd(10)} ${s.doc}`);
+  const rows = SETTINGS.map((s) => `  --${s.flag.padEnd(22)} ${s.env.padEnd(30)} ${String(s.fallback({})).padEnd(10)} ${s.doc}`);
   return `usage: npm start -- [--flag value ...]   (or set the environment variables)\n\n  ${"flag".padEnd(24)} ${"environment".padEnd(30)} ${"default".padEnd(10)} meaning\n${rows.join("\n")}`;
 }

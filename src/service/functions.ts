@@ -92,7 +92,7 @@ export class FunctionStore {
     private readonly limits: StoreLimits,
     private readonly events: CacheEvents,
     /** The other processes of a cluster, whose registrations count as this one's. */
-    readonly shared?: SharedRegistry,
+    private readonly shared?: SharedRegistry,
   ) {
     const budget = { maxBytes: limits.cacheBytes ?? 128 * 1024 * 1024, weigh: (e: FunctionEntry) => e.estimatedBytes() };
     this.bySource = new LruMap(limits.cacheSize);
@@ -137,6 +137,25 @@ export class FunctionStore {
     const created = !this.registry.has(entry.hash) && this.shared?.recall(entry.hash) === undefined;
     this.registry.set(entry.hash, entry);
     return { entry, created };
+  }
+
+  /**
+   * Registers a function, and in a cluster waits until every process keeps it too, so that the
+   * client's next request finds the id whichever process it reaches.
+   */
+  async registerShared(spec: FunctionSpec | undefined): Promise<{ entry: FunctionEntry; created: boolean }> {
+    const registered = this.register(spec);
+    const { entry } = registered;
+    if (this.shared === undefined || spec === undefined || this.shared.recall(entry.hash) !== undefined) return registered;
+    try {
+      await this.shared.publish(entry.hash, spec, entry.estimatedBytes());
+    } catch (e) {
+      throw new AdjointError(
+        "unavailable",
+        `the function could not be shared with the service's other processes (${(e as Error).message}); try again`,
+      );
+    }
+    return registered;
   }
 
   /**

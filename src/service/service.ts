@@ -1,5 +1,4 @@
 import type { Value } from "../engine/values.js";
-import { AdjointError } from "../errors.js";
 import type { Batch } from "../runtime/batch.js";
 import type { SplitBody } from "../runtime/json-body.js";
 import type { WorkerPool } from "../runtime/pool.js";
@@ -204,23 +203,9 @@ export class AdjointService {
     return new StreamSession(this);
   }
 
-  /**
-   * Keeps a function by id. In a cluster the answer waits until every process keeps it too, so that
-   * the client's next request finds the id whichever process it reaches.
-   */
+  /** Keeps a function by id (in a cluster, on every process: FunctionStore.registerShared). */
   async registerFunction(spec: FunctionSpec | undefined): Promise<{ info: FunctionInfo; created: boolean }> {
-    const { entry, created } = this.functions.register(spec);
-    const shared = this.functions.shared;
-    if (shared !== undefined && spec !== undefined && shared.recall(entry.hash) === undefined) {
-      try {
-        await shared.publish(entry.hash, spec, entry.estimatedBytes());
-      } catch (e) {
-        throw new AdjointError(
-          "unavailable",
-          `the function could not be shared with the service's other processes (${(e as Error).message}); try again`,
-        );
-      }
-    }
+    const { entry, created } = await this.functions.registerShared(spec);
     return { info: entry.info(), created };
   }
 

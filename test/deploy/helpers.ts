@@ -11,7 +11,7 @@ export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export function settingDefault(key: keyof ServiceConfig): number | string {
   const s = SETTINGS.find((x) => x.key === key);
   if (!s) throw new Error(`no setting ${key}`);
-  return s.fallback();
+  return s.fallback({});
 }
 
 /** The environment variable of a setting, e.g. ADJOINT_DRAIN_MS for drainMs. */
