@@ -5,7 +5,7 @@ import type { FastifyInstance } from "fastify";
 import { type Logger, pino } from "pino";
 import { ClusterMember } from "./cluster/member.js";
 import { runPrimary } from "./cluster/primary.js";
-import { bindGrpc, buildGrpcServer, setServing } from "./grpc/server.js";
+import { buildGrpcServer, setServing } from "./grpc/server.js";
 import { buildHttpServer } from "./http/server.js";
 import { MemorySteward } from "./runtime/memory.js";
 import { WorkerPool } from "./runtime/pool.js";
@@ -127,17 +127,22 @@ export async function startAdjoint(config: ServiceConfig, logger?: Logger, membe
   await http.listen({ host: config.host, port: config.httpPort, backlog: 4096 });
   const httpPort = (http.server.address() as { port: number }).port;
 
-  const { server: grpcServer, health } = buildGrpcServer({
+  const {
+    server: grpcServer,
+    health,
+    bind: bindGrpc,
+  } = buildGrpcServer({
     service,
     metrics,
     logger: log,
     maxMessage: config.grpcMaxMessage,
     maxConnectionAgeMs: config.grpcMaxConnectionAgeMs,
     maxStreams: config.grpcMaxStreams,
+    flowWindow: config.grpcFlowWindow,
     admission: grpcAdmission,
     accessLog,
   });
-  const grpcPort = await bindGrpc(grpcServer, config.host, config.grpcPort);
+  const grpcPort = await bindGrpc(config.host, config.grpcPort);
   setServing(health, service.ready);
   const steward = new MemorySteward(
     () => httpAdmission.requests === 0 && grpcAdmission.requests === 0,

@@ -12,6 +12,8 @@ export function grpcClient(port: number, own = false): grpc.Client {
   return new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
     "grpc.max_send_message_length": 64 * 1024 * 1024,
+    // Large answers (W3's 1.6 MB) come in a few round trips rather than forty (src/grpc/flow-control.ts).
+    "grpc-node.flow_control_window": 8 * 1024 * 1024,
     ...(own ? { "grpc.use_local_subchannel_pool": 1 } : {}),
   });
 }

@@ -1,15 +1,20 @@
 import * as grpc from "@grpc/grpc-js";
+import { setCallWindow, setConnectionWindow } from "../../src/grpc/flow-control.js";
+import { loadConfig } from "../../src/service/config.js";
 
 const identity = (b: Buffer) => b;
 const LIMIT = 64 * 1024 * 1024;
 
 /**
  * A grpc-js server with one unary method at `path` that takes any bytes and answers `answer`, with
- * identity (de)serialisers: what a call costs there is grpc-js moving the bytes, nothing else.
+ * identity (de)serialisers: what a call costs there is grpc-js moving the bytes, nothing else. Its
+ * HTTP/2 flow-control window is the service's default, so that large messages cross alike.
  * Resolves to the bound port (loopback).
  */
 export async function serveFixedGrpc(path: string, answer: Buffer): Promise<number> {
   const server = new grpc.Server({ "grpc.max_receive_message_length": LIMIT, "grpc.max_send_message_length": LIMIT });
+  const window = loadConfig([], {}).grpcFlowWindow;
+  if (!setCallWindow(server, window)) throw new Error("grpc-js did not take the flow-control window");
   server.addService(
     {
       call: {
@@ -24,7 +29,9 @@ export async function serveFixedGrpc(path: string, answer: Buffer): Promise<numb
     },
     { call: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, answer) },
   );
-  return new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
   );
+  if (!setConnectionWindow(server, window)) throw new Error("grpc-js did not take the flow-control window");
+  return port;
 }

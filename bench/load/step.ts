@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { oursW3 } from "../suites/w3.js";
 import { generateW3, W3_REFERENCE_LOSS } from "../workloads/w3.js";
 import { DIFFERENTIATE, grpcCall, grpcClient, httpPost, keepAliveAgent } from "./clients.js";
+import { type Figures, h2load, hasTool, INSTALL_HINT, type LoadFiles, prepareFiles, wrk } from "./drivers.js";
 import { type Started, startProcess, startService, stopProcess } from "./process.js";
 import { repoRoot, SCENARIOS, w3Request } from "./scenarios.js";
 
@@ -12,15 +13,37 @@ import { repoRoot, SCENARIOS, w3Request } from "./scenarios.js";
  * W3 end to end against the same training step in-process (issue 10's targets): one request at a
  * time over HTTP in the binary framing, over gRPC with raw bytes, and over HTTP as JSON with base64
  * tensors (answers asked for in base64), in interleaved rounds with the in-process step
- * (bench/suites/w3.ts, "ours loss+gradient"). Each round times STEP_CALLS calls of each; the ratio is
- * the median of the per-round ratios. Each transport's answer is checked against the closed form once,
- * before timing; a timed call receives the whole answer but does not decode it. Beside them, the floor of
- * each transport (echo-server.ts): a fastify route and a grpc-js method that read the same request and
- * answer the service's own answer bytes, computing nothing, so that what moving the bytes costs on this
- * machine, client included, is measured in the same rounds.
+ * (bench/suites/w3.ts, "ours loss+gradient"). The requests are sent by C clients, wrk with one
+ * connection and h2load with one stream, so that what is measured is the service and the wire, not a
+ * JavaScript client sharing the two cores (without them, this process's HTTP and gRPC clients, which
+ * receive each answer whole but do not decode it). A C client's time per call is 1 ÷ its rate. The
+ * ratio is the median of the per-round ratios. Each transport's answer is checked against the closed
+ * form before and after timing. Beside them, the floor of each transport (echo-server.ts): a fastify
+ * route and a grpc-js method that read the same request and answer the service's own answer bytes,
+ * computing nothing, so that what moving the bytes costs on this machine, client included, is measured
+ * in the same rounds.
  */
 const ROUNDS = Number(process.env.STEP_ROUNDS ?? 7);
+/** Calls per round of the in-process step and of the JavaScript clients. */
 const CALLS = Number(process.env.STEP_CALLS ?? 8);
+/** Seconds per round of wrk and h2load. */
+const SECONDS = Number(process.env.STEP_SECONDS ?? 2);
+const C_CLIENTS = process.env.STEP_JS_CLIENT !== "1" && hasTool("wrk") && hasTool("h2load");
+
+/** One contender's round: ms per call, and the client's CPU seconds per second where it is a separate process. */
+interface Timed {
+  ms: number;
+  clientCpu?: number;
+}
+
+/** CALLS calls of `call` one after another in this process. */
+function timed(call: () => Promise<void>): () => Promise<Timed> {
+  return async () => {
+    const t = performance.now();
+    for (let i = 0; i < CALLS; i++) await call();
+    return { ms: (performance.now() - t) / CALLS };
+  };
+}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -65,35 +88,75 @@ async function main(): Promise<void> {
   const echoAgent = keepAliveAgent(1);
   const echoUrl = new URL(`http://127.0.0.1:${echo.httpPort}/v1/differentiate`);
   const echoClient = grpcClient(echo.grpcPort);
-  const contenders: [string, () => Promise<void>][] = [
-    ["in-process step", async () => check(step(data, data, grads))],
-    ["HTTP binary framing", async () => ok(await httpPost(agent, url, w3.http.body, w3.http.headers))],
-    ["gRPC raw bytes", async () => void (await grpcCall(client, DIFFERENTIATE, w3.grpc))],
-    ["HTTP JSON + base64", async () => ok(await httpPost(agent, url, json, { "content-type": "application/json" }))],
-    ["floor: HTTP binary", async () => ok(await httpPost(echoAgent, echoUrl, w3.http.body, w3.http.headers))],
-    ["floor: gRPC raw", async () => void (await grpcCall(echoClient, DIFFERENTIATE, w3.grpc))],
-    ["floor: HTTP JSON", async () => ok(await httpPost(echoAgent, echoUrl, json, { "content-type": "application/json" }))],
+  const serverPids = { service: service.child.pid ?? -1, echo: echo.child.pid ?? -1 };
+  const dir = mkdtempSync(join(tmpdir(), "adjoint-step-load-"));
+  const binaryFiles = prepareFiles(dir, "w3-binary", w3.http.body, w3.http.headers, w3.grpc);
+  const jsonFiles = prepareFiles(dir, "w3-json", json, { "content-type": "application/json" }, w3.grpc);
+  /** One call at a time from a C client for SECONDS: ms per call and the client's CPU share. */
+  const cRun = async (run: Promise<Figures>): Promise<Timed> => {
+    const f = await run;
+    if (f.errors > 0 || !(f.rps > 0)) throw new Error(`${f.errors} errors, ${f.rps} calls/s`);
+    return { ms: 1000 / f.rps, clientCpu: f.clientCpu };
+  };
+  const http = (port: number, pid: number, files: LoadFiles) => () =>
+    cRun(wrk({ url: `http://127.0.0.1:${port}/v1/differentiate`, serverPid: pid, seconds: SECONDS, connections: 1 }, files));
+  const grpc = (port: number, pid: number) => () =>
+    cRun(
+      h2load(
+        { url: `http://127.0.0.1:${port}${DIFFERENTIATE}`, serverPid: pid, seconds: SECONDS, connections: 1, streams: 1 },
+        binaryFiles,
+      ),
+    );
+  type Contender = [string, () => Promise<Timed>];
+  const cClients: Contender[] = [
+    ["HTTP binary framing", http(service.httpPort, serverPids.service, binaryFiles)],
+    ["gRPC raw bytes", grpc(service.grpcPort, serverPids.service)],
+    ["HTTP JSON + base64", http(service.httpPort, serverPids.service, jsonFiles)],
+    ["floor: HTTP binary", http(echo.httpPort, serverPids.echo, binaryFiles)],
+    ["floor: gRPC raw", grpc(echo.grpcPort, serverPids.echo)],
+    ["floor: HTTP JSON", http(echo.httpPort, serverPids.echo, jsonFiles)],
   ];
-  for (const [, run] of contenders) for (let i = 0; i < 3; i++) await run();
+  const jsClients: Contender[] = [
+    ["HTTP binary framing", timed(async () => ok(await httpPost(agent, url, w3.http.body, w3.http.headers)))],
+    ["gRPC raw bytes", timed(async () => void (await grpcCall(client, DIFFERENTIATE, w3.grpc)))],
+    ["HTTP JSON + base64", timed(async () => ok(await httpPost(agent, url, json, { "content-type": "application/json" })))],
+    ["floor: HTTP binary", timed(async () => ok(await httpPost(echoAgent, echoUrl, w3.http.body, w3.http.headers)))],
+    ["floor: gRPC raw", timed(async () => void (await grpcCall(echoClient, DIFFERENTIATE, w3.grpc)))],
+    ["floor: HTTP JSON", timed(async () => ok(await httpPost(echoAgent, echoUrl, json, { "content-type": "application/json" })))],
+  ];
+  const contenders: Contender[] = [
+    ["in-process step", timed(async () => check(step(data, data, grads)))],
+    ...(C_CLIENTS ? cClients : jsClients),
+  ];
+  if (!C_CLIENTS) console.log(`wrk or h2load missing (${INSTALL_HINT}): JavaScript clients in this process, whose own time counts`);
+  for (const [, run] of contenders) await run();
   const times = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
   const ratios = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
+  const clientCpu = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
   for (let round = 0; round < ROUNDS; round++) {
     const perCall = new Map<string, number>();
     for (const [name, run] of contenders) {
-      const t = performance.now();
-      for (let i = 0; i < CALLS; i++) await run();
-      perCall.set(name, (performance.now() - t) / CALLS);
-      times.get(name)?.push(perCall.get(name) as number);
+      const t = await run();
+      perCall.set(name, t.ms);
+      times.get(name)?.push(t.ms);
+      if (t.clientCpu !== undefined) clientCpu.get(name)?.push(t.clientCpu);
     }
     const base = perCall.get("in-process step") as number;
     for (const [name] of contenders) ratios.get(name)?.push((perCall.get(name) as number) / base);
   }
-  console.log(`W3 training step, one request at a time, ${ROUNDS} interleaved rounds of ${CALLS} calls (ms per call, median):`);
+  checkHttp(await httpPost(agent, url, w3.http.body, w3.http.headers), w3);
+  checkGrpc(w3.checkGrpc(await grpcCall(client, DIFFERENTIATE, w3.grpc)));
+  checkJson(await httpPost(agent, url, json, { "content-type": "application/json" }));
+  const how = C_CLIENTS ? `wrk -c1 / h2load -c1 -m1 for ${SECONDS} s` : `${CALLS} calls`;
+  console.log(`W3 training step, one request at a time, ${ROUNDS} interleaved rounds (${how}; ms per call, median):`);
   for (const [name] of contenders) {
+    const cpu = clientCpu.get(name) as number[];
     console.log(
       `  ${name.padEnd(22)} ${median(times.get(name) as number[])
         .toFixed(2)
-        .padStart(8)}   ${median(ratios.get(name) as number[]).toFixed(2)}× the in-process step`,
+        .padStart(8)}   ${median(ratios.get(name) as number[]).toFixed(2)}× the in-process step${
+        cpu.length > 0 ? `   client CPU ${median(cpu).toFixed(2)} s/s` : ""
+      }`,
     );
   }
   console.log("  targets (issue 10): binary framing and gRPC raw bytes ≤ 1.5×, JSON with base64 ≤ 3×");

@@ -158,7 +158,12 @@ export class GrpcTransport {
   private readonly client: Client & Record<string, Unary>;
   constructor(target: string) {
     const Ctor = makeGenericClientConstructor(grpcServiceDefinition(AdjointService), "AdjointService");
-    const options = { "grpc.max_send_message_length": MAX_MESSAGE, "grpc.max_receive_message_length": MAX_MESSAGE };
+    const options = {
+      "grpc.max_send_message_length": MAX_MESSAGE,
+      "grpc.max_receive_message_length": MAX_MESSAGE,
+      // HTTP/2's 64 KiB window would take a large answer in dozens of round trips (src/grpc/flow-control.ts).
+      "grpc-node.flow_control_window": 8 * 1024 * 1024,
+    };
     this.client = new Ctor(target, credentials.createInsecure(), options) as Client & Record<string, Unary>;
   }
 

@@ -18,6 +18,7 @@ import { CallRecord, type CallReporting, callContext, decode, type ServerCall, s
 import { differentiateInput, differentiateResponse, functionInfo, functionSpec, listOpsResponse } from "./convert.js";
 import { grpcServiceDefinition, reflectionPackage } from "./definition.js";
 import { directResponseBytes } from "./direct-response.js";
+import { setCallWindow, setConnectionWindow } from "./flow-control.js";
 import {
   AdjointService as AdjointServiceDesc,
   DifferentiateRequestSchema,
@@ -42,6 +43,8 @@ export interface GrpcServerOptions {
   readonly maxConnectionAgeMs?: number;
   /** Calls in flight per connection (absent: grpc-js's default, unbounded). */
   readonly maxStreams?: number;
+  /** HTTP/2 flow-control window per call and per connection, bytes (flow-control.ts); Node's 64 KiB when absent. */
+  readonly flowWindow?: number;
   /** Requests and message bytes in flight; without it nothing is refused for load. */
   readonly admission?: Admission;
   /** Which answered calls get an access-log line (absent: every one). */
@@ -225,7 +228,12 @@ function addAdjointService(server: grpc.Server, hc: HandlerContext): void {
  * by size before it is decoded, and each answer is serialised here, so that one over the message limit
  * is refused with RESOURCE_EXHAUSTED, and counted so, rather than failing after the metrics said OK.
  */
-export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Server; health: HealthImplementation } {
+export function buildGrpcServer(options: GrpcServerOptions): {
+  server: grpc.Server;
+  health: HealthImplementation;
+  /** Binds the server (see bindGrpc) and widens each connection's flow-control window. */
+  bind: (host: string, port: number) => Promise<number>;
+} {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": options.maxMessage,
     "grpc.max_send_message_length": options.maxMessage,
@@ -239,7 +247,13 @@ export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Serv
       ? { "grpc.max_connection_age_ms": options.maxConnectionAgeMs, "grpc.max_connection_age_grace_ms": 30_000 }
       : {}),
   });
-  const { service, metrics, logger, maxMessage, admission, accessLog } = options;
+  const { service, metrics, logger, maxMessage, admission, accessLog, flowWindow } = options;
+  const flowWindowUnset = () =>
+    logger.warn(
+      { flowWindow },
+      "this grpc-js does not take the flow-control window: calls keep HTTP/2's 64 KiB, and large messages cross slowly",
+    );
+  if (flowWindow !== undefined && !setCallWindow(server, flowWindow)) flowWindowUnset();
   addAdjointService(server, {
     service,
     metrics,
@@ -252,7 +266,12 @@ export function buildGrpcServer(options: GrpcServerOptions): { server: grpc.Serv
   const health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });
   health.addToServer(server);
   new ReflectionService(reflectionPackage()).addToServer(server);
-  return { server, health };
+  const bind = async (host: string, port: number) => {
+    const bound = await bindGrpc(server, host, port);
+    if (flowWindow !== undefined && !setConnectionWindow(server, flowWindow)) flowWindowUnset();
+    return bound;
+  };
+  return { server, health, bind };
 }
 
 /** Binds the server; resolves to the port (useful with port 0). */

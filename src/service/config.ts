@@ -20,6 +20,8 @@ export interface ServiceConfig {
   grpcMaxConnectionAgeMs: number;
   /** Calls in flight on one gRPC connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); clients queue the rest. */
   grpcMaxStreams: number;
+  /** HTTP/2 flow-control window of each gRPC call and connection: how far ahead a client may send (src/grpc/flow-control.ts). */
+  grpcFlowWindow: number;
   /** Most nodes in one function's graph (after parsing). */
   maxNodes: number;
   /** Most elements in one request's tensors (all inputs of all points together). */
@@ -84,6 +86,9 @@ interface Setting {
   /** The default; it may depend on the settings above it in SETTINGS, as loaded (empty for the help text). */
   readonly fallback: (loaded: Partial<ServiceConfig>) => string | number;
   readonly kind: "int" | "string";
+  /** An integer setting's least value (1 unless given) and greatest (none unless given). */
+  readonly min?: number;
+  readonly max?: number;
 }
 
 /**
@@ -112,8 +117,24 @@ function readCpuMax(): string | undefined {
 
 export const SETTINGS: readonly Setting[] = [
   { key: "host", env: "ADJOINT_HOST", flag: "host", kind: "string", fallback: () => "0.0.0.0", doc: "address both servers bind" },
-  { key: "httpPort", env: "ADJOINT_HTTP_PORT", flag: "http-port", kind: "int", fallback: () => 8080, doc: "HTTP port (0: any free port)" },
-  { key: "grpcPort", env: "ADJOINT_GRPC_PORT", flag: "grpc-port", kind: "int", fallback: () => 50051, doc: "gRPC port (0: any free port)" },
+  {
+    key: "httpPort",
+    env: "ADJOINT_HTTP_PORT",
+    flag: "http-port",
+    kind: "int",
+    min: 0,
+    fallback: () => 8080,
+    doc: "HTTP port (0: any free port)",
+  },
+  {
+    key: "grpcPort",
+    env: "ADJOINT_GRPC_PORT",
+    flag: "grpc-port",
+    kind: "int",
+    min: 0,
+    fallback: () => 50051,
+    doc: "gRPC port (0: any free port)",
+  },
   {
     key: "bodyLimit",
     env: "ADJOINT_BODY_LIMIT",
@@ -135,6 +156,7 @@ export const SETTINGS: readonly Setting[] = [
     env: "ADJOINT_GRPC_MAX_CONNECTION_AGE_MS",
     flag: "grpc-max-connection-age-ms",
     kind: "int",
+    min: 0,
     fallback: () => 0,
     doc: "close gRPC connections after this long, ms (0: never); lets client-side balancing see new replicas",
   },
@@ -145,6 +167,16 @@ export const SETTINGS: readonly Setting[] = [
     kind: "int",
     fallback: () => 16,
     doc: "gRPC calls in flight per connection; a client queues the rest (grpc-js reads every call's message before the service can refuse it)",
+  },
+  {
+    key: "grpcFlowWindow",
+    env: "ADJOINT_GRPC_FLOW_WINDOW",
+    flag: "grpc-flow-window",
+    kind: "int",
+    min: 65_535,
+    max: 2 ** 31 - 1,
+    fallback: () => 8 * 1024 * 1024,
+    doc: "gRPC: HTTP/2 flow-control window per call and per connection, bytes (how far ahead a client may send; HTTP/2's default 65535 makes a large message cross in many round trips)",
   },
   { key: "maxNodes", env: "ADJOINT_MAX_NODES", flag: "max-nodes", kind: "int", fallback: () => 100_000, doc: "most nodes in one function" },
   {
@@ -224,6 +256,7 @@ export const SETTINGS: readonly Setting[] = [
     env: "ADJOINT_INLINE_BUDGET_US",
     flag: "inline-budget-us",
     kind: "int",
+    min: 0,
     fallback: () => 1000,
     doc: "jobs estimated below this many µs run inline; larger ones on the pool",
   },
@@ -232,6 +265,7 @@ export const SETTINGS: readonly Setting[] = [
     env: "ADJOINT_SHARD_MIN_US",
     flag: "shard-min-us",
     kind: "int",
+    min: 0,
     fallback: () => 0,
     doc: "a model batch estimated above this many µs is split across the workers (0, the default: never)",
   },
@@ -240,6 +274,7 @@ export const SETTINGS: readonly Setting[] = [
     env: "ADJOINT_DRAIN_MS",
     flag: "drain-ms",
     kind: "int",
+    min: 0,
     fallback: () => 0,
     doc: "on SIGTERM: serve this long while not ready, then close",
   },
@@ -323,16 +358,9 @@ export class ConfigError extends Error {}
 function parseSetting(s: Setting, raw: string, source: string): string | number {
   if (s.kind === "string") return raw;
   const n = Number(raw);
-  const min =
-    s.key === "httpPort" ||
-    s.key === "grpcPort" ||
-    s.key === "drainMs" ||
-    s.key === "shardMinUs" ||
-    s.key === "inlineBudgetUs" ||
-    s.key === "grpcMaxConnectionAgeMs"
-      ? 0
-      : 1;
+  const min = s.min ?? 1;
   if (!Number.isInteger(n) || n < min) throw new ConfigError(`${source}: expected an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
+  if (s.max !== undefined && n > s.max) throw new ConfigError(`${source}: expected an integer ≤ ${s.max}, got ${JSON.stringify(raw)}`);
   return n;
 }
 

@@ -146,3 +146,101 @@ describe("moving a large body's tensors out of the JSON", () => {
     expect(splitJsonBody(`\ufeff${JSON.stringify(named)}`).header).toEqual(named);
   });
 });
+
+describe("lifting long base64 strings out of the text before parsing it", () => {
+  const f64 = Float64Array.from({ length: 600 }, (_, i) => Math.cos(i) / 7);
+  const long = Buffer.from(f64.buffer).toString("base64");
+  const other = Buffer.from(Float64Array.from({ length: 700 }, (_, i) => i).buffer).toString("base64");
+
+  /**
+   * The split's header with each moved tensor's bytes put back as base64 (and the dtype it gains,
+   * float64, dropped): what the client wrote, when nothing went wrong.
+   */
+  function unsplit(split: ReturnType<typeof splitJsonBody>): unknown {
+    return JSON.parse(JSON.stringify(split.header), (_key, value) => {
+      const ref = (value as { binary?: { offset: number; length: number } } | null)?.binary;
+      if (ref === undefined || split.binary === undefined || typeof value !== "object") return value;
+      const { binary: _, dtype: __, ...rest } = value as Record<string, unknown>;
+      return { ...rest, base64: Buffer.from(split.binary.subarray(ref.offset, ref.offset + ref.length)).toString("base64") };
+    });
+  }
+
+  /** Every base64 string as what it decodes to, encoded again. */
+  function canonical(value: unknown): unknown {
+    return JSON.parse(JSON.stringify(value), (key, v) =>
+      key === "base64" && typeof v === "string" ? Buffer.from(v, "base64").toString("base64") : v,
+    );
+  }
+
+  function parseRefuses(text: string): boolean {
+    try {
+      JSON.parse(text);
+      return false;
+    } catch {
+      return true;
+    }
+  }
+
+  it("moves a long tensor and leaves every other long base64 string exactly as written, wherever it is", () => {
+    const stand = `${"0".repeat(8)}-0000-0000-0000-${"0".repeat(12)}:0`;
+    const body = {
+      function: { expression: "sum(a)", base64: other },
+      point: {
+        a: { shape: [600], base64: long },
+        // Declares more than it holds, and holds a character the decoder skips: both stay for the service.
+        wrong: { shape: [601], base64: long },
+        skipped: { shape: [600], base64: `${long.slice(0, 100)}*${long.slice(101)}` },
+      },
+      extra: [{ base64: other }, { note: `"base64":"${other}` }, { base64: stand }],
+    };
+    const text = JSON.stringify(body);
+    const split = splitJsonBody(text, new Uint8Array(new SharedArrayBuffer(64 * 1024)));
+    const point = (split.header as { point: Record<string, unknown> }).point;
+    expect(point.a).toEqual({ shape: [600], dtype: "float64", binary: { offset: 0, length: 4800 } });
+    expect(Buffer.from((split.binary as Uint8Array).subarray(0, 4800)).equals(Buffer.from(f64.buffer))).toBe(true);
+    expect(unsplit(split)).toEqual(body);
+  });
+
+  it("refuses a long base64 string with a raw control character, as JSON.parse does", () => {
+    for (const where of ["point", "note"]) {
+      const text = `{"${where}":{"a":{"shape":[600],"base64":"${long.slice(0, 50)}\n${long.slice(50)}"}}}`;
+      expect(parseRefuses(text)).toBe(true);
+      expect(() => splitJsonBody(text)).toThrow(SyntaxError);
+    }
+  });
+
+  it("parses a body exactly as JSON.parse does after any one character is changed, added or removed", () => {
+    const text = JSON.stringify({
+      point: { a: { shape: [600], base64: long } },
+      note: { base64: other },
+      s: `x"base64":"y\\`,
+      t: ["base64", { base64: long }],
+    });
+    // Half the edits land on the text around the strings (quotes, colons, backslashes), half anywhere.
+    const structural = [...text].flatMap((c, i) => (/[A-Za-z0-9+/=]/.test(c) ? [] : [i]));
+    const position = fc.oneof(fc.constantFrom(...structural), fc.nat(text.length - 1));
+    const edit = fc.tuple(
+      position,
+      fc.constantFrom("insert", "replace", "remove"),
+      fc.constantFrom('"', "\\", ":", " ", "A", "\n", "}", ","),
+    );
+    fc.assert(
+      fc.property(edit, ([at, how, c]) => {
+        const edited = text.slice(0, at) + (how === "remove" ? "" : c) + text.slice(how === "insert" ? at : at + 1);
+        expect(splitRefuses(edited), edited.slice(Math.max(0, at - 20), at + 20)).toBe(parseRefuses(edited));
+        if (parseRefuses(edited)) return;
+        const split = splitJsonBody(edited);
+        const parsed = JSON.parse(edited) as unknown;
+        // A moved tensor is its bytes: compare what both decode to (the decoder skips what is not base64).
+        expect(canonical(unsplit(split))).toEqual(canonical(parsed));
+        // Nothing outside the point is moved, so it comes back exactly as written.
+        if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) {
+          const { point: _, ...rest } = split.header as Record<string, unknown>;
+          const { point: __, ...expected } = parsed as Record<string, unknown>;
+          expect(rest).toEqual(expected);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
