@@ -151,8 +151,8 @@ export async function startAdjoint(config: ServiceConfig, logger?: Logger, membe
   ).start();
   if (member === undefined) log.info({ httpPort, grpcPort, workers: config.workers }, "adjoint is serving");
   else {
-    // The primary says "adjoint is serving" once every process is.
-    log.info({ httpPort, grpcPort, workers: config.workers, pid: process.pid }, "service process is serving");
+    // The primary says "adjoint is serving" once every process is. The line's pid is the logger's own (stdoutLogger).
+    log.info({ httpPort, grpcPort, workers: config.workers }, "service process is serving");
     member.serving(httpPort, grpcPort);
   }
 
@@ -220,10 +220,19 @@ async function main(argv: string[]): Promise<void> {
   on("SIGINT", () => stop("SIGINT"));
 }
 
+/**
+ * Why start-up failed, for an operator: the system's own words for what the machine refused (a port in
+ * use, a host that does not resolve: errors with a code), the stack only for anything else, a fault to report.
+ */
+function startFailure(e: unknown): string {
+  if (e instanceof Error && typeof (e as NodeJS.ErrnoException).code === "string") return e.message;
+  return e instanceof Error ? (e.stack ?? e.message) : String(e);
+}
+
 const entry = process.argv[1];
 if (entry !== undefined && import.meta.url === pathToFileURL(realpathSync(entry)).href) {
   main(process.argv.slice(2)).catch((e) => {
-    process.stderr.write(`adjoint: failed to start: ${(e as Error).stack ?? e}\n`);
+    process.stderr.write(`adjoint: failed to start: ${startFailure(e)}\n`);
     process.exit(1);
   });
 }

@@ -1,8 +1,5 @@
-import { mkdtempSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { grpcClient } from "../load/clients.js";
-import { residentBytes, type Started, startProcess } from "../load/process.js";
+import { residentBytes, type Started, startService as startLoadService } from "../load/process.js";
 import { repoRoot } from "../load/scenarios.js";
 import { call, type Family, type Outcome, post, type Target } from "./families.js";
 import type { ProbeReading } from "./probe.js";
@@ -11,24 +8,13 @@ import { W1_GRPC_REQUEST, W1_HTTP_BODY, workedExampleError } from "./worked.js";
 const MB = 1024 * 1024;
 
 /**
- * The service as its own process (dist/src/main.js), through a link named for ps and top, with the
- * malloc settings that `npm start` and the image use.
+ * The service as its own process, started as `npm start` and the image start it (the load benchmark's
+ * startService: the start script's malloc settings and V8 flags), with info logs, through a link named
+ * adjoint-abuse-service.js for ps and top. The memory it keeps after an attack depends on those
+ * settings: without MALLOC_MMAP_THRESHOLD_, glibc keeps megabyte buffers in its heap once freed.
  */
-export async function startService(env: Record<string, string> = {}): Promise<Started> {
-  const dir = mkdtempSync(join(tmpdir(), "adjoint-abuse-"));
-  const entry = join(dir, "adjoint-abuse-service.js");
-  symlinkSync(join(repoRoot(), "dist/src/main.js"), entry);
-  return startProcess(process.execPath, [entry], "adjoint is serving", {
-    env: {
-      ...process.env,
-      ADJOINT_HOST: "127.0.0.1",
-      ADJOINT_HTTP_PORT: "0",
-      ADJOINT_GRPC_PORT: "0",
-      ADJOINT_LOG_LEVEL: "info",
-      MALLOC_ARENA_MAX: "2",
-      ...env,
-    },
-  });
+export function startService(env: Record<string, string> = {}): Promise<Started> {
+  return startLoadService(repoRoot(), { ADJOINT_LOG_LEVEL: "info", ...env }, "abuse");
 }
 
 /** What one family did to the service. */

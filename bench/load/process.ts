@@ -44,11 +44,11 @@ export const SERVICE_NODE_FLAGS = ["--initial-old-space-size=128"];
 /**
  * Starts the service as `npm start` does (dist/src/main.js on its defaults, info logs included, with the
  * start script's malloc settings and V8 flags) on 127.0.0.1 and free ports, through a link named
- * adjoint-load-service.js so that it is easy to tell apart in ps and top. `env` adds settings.
+ * `adjoint-<purpose>-service.js` so that it is easy to tell apart in ps and top. `env` adds settings.
  */
-export function startService(root: string, env: NodeJS.ProcessEnv = {}): Promise<Started> {
-  const dir = mkdtempSync(join(tmpdir(), "adjoint-load-"));
-  const entry = join(dir, "adjoint-load-service.js");
+export function startService(root: string, env: NodeJS.ProcessEnv = {}, purpose = "load"): Promise<Started> {
+  const dir = mkdtempSync(join(tmpdir(), `adjoint-${purpose}-`));
+  const entry = join(dir, `adjoint-${purpose}-service.js`);
   symlinkSync(join(root, "dist/src/main.js"), entry);
   return startProcess(process.execPath, [...SERVICE_NODE_FLAGS, entry], "adjoint is serving", {
     env: {

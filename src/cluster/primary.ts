@@ -119,7 +119,7 @@ export function runPrimary(config: ServiceConfig, log: Logger, flush: () => void
     if (!announced) {
       // Before the service ever served, a process that exits failed to start (a port in use, a bad
       // setting): another would fail the same way.
-      log.fatal({ pid: worker.process.pid, code, signal }, "a service process failed to start: stopping");
+      log.fatal({ member: worker.process.pid, code, signal }, "a service process failed to start: stopping");
       process.exitCode = 1;
       stop("SIGTERM");
       return;
@@ -128,12 +128,12 @@ export function runPrimary(config: ServiceConfig, log: Logger, flush: () => void
     restarts.push(now);
     while (restarts.length > 0 && restarts[0] < now - RESTART_WINDOW_MS) restarts.shift();
     if (restarts.length > MAX_RESTARTS) {
-      log.fatal({ pid: worker.process.pid, code, signal, restarts: restarts.length }, "a service process keeps dying: stopping");
+      log.fatal({ member: worker.process.pid, code, signal, restarts: restarts.length }, "a service process keeps dying: stopping");
       process.exitCode = 1;
       stop("SIGTERM");
       return;
     }
-    log.error({ pid: worker.process.pid, code, signal }, "a service process exited: starting another");
+    log.error({ member: worker.process.pid, code, signal }, "a service process exited: starting another");
     start();
   });
 

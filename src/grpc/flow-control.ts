@@ -7,7 +7,9 @@ import type * as grpc from "@grpc/grpc-js";
  * Node's default is 64 KiB, and grpc-js gives a server no option for it (`grpc-node.flow_control_window`
  * is a channel's). With 64 KiB, a 2 MB message (a training step's data) crosses loopback as some forty
  * round trips of DATA and WINDOW_UPDATE, each waking both ends: on the reference machine a grpc-js
- * method that computes nothing took 7–9 ms for the W3 step's bytes, and 2.7–3.3 ms with an 8 MiB window.
+ * method that computes nothing took 7–9 ms for the W3 step's bytes, 2.9 ms with a 2 MiB window, and no
+ * less with 4 or 8 MiB. The default stays at 2 MiB: a wider one let a burst of large calls land at once,
+ * and the abuse test's 300 concurrent W3 steps left the service holding tens of MB more afterwards.
  * A wider window adds no memory a client could pin: grpc-js reads every message whole into memory as it
  * arrives, up to its size limit, whatever the window; the window only sets how soon the client may send.
  *

@@ -54,8 +54,8 @@ describe("gRPC flow-control window", () => {
     await narrow?.close();
   });
 
-  it("is 8 MiB per call and per connection by default, where HTTP/2 starts at 65,535 bytes", async () => {
-    expect(await windows(defaults.app.grpcPort, 8 * 1024 * 1024)).toEqual({ call: 8 * 1024 * 1024, connection: 8 * 1024 * 1024 });
+  it("is 2 MiB per call and per connection by default, where HTTP/2 starts at 65,535 bytes", async () => {
+    expect(await windows(defaults.app.grpcPort, 2 * 1024 * 1024)).toEqual({ call: 2 * 1024 * 1024, connection: 2 * 1024 * 1024 });
   });
 
   it("follows the setting", async () => {

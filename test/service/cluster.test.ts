@@ -209,10 +209,15 @@ describe("a cluster that cannot start", () => {
     );
     const lines: Line[] = [];
     collectJsonLines(child.stdout, lines);
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
     const [code] = await once(child, "exit");
     taken.close();
     expect(code).toBe(1);
     expect(lines.map((l) => l.msg)).toContain("a service process failed to start: stopping");
+    // The system's words for it, not a stack trace.
+    expect(stderr).toMatch(new RegExp(`adjoint: failed to start: (listen|bind) EADDRINUSE.* 127\\.0\\.0\\.1:${port}\\n`));
+    expect(stderr).not.toMatch(/\n\s+at /);
     // Not retried: a second try would fail the same way.
     expect(lines.filter((l) => l.msg === "a service process exited: starting another")).toEqual([]);
   }, 20_000);
