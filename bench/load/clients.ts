@@ -1,5 +1,6 @@
 import { Agent, request } from "node:http";
 import * as grpc from "@grpc/grpc-js";
+import { CLIENT_FLOW_WINDOW } from "../../src/grpc/flow-control.js";
 import type { Scenario } from "./scenarios.js";
 
 /** The service's unary method, called with pre-encoded requests. */
@@ -13,7 +14,7 @@ export function grpcClient(port: number, own = false): grpc.Client {
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
     "grpc.max_send_message_length": 64 * 1024 * 1024,
     // Large answers (W3's 1.6 MB) come in a few round trips rather than forty (src/grpc/flow-control.ts).
-    "grpc-node.flow_control_window": 8 * 1024 * 1024,
+    "grpc-node.flow_control_window": CLIENT_FLOW_WINDOW,
     ...(own ? { "grpc.use_local_subchannel_pool": 1 } : {}),
   });
 }

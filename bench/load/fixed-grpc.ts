@@ -1,5 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
-import { setCallWindow, setConnectionWindow } from "../../src/grpc/flow-control.js";
+import { bindWithFlowWindow } from "../../src/grpc/flow-control.js";
 import { loadConfig } from "../../src/service/config.js";
 
 const identity = (b: Buffer) => b;
@@ -13,8 +13,6 @@ const LIMIT = 64 * 1024 * 1024;
  */
 export async function serveFixedGrpc(path: string, answer: Buffer): Promise<number> {
   const server = new grpc.Server({ "grpc.max_receive_message_length": LIMIT, "grpc.max_send_message_length": LIMIT });
-  const window = loadConfig([], {}).grpcFlowWindow;
-  if (!setCallWindow(server, window)) throw new Error("grpc-js did not take the flow-control window");
   server.addService(
     {
       call: {
@@ -29,9 +27,7 @@ export async function serveFixedGrpc(path: string, answer: Buffer): Promise<numb
     },
     { call: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, answer) },
   );
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
-  );
-  if (!setConnectionWindow(server, window)) throw new Error("grpc-js did not take the flow-control window");
+  const { port, windowSet } = await bindWithFlowWindow(server, "127.0.0.1:0", loadConfig([], {}).grpcFlowWindow);
+  if (!windowSet) throw new Error("grpc-js did not take the flow-control window");
   return port;
 }

@@ -1,6 +1,7 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { type Client, credentials, Metadata, makeGenericClientConstructor, type ServiceError } from "@grpc/grpc-js";
 import { grpcServiceDefinition } from "../grpc/definition.js";
+import { CLIENT_FLOW_WINDOW } from "../grpc/flow-control.js";
 import {
   AdjointService,
   DifferentiateRequestSchema,
@@ -162,7 +163,7 @@ export class GrpcTransport {
       "grpc.max_send_message_length": MAX_MESSAGE,
       "grpc.max_receive_message_length": MAX_MESSAGE,
       // HTTP/2's 64 KiB window would take a large answer in dozens of round trips (src/grpc/flow-control.ts).
-      "grpc-node.flow_control_window": 8 * 1024 * 1024,
+      "grpc-node.flow_control_window": CLIENT_FLOW_WINDOW,
     };
     this.client = new Ctor(target, credentials.createInsecure(), options) as Client & Record<string, Unary>;
   }

@@ -18,7 +18,7 @@ import { CallRecord, type CallReporting, callContext, decode, type ServerCall, s
 import { differentiateInput, differentiateResponse, functionInfo, functionSpec, listOpsResponse } from "./convert.js";
 import { grpcServiceDefinition, reflectionPackage } from "./definition.js";
 import { directResponseBytes } from "./direct-response.js";
-import { setCallWindow, setConnectionWindow } from "./flow-control.js";
+import { bindWithFlowWindow } from "./flow-control.js";
 import {
   AdjointService as AdjointServiceDesc,
   DifferentiateRequestSchema,
@@ -43,8 +43,8 @@ export interface GrpcServerOptions {
   readonly maxConnectionAgeMs?: number;
   /** Calls in flight per connection (absent: grpc-js's default, unbounded). */
   readonly maxStreams?: number;
-  /** HTTP/2 flow-control window per call and per connection, bytes (flow-control.ts); Node's 64 KiB when absent. */
-  readonly flowWindow?: number;
+  /** HTTP/2 flow-control window per call and per connection, bytes (flow-control.ts). */
+  readonly flowWindow: number;
   /** Requests and message bytes in flight; without it nothing is refused for load. */
   readonly admission?: Admission;
   /** Which answered calls get an access-log line (absent: every one). */
@@ -231,7 +231,7 @@ function addAdjointService(server: grpc.Server, hc: HandlerContext): void {
 export function buildGrpcServer(options: GrpcServerOptions): {
   server: grpc.Server;
   health: HealthImplementation;
-  /** Binds the server (see bindGrpc) and widens each connection's flow-control window. */
+  /** Binds the server, insecure, with the flow-control window (flow-control.ts); resolves to the port (useful with port 0). */
   bind: (host: string, port: number) => Promise<number>;
 } {
   const server = new grpc.Server({
@@ -248,12 +248,6 @@ export function buildGrpcServer(options: GrpcServerOptions): {
       : {}),
   });
   const { service, metrics, logger, maxMessage, admission, accessLog, flowWindow } = options;
-  const flowWindowUnset = () =>
-    logger.warn(
-      { flowWindow },
-      "this grpc-js does not take the flow-control window: calls keep HTTP/2's 64 KiB, and large messages cross slowly",
-    );
-  if (flowWindow !== undefined && !setCallWindow(server, flowWindow)) flowWindowUnset();
   addAdjointService(server, {
     service,
     metrics,
@@ -267,18 +261,16 @@ export function buildGrpcServer(options: GrpcServerOptions): {
   health.addToServer(server);
   new ReflectionService(reflectionPackage()).addToServer(server);
   const bind = async (host: string, port: number) => {
-    const bound = await bindGrpc(server, host, port);
-    if (flowWindow !== undefined && !setConnectionWindow(server, flowWindow)) flowWindowUnset();
-    return bound;
+    const bound = await bindWithFlowWindow(server, `${host}:${port}`, flowWindow);
+    if (!bound.windowSet) {
+      logger.warn(
+        { flowWindow },
+        "this grpc-js does not take the flow-control window: calls keep HTTP/2's 64 KiB, and large messages cross slowly",
+      );
+    }
+    return bound.port;
   };
   return { server, health, bind };
-}
-
-/** Binds the server; resolves to the port (useful with port 0). */
-export function bindGrpc(server: grpc.Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
-  });
 }
 
 /** Marks the whole server and the adjoint service serving or not in grpc.health.v1. */

@@ -178,16 +178,15 @@ function wellFormed(text: string): boolean {
   let length = text.length;
   if (length > 0 && text.charCodeAt(length - 1) === EQUALS) length--;
   if (length > 0 && text.charCodeAt(length - 1) === EQUALS) length--;
-  if (length % 4 !== 1 || !hasControlCharacter(text)) return true;
-  throw new SyntaxError("Bad control character in string literal");
+  if (length % 4 === 1) refuseControlCharacter(text);
+  return true;
 }
 
 const EQUALS = 0x3d;
 
-/** Whether `s` has a raw control character, which JSON does not allow in a string. */
-function hasControlCharacter(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 0x20) return true;
-  return false;
+/** Throws, in JSON.parse's words, when `s` has a raw control character, which JSON does not allow in a string. */
+function refuseControlCharacter(s: string): void {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 0x20) throw new SyntaxError("Bad control character in string literal");
 }
 
 /**
@@ -208,7 +207,7 @@ function restoreLifted(value: unknown, lifted: Lifted): void {
     if (Object.hasOwn(record, "base64") && typeof record.base64 === "string") {
       const original = lifted.original(record.base64);
       if (original !== undefined) {
-        if (hasControlCharacter(original)) throw new SyntaxError("Bad control character in string literal");
+        refuseControlCharacter(original);
         record.base64 = original;
       }
     }
