@@ -9,7 +9,8 @@ import { type Admission, LARGE_BODY, overloaded, type ShedReason } from "../serv
 import { answerJson, tensorBase64, tensorJson } from "../service/json-view.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
-import type { CallContext, DifferentiateInput, FunctionSpec } from "../service/types.js";
+import { thenFinally } from "../service/settle.js";
+import type { CallContext, DifferentiateInput, DifferentiateOutput, FunctionSpec } from "../service/types.js";
 import { BINARY_TYPE, BINARY_TYPES, binaryAnswer, HEADER_LENGTH, splitFrame } from "./binary.js";
 import { type BodyLease, readBody } from "./body.js";
 import { fromFastifyError, malformedJson, sendProblem } from "./errors.js";
@@ -165,23 +166,44 @@ export async function adjointRoutes(
     sendProblem(reply, new AdjointError("not_found", `no route ${request.method} ${request.url}`)),
   );
 
-  app.post<{ Body: DifferentiateInput }>("/v1/differentiate", { schema: { body: ref("DifferentiateRequest") } }, async (request, reply) => {
-    const ctx = new HttpCallContext(request, reply);
-    // The binary part views the body's memory, which the request may read after a wait (a slot for a
-    // large answer): held until the answer is made, even if the client leaves first.
+  // Not an async handler: an answer made at once (a point computed on the event loop) is written in the
+  // turn that read the request, without the promises an async handler costs (service.differentiateEncoded).
+  app.post<{ Body: DifferentiateInput }>("/v1/differentiate", { schema: { body: ref("DifferentiateRequest") } }, (request, reply) => {
+    if (wantsBinary(request)) {
+      return respond(request, reply, binaryAnswer, ({ body, headerLength }) =>
+        sendPooled(reply.type(BINARY_TYPE).header(HEADER_LENGTH, String(headerLength)), body),
+      );
+    }
+    const tensors = request.body.encoding === "base64" ? tensorBase64 : tensorJson;
+    return respond(
+      request,
+      reply,
+      (out) => answerJson(out, tensors),
+      (body) => sendPooled(reply.type(JSON_TYPE), body),
+    );
+  });
+
+  /**
+   * Asks the service for the answer and sends it: at once when it is ready at once (undefined for
+   * fastify: sent), else when the promise settles. The binary part views the body's memory, which the
+   * request may read after a wait (a slot for a large answer): held until the answer is sent, even if
+   * the client leaves first.
+   */
+  const respond = <T>(
+    request: FastifyRequest<{ Body: DifferentiateInput }>,
+    reply: FastifyReply,
+    encode: (out: DifferentiateOutput) => T,
+    send: (answer: T) => FastifyReply,
+  ): Promise<FastifyReply> | undefined => {
     const lease = request.bodyLease;
     lease?.hold();
-    try {
-      if (wantsBinary(request)) {
-        const { body, headerLength } = await service.differentiateEncoded(request.body, ctx, binaryAnswer);
-        return sendPooled(reply.type(BINARY_TYPE).header(HEADER_LENGTH, String(headerLength)), body);
-      }
-      const tensors = request.body.encoding === "base64" ? tensorBase64 : tensorJson;
-      return sendPooled(reply.type(JSON_TYPE), await service.differentiateEncoded(request.body, ctx, (out) => answerJson(out, tensors)));
-    } finally {
-      lease?.release();
-    }
-  });
+    const sent = thenFinally(
+      () => service.differentiateEncoded(request.body, new HttpCallContext(request, reply), encode),
+      send,
+      () => lease?.release(),
+    );
+    return sent instanceof Promise ? sent : undefined;
+  };
 
   minimizeRoute(app, service);
 

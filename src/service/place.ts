@@ -62,7 +62,7 @@ export function answerSlot(
 }
 
 /** Does the work once the slot is granted, and gives the slot back however it ends. */
-export async function withSlot<T>(slot: Release | Promise<Release>, work: () => Promise<T>): Promise<T> {
+export async function withSlot<T>(slot: Release | Promise<Release>, work: () => T | Promise<T>): Promise<T> {
   const release = slot instanceof Promise ? await slot : slot;
   try {
     return await work();

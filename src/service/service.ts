@@ -16,6 +16,7 @@ import type { MinimizeInput } from "./minimize-input.js";
 import { type PlannedMode, planMode } from "./modes.js";
 import { answerSlot, noop, placeBatch, pointInline, shardPoint, shardRanges, shardsFor, withSlot } from "./place.js";
 import { Runner } from "./run.js";
+import { thenFinally } from "./settle.js";
 import { checkFinite, columnsOf, combineWeighted, rowsOf } from "./shape.js";
 import { StreamSession } from "./stream.js";
 import { DecodeContext, decodeValues } from "./tensor.js";
@@ -56,6 +57,13 @@ class LentMemory {
     releaseShared(...this.held);
     this.held = [];
   }
+}
+
+/** The answer encoded before the batch memory it views is given back: an encoder must not defer. */
+function encodeAtOnce<T>(out: DifferentiateOutput, encode: (out: DifferentiateOutput) => T): T {
+  const encoded = encode(out);
+  if (encoded instanceof Promise) throw new Error("differentiateEncoded: encode must be synchronous");
+  return encoded;
 }
 
 /** What every answer starts with. */
@@ -131,7 +139,7 @@ export class AdjointService {
     await this.pool.close();
   }
 
-  differentiate(input: DifferentiateInput, ctx: CallContext = {}): Promise<DifferentiateOutput> {
+  async differentiate(input: DifferentiateInput, ctx: CallContext = {}): Promise<DifferentiateOutput> {
     return this.evaluate(this.functionOf(input), input, ctx);
   }
 
@@ -145,17 +153,19 @@ export class AdjointService {
    * large answer (a training step's gradient) is read once, by the encoder, rather than copied out of
    * that memory first. The memory serves later requests as soon as `encode` returns, so `encode` must
    * be synchronous and keep no view of the answer (framing, base64 and protobuf encoding copy).
+   *
+   * A point computed on the event loop (the worked example, most optimiser calls) is answered at once,
+   * not as a promise: the promises and microtask turns of an asynchronous answer cost such a request
+   * more than its evaluation, and a transport can write the answer in the turn that read the request.
+   * So a refused request throws, or rejects once the answer is a promise: callers handle both.
    */
-  async differentiateEncoded<T>(input: DifferentiateInput, ctx: CallContext, encode: (out: DifferentiateOutput) => T): Promise<T> {
+  differentiateEncoded<T>(input: DifferentiateInput, ctx: CallContext, encode: (out: DifferentiateOutput) => T): T | Promise<T> {
     const lent = new LentMemory();
-    try {
-      const out = await this.evaluate(this.functionOf(input), input, ctx, lent);
-      const encoded = encode(out);
-      if (encoded instanceof Promise) throw new Error("differentiateEncoded: encode must be synchronous");
-      return encoded;
-    } finally {
-      lent.release();
-    }
+    return thenFinally(
+      () => this.evaluate(this.functionOf(input), input, ctx, lent),
+      (out) => encodeAtOnce(out, encode),
+      () => lent.release(),
+    );
   }
 
   /** A minimisation checked and ready to run as one pool job (minimize.ts); errors in the request throw here. */
@@ -217,8 +227,16 @@ export class AdjointService {
     return opsManifest();
   }
 
-  /** Evaluates a request against a function already resolved (`lent`: see differentiateEncoded). */
-  evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext, lent?: LentMemory): Promise<DifferentiateOutput> {
+  /**
+   * Evaluates a request against a function already resolved (`lent`: see differentiateEncoded): the
+   * answer itself when it was computed on the event loop, else a promise of it. A refused request throws.
+   */
+  evaluate(
+    entry: FunctionEntry,
+    input: DifferentiateInput,
+    ctx: CallContext,
+    lent?: LentMemory,
+  ): DifferentiateOutput | Promise<DifferentiateOutput> {
     const planned = planMode(entry.fn, input, entry.plans, entry.defaultWrt, this.limits);
     const slot = answerSlot(entry, input, planned.plan, this.limits, this.largeAnswers);
     // Most answers are small and hold no slot: no wrapper around them.
@@ -226,10 +244,7 @@ export class AdjointService {
     return withSlot(slot, () => this.compute(entry, input, ctx, false, planned, lent));
   }
 
-  /**
-   * Not async itself, so that the point and batch paths below are the only promise a request makes;
-   * what it throws is still a rejection, as an async function's would be.
-   */
+  /** Not async itself: a point placed on the event loop is answered without a promise (differentiateEncoded). */
   private compute(
     entry: FunctionEntry,
     input: DifferentiateInput,
@@ -237,39 +252,40 @@ export class AdjointService {
     poolOnly: boolean,
     planned?: PlannedMode,
     lent?: LentMemory,
-  ): Promise<DifferentiateOutput> {
-    try {
-      checkForms(input);
-      const deadline = this.run.deadlineOf(ctx);
-      const { mode, plan } = planned ?? planMode(entry.fn, input, entry.plans, entry.defaultWrt, this.limits);
-      const allowNonFinite = input.allowNonFinite ?? false;
-      const head: Head = { id: entry.hash, mode, allowNonFinite };
-      if (input.initialize !== undefined) return this.withInitialParameters(entry, input, ctx);
-      const decode = new DecodeContext(allowNonFinite, this.limits.maxTensorElements, ctx.binary);
-      const call: Call = { entry, input, ctx, poolOnly, plan, head, decode, deadline, lent };
-      return input.point !== undefined ? this.computePoint(call) : this.computeBatch(call);
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  ): DifferentiateOutput | Promise<DifferentiateOutput> {
+    checkForms(input);
+    const deadline = this.run.deadlineOf(ctx);
+    const { mode, plan } = planned ?? planMode(entry.fn, input, entry.plans, entry.defaultWrt, this.limits);
+    const allowNonFinite = input.allowNonFinite ?? false;
+    const head: Head = { id: entry.hash, mode, allowNonFinite };
+    if (input.initialize !== undefined) return this.withInitialParameters(entry, input, ctx);
+    const decode = new DecodeContext(allowNonFinite, this.limits.maxTensorElements, ctx.binary);
+    const call: Call = { entry, input, ctx, poolOnly, plan, head, decode, deadline, lent };
+    if (input.point === undefined) return this.computeBatch(call);
+    if (poolOnly || !pointInline(entry, plan, estimateUs(entry.work, plan.sweeps, 1), this.limits)) return this.computePoint(call);
+    const point = decodeValues(input.point, "point", decode);
+    const evaluation = this.run.point(entry, plan, point, ctx, deadline);
+    if (evaluation !== undefined) return { ...head, result: checkFinite(evaluation, head.allowNonFinite, "point") };
+    // Outgrew the event loop's budget (the plan is marked): the pool's, with the point already decoded.
+    return this.computePoint(call, point);
   }
 
-  private async computePoint({ entry, input, ctx, poolOnly, plan, head, decode, deadline, lent }: Call): Promise<DifferentiateOutput> {
+  /** One point on the pool, or sharded across it; `point` when it was decoded already. */
+  private async computePoint(
+    { entry, input, plan, head, decode, deadline, lent, ctx }: Call,
+    point?: Record<string, Value>,
+  ): Promise<DifferentiateOutput> {
     const cost = estimateUs(entry.work, plan.sweeps, 1);
-    const inline = !poolOnly && pointInline(entry, plan, cost, this.limits);
     const shards = shardsFor(entry, plan, cost, this.pool.options.workers, this.limits);
-    let batch: Batch;
-    if (inline || shards > 1) {
-      const point = decodeValues(input.point as NamedValues, "point", decode);
-      if (inline) {
-        const evaluation = this.run.point(entry, plan, point, ctx, deadline);
-        if (evaluation !== undefined) return { ...head, result: checkFinite(evaluation, head.allowNonFinite, "point") };
-      }
-      if (shards > 1) return { ...head, result: await this.runSharded(entry, input, point, shards, cost, ctx, deadline) };
-      batch = pointBatch(entry, plan, point, this.limits);
-    } else {
-      // Bound for the pool from the start: its tensors go straight from the request into the batch's memory.
-      batch = decodePointBatch(entry, plan, input.point as NamedValues, decode, this.limits);
+    if (shards > 1) {
+      const decoded = point ?? decodeValues(input.point as NamedValues, "point", decode);
+      return { ...head, result: await this.runSharded(entry, input, decoded, shards, cost, ctx, deadline) };
     }
+    // Bound for the pool from the start: its tensors go straight from the request into the batch's memory.
+    const batch =
+      point !== undefined
+        ? pointBatch(entry, plan, point, this.limits)
+        : decodePointBatch(entry, plan, input.point as NamedValues, decode, this.limits);
     const { extras, finite } = await this.run.onPool(entry, batch, cost, ctx, deadline);
     // Results the worker found finite as it wrote them are not scanned again here.
     const unchecked = head.allowNonFinite || finite;

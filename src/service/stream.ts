@@ -6,7 +6,7 @@ import type { CallContext, DifferentiateInput, DifferentiateOutput } from "./typ
 /** What a stream needs of the service (an interface, so this file does not import service.ts back). */
 export interface StreamHost {
   readonly functions: FunctionStore;
-  evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext): Promise<DifferentiateOutput>;
+  evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext): DifferentiateOutput | Promise<DifferentiateOutput>;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { CompiledFunction } from "../../src/engine/compiled-function.js";
 import type { Tensor } from "../../src/engine/values.js";
 import { ElementType } from "../../src/grpc/gen/adjoint/v1/adjoint_pb.js";
@@ -219,6 +219,31 @@ describe("AdjointService.differentiateEncoded", () => {
     // The copy differentiate answers with is its own memory, not the batch's.
     expect(copiedGradient["h.weight"].data).toBeInstanceOf(Float64Array);
     expect((copiedGradient["h.weight"].data as Float64Array).buffer).not.toBeInstanceOf(SharedArrayBuffer);
+  });
+
+  it("answers a point computed on the event loop at once, not as a promise, and refuses a bad one by throwing", async () => {
+    // The default budget for the event loop (this file's server puts everything on the pool).
+    const inline = await startTestServer({ workers: 1 });
+    onTestFinished(() => inline.close());
+    const service = inline.app.service;
+    const worked = { function: { expression: "x1*exp(-0.5*(x1^2+x2^2))" }, point: { x1: 2, x2: 0.5 } };
+    const text = (out: DifferentiateOutput) => answerJson(out);
+    // Once to compile the function (its first request may go to the pool), then the steady state.
+    await service.differentiateEncoded(worked, {}, text);
+    const answer = service.differentiateEncoded(worked, {}, text);
+    expect(answer).not.toBeInstanceOf(Promise);
+    expect(JSON.parse(answer as string)).toMatchObject({
+      value: 2 * Math.exp(-2.125),
+      gradient: { x1: -3 * Math.exp(-2.125), x2: -Math.exp(-2.125) },
+    });
+    expect(answer).toBe(answerJson(await service.differentiate(worked)));
+    expect(() => service.differentiateEncoded({ ...worked, point: { x1: 2, x2: "½" } }, {}, text)).toThrow(/point\.x2/);
+    // On the pool: a promise.
+    const want = pointAndAnswer(16);
+    const point = Object.fromEntries(want.tensors.map(([name, shape, data]) => [name, { shape, data: Array.from(data) }]));
+    const pooled = s.app.service.differentiateEncoded({ function: { model }, point }, {}, (out) => out.result?.outputs.loss);
+    expect(pooled).toBeInstanceOf(Promise);
+    expect(await pooled).toBe(want.loss);
   });
 
   it("refuses an encoder that returns a promise, and still gives the memory back", async () => {
