@@ -7,10 +7,12 @@ import { runInNewContext } from "node:vm";
  * that are dead but still resident: V8 collects when JavaScript allocates, and an idle service
  * allocates nothing. Once a second this looks at the memory its thread holds (heap and buffers); when
  * the thread is idle and holds more than `slackBytes` above the least it has held, it runs a full
- * collection (tens of milliseconds on this service's small heaps, and nobody is waiting). Idle means
- * nothing in flight and nothing begun since the previous look: under steady load of short requests the
- * in-flight count is often zero when a timer fires, and a full collection then stalled every request
- * arriving during it (14–89 ms, measured mid-load). Backing stores are freed after the collection
+ * collection (tens of milliseconds on this service's small heaps). Idle means nothing in flight and at
+ * most a trickle begun since the previous look (`trickle`: a health probe, a client polling): under
+ * steady load of short requests the in-flight count is often zero when a timer fires, and a full
+ * collection then stalled every request arriving during it (14–89 ms, measured mid-load). A trickle
+ * loses one request's tens of ms once, where waiting for a look with nothing begun at all kept a
+ * burst's garbage resident for as long as anyone polled. Backing stores are freed after the collection
  * returns, so its effect is read a tick later: a collection that freed little (the memory is live, say caches)
  * doubles the wait before the next one, up to a minute, unless more memory is taken since. Workers give their memory back by being
  * replaced (workers/differentiate.ts).
@@ -33,7 +35,8 @@ export class MemorySteward {
 
   /**
    * `idle`: nothing in flight now; `activity`: a running count of work begun (requests, tasks);
-   * `traffic`: a running count of bytes received, that much new since a collection makes another worth trying soon.
+   * `traffic`: a running count of bytes received, that much new since a collection makes another worth trying soon;
+   * `trickle`: the most work begun between two looks (a second apart) that still leaves the thread idle.
    */
   constructor(
     private readonly idle: () => boolean,
@@ -42,6 +45,7 @@ export class MemorySteward {
     private readonly slackBytes = 48 * 1024 * 1024,
     private readonly minIntervalMs = 2000,
     private readonly maxIntervalMs = 60_000,
+    private readonly trickle = 25,
   ) {
     this.collect = exposedGc();
     this.activityAt = activity();
@@ -63,7 +67,7 @@ export class MemorySteward {
   check(now = Date.now()): boolean {
     const held = heldBytes();
     const activity = this.activity();
-    const quiet = activity === this.activityAt;
+    const quiet = activity - this.activityAt <= this.trickle;
     this.activityAt = activity;
     if (this.before !== undefined) {
       const freed = this.before - held;

@@ -2,8 +2,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { MemorySteward } from "../../src/runtime/memory.js";
 
 /**
- * The steward collects only in a quiet second: under steady load of short requests the in-flight count
- * is often zero when its timer fires, and a full collection then would stall the requests arriving.
+ * The steward collects only in a quiet second, nothing in flight and at most a trickle begun since its
+ * previous look: under steady load of short requests the in-flight count is often zero when its timer
+ * fires, and a full collection then would stall the requests arriving.
  */
 describe("MemorySteward", () => {
   let held: Buffer[] = [];
@@ -11,7 +12,7 @@ describe("MemorySteward", () => {
     held = [];
   });
 
-  /** A steward with a 1 MiB slack, no minimum interval, and a running activity count the test moves. */
+  /** A steward with a 1 MiB slack, no minimum interval, a trickle of 5, and a running activity count the test moves. */
   function steward(idle: () => boolean) {
     const state = { activity: 0 };
     const s = new MemorySteward(
@@ -21,23 +22,32 @@ describe("MemorySteward", () => {
       1024 * 1024,
       0,
       0,
+      5,
     );
     // Held outside the heap, above the steward's floor (its working size when it started).
     held.push(Buffer.alloc(16 * 1024 * 1024, 1));
     return { s, state };
   }
 
-  it("does not collect while work keeps beginning, even when nothing is in flight at the look", () => {
+  it("does not collect while more than a trickle of work keeps beginning, even when nothing is in flight at the look", () => {
     const { s, state } = steward(() => true);
     for (let look = 0; look < 5; look++) {
-      state.activity += 3;
+      state.activity += 6;
       expect(s.check(1000 * (look + 1))).toBe(false);
     }
   });
 
+  it("collects under a trickle (a probe, a client polling), which would otherwise keep a burst's garbage for as long as it lasts", () => {
+    const { s, state } = steward(() => true);
+    state.activity += 50;
+    expect(s.check(1000)).toBe(false);
+    state.activity += 5;
+    expect(s.check(2000)).toBe(true);
+  });
+
   it("collects once a look finds nothing in flight and nothing begun since the previous look", () => {
     const { s, state } = steward(() => true);
-    state.activity += 1;
+    state.activity += 10;
     expect(s.check(1000)).toBe(false);
     expect(s.check(2000)).toBe(true);
   });
