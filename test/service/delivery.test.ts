@@ -4,7 +4,7 @@ import type { Tensor } from "../../src/engine/values.js";
 import { ElementType } from "../../src/grpc/gen/adjoint/v1/adjoint_pb.js";
 import { compileModel, initializeParameters, type ModelDefinition } from "../../src/ir/model.js";
 import { answerJson, jsonBody, serializeJson, tensorBase64 } from "../../src/service/json-view.js";
-import type { DifferentiateOutput } from "../../src/service/types.js";
+import type { DifferentiateOutput, ResultRow } from "../../src/service/types.js";
 import { rng } from "../support/numeric.js";
 import { startTestServer, type TestServer } from "./helpers.js";
 
@@ -244,6 +244,41 @@ describe("AdjointService.differentiateEncoded", () => {
     const pooled = s.app.service.differentiateEncoded({ function: { model }, point }, {}, (out) => out.result?.outputs.loss);
     expect(pooled).toBeInstanceOf(Promise);
     expect(await pooled).toBe(want.loss);
+  });
+
+  it("holds a large answer's slot until the answer is encoded, so large answers are encoded one at a time", async () => {
+    const inline = await startTestServer({ workers: 1, maxInflightLarge: 1 });
+    onTestFinished(() => inline.close());
+    const service = inline.app.service;
+    // 90,000 numbers: over the 65,536 that make an answer large, and cheap enough to compute on the event loop.
+    const large = { function: { expression: "broadcast_to(x, shape=[300, 300])" }, mode: "value" as const, point: { x: 1.5 } };
+    const size = (out: DifferentiateOutput) => ((out.result as ResultRow).outputs.f as Tensor).data.length;
+    await service.differentiateEncoded(large, {}, size);
+    const order: string[] = [];
+    let during: number | Promise<number> | undefined;
+    const first = service.differentiateEncoded(large, {}, (out) => {
+      order.push("first encoding");
+      // Asked while the first answer is being encoded: it waits for the slot, rather than being made
+      // (computed and encoded) right now, inside this encoding, as when the slot was given back first.
+      let read = false;
+      const point = {
+        // Read first when the answer is computed (after its slot is granted).
+        get x() {
+          if (!read) order.push("second computed");
+          read = true;
+          return 1.5;
+        },
+      };
+      during = service.differentiateEncoded({ ...large, point }, {}, (o) => {
+        order.push("second encoded");
+        return size(o);
+      });
+      order.push("first encoded");
+      return size(out);
+    });
+    expect(await first).toBe(90_000);
+    expect(await during).toBe(90_000);
+    expect(order).toEqual(["first encoding", "first encoded", "second computed", "second encoded"]);
   });
 
   it("refuses an encoder that returns a promise, and still gives the memory back", async () => {
