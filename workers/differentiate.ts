@@ -29,7 +29,7 @@ function heldBytes(): number {
 }
 
 // Tasks run synchronously, so whenever a timer fires the worker is between tasks; the steward collects
-// garbage once a second passes with no task begun (not between the tasks of a steady load). If the
+// garbage once a second passes with at most a trickle of tasks begun (not between the tasks of a steady load). If the
 // heap stays over its bound even so (V8 keeps pages it once needed), the worker leaves and the pool
 // starts a fresh one.
 let tasksBegun = 0;

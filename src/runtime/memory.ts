@@ -17,6 +17,18 @@ import { runInNewContext } from "node:vm";
  * doubles the wait before the next one, up to a minute, unless more memory is taken since. Workers give their memory back by being
  * replaced (workers/differentiate.ts).
  */
+export interface StewardOptions {
+  /** How far above the least it has held the thread may hold before a collection is worth trying. */
+  readonly slackBytes?: number;
+  /** The wait between collections, doubled after one that freed little, up to the maximum. */
+  readonly minIntervalMs?: number;
+  readonly maxIntervalMs?: number;
+  /** The most work begun between two looks (a second apart) that still leaves the thread idle. */
+  readonly trickle?: number;
+  /** What the thread holds now; by default its heap and the buffers outside it. */
+  readonly held?: () => number;
+}
+
 export class MemorySteward {
   private readonly collect: () => void;
   private timer: NodeJS.Timeout | undefined;
@@ -33,24 +45,31 @@ export class MemorySteward {
   /** The activity count at the previous look. */
   private activityAt: number;
 
+  private readonly slackBytes: number;
+  private readonly minIntervalMs: number;
+  private readonly maxIntervalMs: number;
+  private readonly trickle: number;
+  private readonly held: () => number;
+
   /**
    * `idle`: nothing in flight now; `activity`: a running count of work begun (requests, tasks);
-   * `traffic`: a running count of bytes received, that much new since a collection makes another worth trying soon;
-   * `trickle`: the most work begun between two looks (a second apart) that still leaves the thread idle.
+   * `traffic`: a running count of bytes received, that much new since a collection makes another worth trying soon.
    */
   constructor(
     private readonly idle: () => boolean,
     private readonly activity: () => number,
     private readonly traffic: () => number = () => 0,
-    private readonly slackBytes = 48 * 1024 * 1024,
-    private readonly minIntervalMs = 2000,
-    private readonly maxIntervalMs = 60_000,
-    private readonly trickle = 25,
+    options: StewardOptions = {},
   ) {
+    this.slackBytes = options.slackBytes ?? 48 * 1024 * 1024;
+    this.minIntervalMs = options.minIntervalMs ?? 2000;
+    this.maxIntervalMs = options.maxIntervalMs ?? 60_000;
+    this.trickle = options.trickle ?? 25;
+    this.held = options.held ?? heldBytes;
     this.collect = exposedGc();
     this.activityAt = activity();
-    this.floor = heldBytes();
-    this.interval = minIntervalMs;
+    this.floor = this.held();
+    this.interval = this.minIntervalMs;
   }
 
   start(): this {
@@ -65,7 +84,7 @@ export class MemorySteward {
 
   /** One look; true when it collected. */
   check(now = Date.now()): boolean {
-    const held = heldBytes();
+    const held = this.held();
     const activity = this.activity();
     const quiet = activity - this.activityAt <= this.trickle;
     this.activityAt = activity;
