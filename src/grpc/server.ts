@@ -177,7 +177,9 @@ function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<B
         try {
           if (failed) return;
           const request = decode(DifferentiateRequestSchema, bytes);
-          const answer = encode(hc, DifferentiateResponseSchema, answerMessage(await session.next(differentiateInput(request), ctx), n));
+          const answer = await session.next(differentiateInput(request), ctx, (out) =>
+            encode(hc, DifferentiateResponseSchema, answerMessage(out, n)),
+          );
           // A client that does not read its answers is not given more work to produce.
           if (!call.write(answer)) await once(call, "drain", { signal: ctx.signal });
         } catch (e) {

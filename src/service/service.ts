@@ -140,7 +140,7 @@ export class AdjointService {
   }
 
   async differentiate(input: DifferentiateInput, ctx: CallContext = {}): Promise<DifferentiateOutput> {
-    return this.evaluate(this.functionOf(input), input, ctx);
+    return this.evaluate(this.functionOf(input), input, ctx, (out) => out);
   }
 
   /** The request's function, found or compiled (a model's for the request's batch size). */
@@ -160,7 +160,7 @@ export class AdjointService {
    * So a refused request throws, or rejects once the answer is a promise: callers handle both.
    */
   differentiateEncoded<T>(input: DifferentiateInput, ctx: CallContext, encode: (out: DifferentiateOutput) => T): T | Promise<T> {
-    return this.made(this.functionOf(input), input, ctx, (out) => encodeAtOnce(out, encode), new LentMemory());
+    return this.evaluate(this.functionOf(input), input, ctx, (out) => encodeAtOnce(out, encode), new LentMemory());
   }
 
   /** A minimisation checked and ready to run as one pool job (minimize.ts); errors in the request throw here. */
@@ -223,21 +223,15 @@ export class AdjointService {
   }
 
   /**
-   * Evaluates a request against a function already resolved: the answer itself when it was computed on
-   * the event loop, else a promise of it. A refused request throws.
+   * Evaluates a request against a function already resolved, and `finish`es the answer (encodes it)
+   * within the same slot: at once when it was computed on the event loop, else as a promise; a refused
+   * request throws. A large answer's slot is held until it is encoded, since encoding it is most of its
+   * time on the event loop (about 0.1 µs a number as JSON). Released when computing ended, twenty
+   * answers of 1.9 million numbers were encoded one after another as their results arrived, and a cheap
+   * request waited 1.5–3.4 s behind them. `lent` (see differentiateEncoded) is given back once `finish`
+   * returns.
    */
-  evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext): DifferentiateOutput | Promise<DifferentiateOutput> {
-    return this.made(entry, input, ctx, (out) => out);
-  }
-
-  /**
-   * The answer computed, then `finish`ed (encoded) within the same slot: a large answer's slot is held
-   * until it is encoded, since encoding it is most of its time on the event loop (about 0.1 µs a number
-   * as JSON). Released when computing ended, twenty answers of 1.9 million numbers were encoded one
-   * after another as their results arrived, and a cheap request waited 1.5–3.4 s behind them. `lent`
-   * (see differentiateEncoded) is given back once `finish` returns.
-   */
-  private made<T>(
+  evaluate<T>(
     entry: FunctionEntry,
     input: DifferentiateInput,
     ctx: CallContext,

@@ -6,7 +6,7 @@ import type { CallContext, DifferentiateInput, DifferentiateOutput } from "./typ
 /** What a stream needs of the service (an interface, so this file does not import service.ts back). */
 export interface StreamHost {
   readonly functions: FunctionStore;
-  evaluate(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext): DifferentiateOutput | Promise<DifferentiateOutput>;
+  evaluate<T>(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext, finish: (out: DifferentiateOutput) => T): T | Promise<T>;
 }
 
 /**
@@ -20,7 +20,8 @@ export class StreamSession {
 
   constructor(private readonly service: StreamHost) {}
 
-  async next(input: DifferentiateInput, ctx: CallContext = {}): Promise<DifferentiateOutput> {
+  /** The message's answer as `encode` makes it, encoded within its slot as differentiateEncoded does. */
+  async next<T>(input: DifferentiateInput, ctx: CallContext, encode: (out: DifferentiateOutput) => T): Promise<T> {
     if (input.function !== undefined) {
       this.entry = this.service.functions.resolve(input.function, "function", () => dataBatch(input));
       const { point: _p, points: _ps, columns: _c, function: _f, ...settings } = input;
@@ -30,8 +31,13 @@ export class StreamSession {
     }
     const entry = this.entry;
     if (input.point === undefined && input.points === undefined && input.columns === undefined) {
-      return { id: entry.hash, mode: this.settings.mode ?? "reverse", allowNonFinite: this.settings.allowNonFinite ?? false };
+      return encode({ id: entry.hash, mode: this.settings.mode ?? "reverse", allowNonFinite: this.settings.allowNonFinite ?? false });
     }
-    return this.service.evaluate(entry, { ...this.settings, point: input.point, points: input.points, columns: input.columns }, ctx);
+    return this.service.evaluate(
+      entry,
+      { ...this.settings, point: input.point, points: input.points, columns: input.columns },
+      ctx,
+      encode,
+    );
   }
 }
