@@ -166,20 +166,18 @@ function onlyColonBetween(text: string, from: number, to: number): boolean {
 }
 
 /**
- * Whether a lifted string that decoded to exactly its declared bytes was a well-formed JSON string,
- * which JSON.parse would have checked (no raw control character); a malformed one throws, as JSON.parse
- * would have. The decoder skips such a character, and the declared length was checked against the
+ * Throws, as JSON.parse would have, when a lifted string that decoded to exactly its declared bytes was
+ * not a well-formed JSON string (it held a raw control character). The decoder skips such a character, and the declared length was checked against the
  * string's length (less up to two trailing "="s), L: the decoder makes ⌊3v/4⌋ bytes of the v characters
  * it reads, and ⌊3(L − 1)/4⌋ < ⌊3L/4⌋ unless L ≡ 1 (mod 4), so for any other length a skipped character
  * would have left the bytes short. L ≡ 1 is no length a base64 encoder writes; such a string is read
  * character by character.
  */
-function wellFormed(text: string): boolean {
+function refuseSkippedControlCharacter(text: string): void {
   let length = text.length;
   if (length > 0 && text.charCodeAt(length - 1) === EQUALS) length--;
   if (length > 0 && text.charCodeAt(length - 1) === EQUALS) length--;
   if (length % 4 === 1) refuseControlCharacter(text);
-  return true;
 }
 
 const EQUALS = 0x3d;
@@ -281,7 +279,11 @@ function movable(target: Record<string, unknown>, key: string, lifted: Lifted): 
   // Node's decoder skips characters that are not base64, so a string decodes to at most the length
   // its own length gives; a string whose bound is the declared length, and which then fills it, decodes to exactly it.
   if (Buffer.byteLength(text, "base64") !== byteLength) return undefined;
-  const write = (into: Buffer) => into.write(text, "base64") === byteLength && (original === undefined || wellFormed(original));
+  const write = (into: Buffer) => {
+    if (into.write(text, "base64") !== byteLength) return false;
+    if (original !== undefined) refuseSkippedControlCharacter(original);
+    return true;
+  };
   return { target, key, shape, dtype: type, byteLength, write };
 }
 

@@ -287,7 +287,7 @@ export class AdjointService {
       const decoded = point ?? decodeValues(input.point as NamedValues, "point", decode);
       return { ...head, result: await this.runSharded(entry, input, decoded, shards, cost, ctx, deadline) };
     }
-    // Bound for the pool from the start: its tensors go straight from the request into the batch's memory.
+    // Unless decoded already (for the event loop), its tensors go straight from the request into the batch's memory.
     const batch =
       point !== undefined
         ? pointBatch(entry, plan, point, this.limits)
