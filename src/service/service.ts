@@ -349,18 +349,24 @@ export class AdjointService {
   ): Promise<ResultRow> {
     const total = (entry.model as NonNullable<FunctionEntry["model"]>).batch;
     const allowNonFinite = input.allowNonFinite ?? false;
-    const rows = await Promise.all(
-      shardRanges(total, shards).map(async ([start, end]) => {
-        const shard = this.functions.modelShard(entry, end - start);
-        const { plan } = planMode(shard.fn, input, shard.plans, shard.defaultWrt, this.limits);
-        const batch = pointBatch(shard, plan, shardPoint(entry, point, start, end), this.limits);
-        const { extras, finite } = await this.run.onPool(shard, batch, cost / shards, ctx, deadline);
-        const row = rowsOf(batch.layout, batch.outputs, extras, allowNonFinite || finite, () => "point", plan.annotations)[0];
-        releaseShared(batch.inputs, batch.outputs);
-        return { weight: (end - start) / total, row };
-      }),
-    );
-    return combineWeighted(rows);
+    const done: Batch[] = [];
+    try {
+      const rows = await Promise.all(
+        shardRanges(total, shards).map(async ([start, end]) => {
+          const shard = this.functions.modelShard(entry, end - start);
+          const { plan } = planMode(shard.fn, input, shard.plans, shard.defaultWrt, this.limits);
+          const batch = pointBatch(shard, plan, shardPoint(entry, point, start, end), this.limits);
+          const { extras, finite } = await this.run.onPool(shard, batch, cost / shards, ctx, deadline);
+          done.push(batch);
+          // Views: the sum below is the only copy made.
+          const row = rowsOf(batch.layout, batch.outputs, extras, allowNonFinite || finite, () => "point", plan.annotations, true)[0];
+          return { weight: (end - start) / total, row };
+        }),
+      );
+      return combineWeighted(rows);
+    } finally {
+      for (const batch of done) releaseShared(batch.inputs, batch.outputs);
+    }
   }
 
   /** A model at parameters drawn from a seed (initialize.ts); the answer carries them. */

@@ -101,12 +101,13 @@ function firstNonFiniteIndex(layout: BatchLayout, outputs: Float64Array): number
   return undefined;
 }
 
-/** Σ weightₖ·rowₖ over every numeric section (the shards of a mean over the batch). */
+/**
+ * Σ weightₖ·rowₖ over every numeric section (the shards of a mean over the batch), into new memory:
+ * the rows may view their batches' memory, which can be given back once this returns.
+ */
 export function combineWeighted(parts: readonly { weight: number; row: ResultRow }[]): ResultRow {
   const [first, ...rest] = parts;
-  const scaled = (v: Value, w: number): Value =>
-    typeof v === "number" ? v * w : { shape: v.shape, data: Float64Array.from(v.data, (x) => x * w) };
-  const sum = mapSections<Value, Value>(first.row, (v) => scaled(v, first.weight)) as Record<string, Record<string, Value>>;
+  const sum = mapSections<Value, Value>(first.row, (v) => scaledCopy(v, first.weight)) as Record<string, Record<string, Value>>;
   for (const { weight, row } of rest) {
     for (const section of ["outputs", "gradient"] as const) {
       const add = row[section];
@@ -124,4 +125,13 @@ export function combineWeighted(parts: readonly { weight: number; row: ResultRow
     }
   }
   return { ...first.row, ...sum } as ResultRow;
+}
+
+/** A plain loop: `Float64Array.from` with a mapping function took 20 ms for W3's 200,000 numbers. */
+function scaledCopy(v: Value, weight: number): Value {
+  if (typeof v === "number") return v * weight;
+  const from = v.data;
+  const data = new Float64Array(from.length);
+  for (let i = 0; i < data.length; i++) data[i] = from[i] * weight;
+  return { shape: v.shape, data };
 }

@@ -53,6 +53,45 @@ describe("a model's batch split across the workers", () => {
   });
 });
 
+describe("a sharded answer", () => {
+  it("is exactly each shard's answer weighted by its size and summed in shard order, request after request", async () => {
+    const batch = 9;
+    const [first, second] = [4, 5];
+    const compiled = compileModel(model, batch);
+    const wrt = compiled.parameters.map((p) => p.name);
+    const json = (t: { shape: number[]; data: Float64Array }) => ({ shape: t.shape, data: Array.from(t.data) });
+    // Two different requests one after the other: the first's shard memory, given back, is the second's.
+    for (const seed of [5, 6]) {
+      const params = initializeParameters(compiled.parameters, seed);
+      const next = rng(seed);
+      const x = Array.from({ length: batch * 6 }, () => next() * 2 - 1);
+      const y = Array.from({ length: batch }, (_, i) => (i + seed) % 3);
+      const shard = (start: number, end: number) =>
+        new CompiledFunction(compileModel(model, end - start).graph).evaluate(
+          {
+            x: { shape: [end - start, 6], data: x.slice(start * 6, end * 6) },
+            y: { shape: [end - start], data: y.slice(start, end) },
+            ...params,
+          },
+          { mode: "reverse", wrt },
+        );
+      const [a, b] = [shard(0, first), shard(first, batch)];
+      const [wa, wb] = [first / batch, second / batch];
+      const r = await s.post("/v1/differentiate", {
+        function: { model },
+        point: { x: { shape: [batch, 6], data: x }, y, ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, json(v)])) },
+      });
+      expect(r.status).toBe(200);
+      expect(r.body.value).toBe((a.outputs.loss as number) * wa + wb * (b.outputs.loss as number));
+      for (const name of wrt) {
+        const [ga, gb] = [(a.gradient as Record<string, Tensor>)[name].data, (b.gradient as Record<string, Tensor>)[name].data];
+        const got = (r.body.gradient as Record<string, { data: number[] }>)[name].data;
+        expect(got).toEqual(Array.from(ga, (v, i) => v * wa + wb * gb[i]));
+      }
+    }
+  });
+});
+
 describe("a model initialised from a seed", () => {
   it("draws the parameters deterministically, answers them, and evaluates at them", async () => {
     const batch = 4;
