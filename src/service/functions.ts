@@ -1,13 +1,13 @@
 import { createHash } from "node:crypto";
 import { CompiledFunction } from "../engine/compiled-function.js";
 import { AdjointError, exhausted, invalid } from "../errors.js";
-import { parseExpression, parseExpressions } from "../ir/expression.js";
+import { type ExpressionSource, parseExpressions } from "../ir/expression.js";
 import type { Graph } from "../ir/graph.js";
 import { contentHash } from "../ir/hash.js";
 import { readJsonGraph } from "../ir/json-graph.js";
 import { compileModel, type ModelDefinition, type ParameterSpec } from "../ir/model.js";
 import { checkName } from "../names.js";
-import { encodeDefinition } from "../runtime/definition.js";
+import { encodeDefinition, type FunctionSource } from "../runtime/definition.js";
 import { LruMap } from "../runtime/lru.js";
 import { graphWork } from "../runtime/scheduler.js";
 import { DecodeContext, decodeTensor } from "./tensor.js";
@@ -27,6 +27,8 @@ export class FunctionEntry {
     readonly defaultWrt?: readonly string[],
     /** For a model: its definition and the batch size this graph was built for (so it can be sharded). */
     readonly model?: { readonly definition: ModelDefinition; readonly batch: number; readonly parameters: readonly ParameterSpec[] },
+    /** What workers rebuild the function from (runtime/definition.ts): the graph unless given. */
+    private readonly source: FunctionSource = { graph: fn.graph },
   ) {
     this.work = graphWork(fn.graph);
   }
@@ -37,7 +39,7 @@ export class FunctionEntry {
 
   /** The definition in shared memory for pool tasks, serialised on first use. */
   get definition(): SharedArrayBuffer {
-    this.shared ??= encodeDefinition(this.fn.graph);
+    this.shared ??= encodeDefinition(this.source);
     return this.shared;
   }
 
@@ -126,7 +128,12 @@ export class FunctionStore {
       return known;
     }
     this.events.miss("source");
-    const entry = batch !== undefined ? this.model(spec, field, batch) : this.intern(new CompiledFunction(this.parse(spec, field)));
+    let entry: FunctionEntry;
+    if (batch !== undefined) entry = this.model(spec, field, batch);
+    else {
+      const { graph, source } = this.parse(spec, field);
+      entry = this.intern(new CompiledFunction(graph), undefined, undefined, source);
+    }
     this.bySource.set(key, entry.hash);
     return entry;
   }
@@ -202,14 +209,19 @@ export class FunctionStore {
     return this.resolve({ model: model.definition, batch });
   }
 
-  private intern(fn: CompiledFunction, defaultWrt?: readonly string[], model?: FunctionEntry["model"]): FunctionEntry {
+  private intern(
+    fn: CompiledFunction,
+    defaultWrt?: readonly string[],
+    model?: FunctionEntry["model"],
+    source?: FunctionSource,
+  ): FunctionEntry {
     const known = this.compiled.get(fn.hash) ?? this.registry.get(fn.hash);
     if (known) {
       this.events.hit("compiled");
       return known;
     }
     this.events.miss("compiled");
-    const entry = new FunctionEntry(fn, defaultWrt, model);
+    const entry = new FunctionEntry(fn, defaultWrt, model, source);
     this.compiled.set(fn.hash, entry);
     return entry;
   }
@@ -231,32 +243,43 @@ export class FunctionStore {
     );
   }
 
-  private parse(spec: FunctionSpec, field: string): Graph {
-    let graph: Graph;
+  /** The graph of a function given as a JSON graph or as expressions, and what workers rebuild it from. */
+  private parse(spec: FunctionSpec, field: string): { graph: Graph; source: FunctionSource } {
     if (spec.graph !== undefined) {
       const nodes = (spec.graph as { nodes?: unknown }).nodes;
       if (Array.isArray(nodes)) this.checkSize(nodes.length, `${field}.graph.nodes`);
-      graph = located(() => readJsonGraph(withDecodedConstants(spec.graph)), `${field}.graph`);
-    } else {
-      const inputs = spec.inputs?.map((d, i): InputDecl => {
-        const decl = typeof d === "string" ? { name: d } : d;
-        checkName(decl?.name, typeof d === "string" ? `${field}.inputs[${i}]` : `${field}.inputs[${i}].name`);
-        return decl;
-      });
-      if (spec.expression !== undefined) {
-        if (typeof spec.expression !== "string") throw invalid(`${field}.expression must be a string`, { field: `${field}.expression` });
-        graph = located(() => parseExpression(spec.expression as string, inputs, this.limits.maxNodes), `${field}.expression`, true);
-      } else {
-        const exprs = spec.expressions;
-        if (typeof exprs !== "object" || exprs === null || Array.isArray(exprs)) {
-          throw invalid(`${field}.expressions must map output names to expressions`, { field: `${field}.expressions` });
-        }
-        const outputs = Object.entries(exprs).map(([name, text]) => ({ name: checkName(name, `${field}.expressions.${name}`), text }));
-        graph = located(() => parseExpressions({ outputs, inputs, maxNodes: this.limits.maxNodes }), `${field}.expressions`, true);
-      }
+      const graph = located(() => readJsonGraph(withDecodedConstants(spec.graph)), `${field}.graph`);
+      this.checkSize(graph.size, field);
+      return { graph, source: { graph } };
     }
+    // Only what the parser reads, so that a worker given the same source builds the same graph.
+    const inputs = spec.inputs?.map((d, i): InputDecl => {
+      const decl = typeof d === "string" ? { name: d } : d;
+      checkName(decl?.name, typeof d === "string" ? `${field}.inputs[${i}]` : `${field}.inputs[${i}].name`);
+      return {
+        name: decl.name,
+        ...(decl.shape !== undefined ? { shape: decl.shape } : {}),
+        ...(decl.dtype !== undefined ? { dtype: decl.dtype } : {}),
+      };
+    });
+    let expressions: ExpressionSource;
+    let at: string;
+    if (spec.expression !== undefined) {
+      if (typeof spec.expression !== "string") throw invalid(`${field}.expression must be a string`, { field: `${field}.expression` });
+      expressions = { outputs: [{ name: "f", text: spec.expression }], inputs, maxNodes: this.limits.maxNodes };
+      at = `${field}.expression`;
+    } else {
+      const exprs = spec.expressions;
+      if (typeof exprs !== "object" || exprs === null || Array.isArray(exprs)) {
+        throw invalid(`${field}.expressions must map output names to expressions`, { field: `${field}.expressions` });
+      }
+      const outputs = Object.entries(exprs).map(([name, text]) => ({ name: checkName(name, `${field}.expressions.${name}`), text }));
+      expressions = { outputs, inputs, maxNodes: this.limits.maxNodes };
+      at = `${field}.expressions`;
+    }
+    const graph = located(() => parseExpressions(expressions), at, true);
     this.checkSize(graph.size, field);
-    return graph;
+    return { graph, source: { expressions } };
   }
 
   private checkSize(nodes: number, field: string): void {
