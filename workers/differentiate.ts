@@ -4,6 +4,7 @@ import { CompiledFunction } from "../src/engine/compiled-function.js";
 import { errorToData, evaluateRange } from "../src/runtime/batch.js";
 import { decodeDefinition } from "../src/runtime/definition.js";
 import { jsonText, splitJsonBody } from "../src/runtime/json-body.js";
+import { writeJsonText } from "../src/runtime/json-text.js";
 import { LruMap } from "../src/runtime/lru.js";
 import { MemorySteward } from "../src/runtime/memory.js";
 import { runMinimize, warmMinimize } from "../src/runtime/minimize.js";
@@ -58,6 +59,13 @@ export default function run(task: PoolTask): TaskResult {
   tasksBegun++;
   if (task.kind === "ping") return { startedAt, finishedAt: now() };
   if (task.kind === "json-body") return readJsonBody(task, startedAt);
+  if (task.kind === "json-text") {
+    try {
+      return { text: writeJsonText(task), startedAt, finishedAt: now() };
+    } catch (e) {
+      return { error: errorToData(e), startedAt, finishedAt: now() };
+    }
+  }
   let compiled = false;
   try {
     let fn = cache.get(task.hash);

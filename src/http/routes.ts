@@ -6,7 +6,7 @@ import { AdjointError } from "../errors.js";
 import { releaseShared } from "../runtime/shared-memory.js";
 import { AccessSampler } from "../service/access-log.js";
 import { type Admission, LARGE_BODY, overloaded, type ShedReason } from "../service/admission.js";
-import { answerJson, tensorBase64, tensorJson } from "../service/json-view.js";
+import { tensorBase64, tensorJson } from "../service/json-view.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
 import { thenFinally } from "../service/settle.js";
@@ -178,7 +178,7 @@ export async function adjointRoutes(
     return respond(
       request,
       reply,
-      (out) => answerJson(out, tensors),
+      (out) => service.encodeJson(out, tensors),
       (body) => sendPooled(reply.type(JSON_TYPE), body),
     );
   });
@@ -192,7 +192,7 @@ export async function adjointRoutes(
   const respond = <T>(
     request: FastifyRequest<{ Body: DifferentiateInput }>,
     reply: FastifyReply,
-    encode: (out: DifferentiateOutput) => T,
+    encode: (out: DifferentiateOutput) => T | Promise<T>,
     send: (answer: T) => FastifyReply,
   ): Promise<FastifyReply> | undefined => {
     const lease = request.bodyLease;

@@ -1,5 +1,6 @@
 import type { Batch, ErrorData, PointExtra } from "./batch.js";
 import type { SplitBody } from "./json-body.js";
+import type { JsonTextTask } from "./json-text.js";
 import type { MinimizeOutcome, MinimizeTask } from "./minimize.js";
 
 /** A slice of a batch for one worker. The arrays are views of SharedArrayBuffer memory. */
@@ -27,7 +28,7 @@ export interface JsonBodyTask {
   readonly part?: Uint8Array;
 }
 
-export type PoolTask = BatchTask | PingTask | MinimizeTask | JsonBodyTask;
+export type PoolTask = BatchTask | PingTask | MinimizeTask | JsonBodyTask | JsonTextTask;
 
 export interface TaskResult {
   readonly extras?: PointExtra[];
@@ -37,6 +38,8 @@ export interface TaskResult {
   readonly minimize?: MinimizeOutcome;
   /** A json-body task's result; undefined with `error` set when the body is malformed. */
   readonly body?: SplitBody;
+  /** A json-text task's result: the answer's text, in shared memory. */
+  readonly text?: Uint8Array;
   readonly error?: ErrorData;
   /** The worker had to compile the function (its cache lacked the hash). */
   readonly compiled?: boolean;

@@ -26,7 +26,7 @@ export interface ServiceConfig {
   maxNodes: number;
   /** Most elements in one request's tensors (all inputs of all points together). */
   maxTensorElements: number;
-  /** Most numbers in one answer (it is encoded on the event loop). */
+  /** Most numbers in one answer (its memory, and its encoding's time). */
   maxAnswerElements: number;
   /** Most points in one batch. */
   maxPoints: number;
@@ -195,7 +195,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: "max-answer-elements",
     kind: "int",
     fallback: () => 2_000_000,
-    doc: "most numbers in one answer (encoded on the event loop, about 0.1 µs each as JSON)",
+    doc: "most numbers in one answer (a large JSON answer's numbers are written on the pool, about 0.1 µs each)",
   },
   {
     key: "maxPoints",

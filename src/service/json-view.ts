@@ -230,6 +230,56 @@ function writeBase64(target: Buffer, source: Uint8Array, at: number): number {
   return at;
 }
 
+/** An answer whose tensors hold more numbers than this in all has them written into its text on the pool. */
+export const LARGE_TEXT_NUMBERS = 65_536;
+
+/** Stands for a tensor's data in the JSON until a worker writes the numbers in (as BASE64_MARK). */
+const NUMBERS_MARK = `numbers ${randomUUID()} `;
+const NUMBERS_REFERENCE = new RegExp(`"${NUMBERS_MARK}(\\d+)"`, "g");
+
+/**
+ * The JSON answer cut where each tensor's numbers go, for a worker to write them in
+ * (runtime/json-text.ts): pieces[i] is the text before tensors[i], and one piece more ends it. The
+ * text put together is byte for byte answerJson's with plain JSON tensors. Undefined for an answer
+ * of at most `minNumbers` numbers in tensors, which is written at once.
+ */
+export function jsonWithMarks(
+  out: DifferentiateOutput,
+  minNumbers = LARGE_TEXT_NUMBERS,
+): { pieces: string[]; tensors: Float64Array[] } | undefined {
+  if (tensorNumbers(out) <= minNumbers) return undefined;
+  const tensors: Float64Array[] = [];
+  const json = serializeJson(
+    jsonBody(out, (t) => {
+      tensors.push(t.data);
+      return { shape: t.shape, data: `${NUMBERS_MARK}${tensors.length - 1}` };
+    }),
+    out.allowNonFinite,
+  );
+  const pieces: string[] = [];
+  let from = 0;
+  for (const match of json.matchAll(NUMBERS_REFERENCE)) {
+    pieces.push(json.slice(from, match.index));
+    from = (match.index ?? 0) + match[0].length;
+  }
+  pieces.push(json.slice(from));
+  return { pieces, tensors };
+}
+
+/** How many numbers an answer's tensors hold (a scalar is not a tensor: it is written with the JSON). */
+function tensorNumbers(out: DifferentiateOutput): number {
+  let n = 0;
+  const count = (v: Value | Column) => {
+    if (typeof v !== "number") n += v.data.length;
+    return true;
+  };
+  if (out.result !== undefined) everySectionValue(out.result, count);
+  for (const row of out.results ?? []) everySectionValue(row, count);
+  if (out.columns !== undefined) everySectionValue(out.columns, count);
+  for (const name in out.parameters ?? {}) count((out.parameters as Record<string, Value>)[name]);
+  return n;
+}
+
 /**
  * Serialises an answer: plain JSON with −0 written `-0.0` (as gRPC keeps its sign; src/json.ts), and
  * non-finite numbers kept as strings when the request allowed them.

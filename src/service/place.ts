@@ -24,7 +24,8 @@ export type PlaceLimits = Pick<ServiceConfig, "inlineBudgetUs" | "shardMinUs" | 
 type Release = () => void;
 
 /**
- * An answer is encoded on the event loop (about 0.1 µs a number as JSON), so its size is a budget:
+ * An answer costs memory and time to encode (about 0.1 µs a number as JSON: a large one's numbers are
+ * written on the pool, the rest on the event loop), so its size is a budget:
  * over ADJOINT_MAX_ANSWER_ELEMENTS it is refused before anything runs, and only
  * ADJOINT_MAX_INFLIGHT_LARGE large answers are made at once, so cheap requests get the loop between
  * them (up to 64 more wait their turn, 5 s at most). Counted from the plan: result fields times

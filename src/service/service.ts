@@ -1,14 +1,16 @@
 import type { Value } from "../engine/values.js";
-import type { Batch } from "../runtime/batch.js";
+import { type Batch, errorFromData } from "../runtime/batch.js";
 import type { SplitBody } from "../runtime/json-body.js";
-import type { WorkerPool } from "../runtime/pool.js";
+import { type JsonTextTask, writeJsonText } from "../runtime/json-text.js";
+import { PoolFullError, type WorkerPool } from "../runtime/pool.js";
 import { estimateUs } from "../runtime/scheduler.js";
-import { releaseShared, sharedBytes, sharedFloat64 } from "../runtime/shared-memory.js";
+import { copyBytes, pooledBytes, releaseShared, sharedBytes, sharedFloat64 } from "../runtime/shared-memory.js";
 import { Slots } from "./admission.js";
 import type { ServiceConfig } from "./config.js";
 import { allocate, checkForms, countBatch, dataBatch, decodePointBatch, fillBatch, pointBatch } from "./decode.js";
 import { type FunctionEntry, FunctionStore, type SharedRegistry } from "./functions.js";
 import { withDrawnParameters } from "./initialize.js";
+import { answerJson, jsonWithMarks, type TensorWriter, tensorJson } from "./json-view.js";
 import { opsManifest } from "./manifest.js";
 import type { Metrics } from "./metrics.js";
 import { type MinimizeCallOptions, type MinimizeJob, Minimizer } from "./minimize.js";
@@ -41,6 +43,8 @@ type Limits = Pick<
 
 /** About how fast a worker reads a JSON body (parse, and base64 decoding), for the pool's queue bound. */
 const JSON_BYTES_PER_US = 300;
+/** Numbers formatted as JSON text per µs, for the pool's estimate of a json-text task. */
+const NUMBERS_PER_US = 10;
 
 /**
  * Batch memory that an answer's tensors view until the answer is encoded (differentiateEncoded); it
@@ -57,13 +61,6 @@ class LentMemory {
     releaseShared(...this.held);
     this.held = [];
   }
-}
-
-/** The answer encoded before the batch memory it views is given back: an encoder must not defer. */
-function encodeAtOnce<T>(out: DifferentiateOutput, encode: (out: DifferentiateOutput) => T): T {
-  const encoded = encode(out);
-  if (encoded instanceof Promise) throw new Error("differentiateEncoded: encode must be synchronous");
-  return encoded;
 }
 
 /** What every answer starts with. */
@@ -151,16 +148,50 @@ export class AdjointService {
   /**
    * The answer as `encode` makes it, encoded while its tensors still view the batch's shared memory: a
    * large answer (a training step's gradient) is read once, by the encoder, rather than copied out of
-   * that memory first. The memory serves later requests as soon as `encode` returns, so `encode` must
-   * be synchronous and keep no view of the answer (framing, base64 and protobuf encoding copy).
+   * that memory first. The memory serves later requests as soon as `encode` returns, or once the
+   * promise it returns settles (encodeJson's on the pool), so what it makes must keep no view of the
+   * answer (framing, base64, protobuf encoding and the pool's text copy).
    *
    * A point computed on the event loop (the worked example, most optimiser calls) is answered at once,
    * not as a promise: the promises and microtask turns of an asynchronous answer cost such a request
    * more than its evaluation, and a transport can write the answer in the turn that read the request.
    * So a refused request throws, or rejects once the answer is a promise: callers handle both.
    */
-  differentiateEncoded<T>(input: DifferentiateInput, ctx: CallContext, encode: (out: DifferentiateOutput) => T): T | Promise<T> {
-    return this.evaluate(this.functionOf(input), input, ctx, (out) => encodeAtOnce(out, encode), new LentMemory());
+  differentiateEncoded<T>(
+    input: DifferentiateInput,
+    ctx: CallContext,
+    encode: (out: DifferentiateOutput) => T | Promise<T>,
+  ): T | Promise<T> {
+    return this.evaluate(this.functionOf(input), input, ctx, encode, new LentMemory());
+  }
+
+  /**
+   * An answer's JSON (json-view.ts answerJson), a large one's numbers written into its text on the pool
+   * (runtime/json-text.ts): formatting the numbers of a training step's gradient held the event loop
+   * 35–50 ms. Pooled memory, given back by the caller once sent. Written here after all if the pool is
+   * full: the same bytes either way.
+   */
+  encodeJson(out: DifferentiateOutput, tensor: TensorWriter): string | Buffer | Promise<Buffer> {
+    const marked = tensor === tensorJson ? jsonWithMarks(out) : undefined;
+    return marked === undefined
+      ? answerJson(out, tensor)
+      : this.textOnPool({ kind: "json-text", ...marked, allowNonFinite: out.allowNonFinite });
+  }
+
+  private async textOnPool(task: JsonTextTask): Promise<Buffer> {
+    let text: Uint8Array | undefined;
+    try {
+      const done = await this.pool.run(task, undefined, task.tensors.reduce((n, t) => n + t.length, 0) / NUMBERS_PER_US);
+      if (done.error) throw errorFromData(done.error);
+      text = done.text;
+    } catch (e) {
+      if (!(e instanceof PoolFullError)) throw e;
+    }
+    text ??= writeJsonText(task);
+    // Sent from ordinary memory (fastify sends only such memory as bytes), pooled: the caller gives it back.
+    const bytes = pooledBytes(text.byteLength);
+    copyBytes(bytes, text);
+    return bytes;
   }
 
   /** A minimisation checked and ready to run as one pool job (minimize.ts); errors in the request throw here. */
@@ -235,7 +266,7 @@ export class AdjointService {
     entry: FunctionEntry,
     input: DifferentiateInput,
     ctx: CallContext,
-    finish: (out: DifferentiateOutput) => T,
+    finish: (out: DifferentiateOutput) => T | Promise<T>,
     lent?: LentMemory,
   ): T | Promise<T> {
     const planned = planMode(entry.fn, input, entry.plans, entry.defaultWrt, this.limits);

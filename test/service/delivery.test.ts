@@ -281,12 +281,29 @@ describe("AdjointService.differentiateEncoded", () => {
     expect(order).toEqual(["first encoding", "first encoded", "second computed", "second encoded"]);
   });
 
-  it("refuses an encoder that returns a promise, and still gives the memory back", async () => {
+  it("gives the memory an answer views back only once an encoder's promise settles (JSON written on the pool)", async () => {
     const want = pointAndAnswer(15);
-    const point = Object.fromEntries(want.tensors.map(([name, shape, data]) => [name, { shape, data: Array.from(data) }]));
-    await expect(s.app.service.differentiateEncoded({ function: { model }, point }, {}, async () => 1)).rejects.toThrow(
-      /encode must be synchronous/,
-    );
+    const other = pointAndAnswer(16);
+    const input = (w: typeof want) => ({
+      function: { model },
+      point: Object.fromEntries(w.tensors.map(([name, shape, data]) => [name, { shape, data: Array.from(data) }])),
+    });
+    const grad = (out: DifferentiateOutput) => out.result?.gradient as Record<string, Tensor>;
+    let viewed: SharedArrayBuffer | undefined;
+    const answer = await s.app.service.differentiateEncoded(input(want), {}, async (out) => {
+      viewed = (grad(out)["h.weight"].data as Float64Array).buffer as SharedArrayBuffer;
+      // Other requests run while this encoder waits: had the memory been given back when the encoder
+      // returned its promise, they would take it and write into it.
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      const others = await Promise.all([1, 2, 3].map(() => s.app.service.differentiate(input(other))));
+      expect(others[0].result?.outputs.loss).toBe(other.loss);
+      return {
+        loss: out.result?.outputs.loss as number,
+        gradient: Object.fromEntries(names.map((n) => [n, Array.from(grad(out)[n].data)])),
+      };
+    });
+    expect(viewed).toBeInstanceOf(SharedArrayBuffer);
+    expectExact(answer, want);
   });
 });
 

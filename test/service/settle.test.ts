@@ -91,4 +91,30 @@ describe("thenFinally", () => {
     ).rejects.toThrow("too large to encode");
     expect(c.cleanups).toBe(2);
   });
+
+  it("cleans up only once the promise next returns settles, at once or later, fulfilled or rejected", async () => {
+    for (const later of [false, true]) {
+      const c = counted();
+      let finish!: (v: string) => void;
+      const r = thenFinally(
+        () => (later ? Promise.resolve(3) : 3),
+        (v) => new Promise<string>((res) => (finish = (s) => res(`${s}${v}`))),
+        c.clean,
+      );
+      expect(r).toBeInstanceOf(Promise);
+      await new Promise((res) => setTimeout(res, 1));
+      // The encoder on the pool still reads the memory the cleanup gives back.
+      expect(c.cleanups).toBe(0);
+      finish("text ");
+      expect(await r).toBe("text 3");
+      expect(c.cleanups).toBe(1);
+      const failed = thenFinally(
+        () => (later ? Promise.resolve(3) : 3),
+        () => Promise.reject(new Error("worker failed")),
+        c.clean,
+      );
+      await expect(failed).rejects.toThrow("worker failed");
+      expect(c.cleanups).toBe(2);
+    }
+  });
 });

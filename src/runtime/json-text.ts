@@ -1,0 +1,84 @@
+/**
+ * The text of a large JSON answer, written on the pool: formatting hundreds of thousands of numbers
+ * (a training step's gradient sent as JSON, a large Jacobian) held the event loop 35–50 ms per answer.
+ * The main thread serialises the answer with a mark in place of each tensor's data (json-view.ts,
+ * jsonWithMarks); a worker writes the pieces between the marks and the numbers in their place, as
+ * JSON arrays, into shared memory.
+ */
+export interface JsonTextTask {
+  readonly kind: "json-text";
+  /** The answer's JSON around its tensors: the text before tensor i is pieces[i]; one piece more than tensors. */
+  readonly pieces: readonly string[];
+  readonly tensors: readonly Float64Array[];
+  /** Non-finite numbers are written as strings; else as null, as JSON.stringify writes them. */
+  readonly allowNonFinite: boolean;
+}
+
+/** Numbers formatted per step: each step's text is written out at once, a short-lived string. */
+const STEP = 4096;
+
+/** The answer's text (UTF-8), in shared memory: it crosses back to the main thread without a copy. */
+export function writeJsonText(task: JsonTextTask): Uint8Array {
+  let numbers = 0;
+  for (const t of task.tensors) numbers += t.length;
+  const out = new TextBuffer(task.pieces.reduce((n, p) => n + Buffer.byteLength(p), 0) + 8 * numbers + 64);
+  task.pieces.forEach((piece, i) => {
+    out.write(piece, "utf8");
+    if (i < task.tensors.length) writeNumbers(out, task.tensors[i], task.allowNonFinite);
+  });
+  return out.text();
+}
+
+/** `[a,b,…]`, each number as the answer's JSON writes it (src/json.ts stringifyExact). */
+function writeNumbers(out: TextBuffer, data: Float64Array, allowNonFinite: boolean): void {
+  out.write("[", "latin1");
+  for (let from = 0; from < data.length; from += STEP) {
+    const step = data.subarray(from, Math.min(data.length, from + STEP));
+    if (from > 0) out.write(",", "latin1");
+    out.write(plainNumbers(step) ? JSON.stringify(Array.from(step)).slice(1, -1) : numbersText(step, allowNonFinite), "latin1");
+  }
+  out.write("]", "latin1");
+}
+
+/** No −0 and nothing non-finite: JSON.stringify (V8's own fast path) writes the numbers as the answer does. */
+function plainNumbers(data: Float64Array): boolean {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v === 0 ? 1 / v < 0 : !Number.isFinite(v)) return false;
+  }
+  return true;
+}
+
+function numbersText(data: Float64Array, allowNonFinite: boolean): string {
+  return Array.from(data, (v) => numberText(v, allowNonFinite)).join(",");
+}
+
+/** −0 as `-0.0` (JSON.stringify writes 0), and NaN and ±Infinity as strings where the answer allows them. */
+function numberText(v: number, allowNonFinite: boolean): string {
+  if (Number.isFinite(v)) return v === 0 && 1 / v < 0 ? "-0.0" : `${v}`;
+  return allowNonFinite ? `"${v}"` : "null";
+}
+
+/** Shared memory written front to back, grown by doubling when a write would not fit. */
+class TextBuffer {
+  private bytes: Buffer;
+  private length = 0;
+
+  constructor(capacity: number) {
+    this.bytes = Buffer.from(new SharedArrayBuffer(capacity));
+  }
+
+  write(text: string, encoding: "utf8" | "latin1"): void {
+    const needed = encoding === "latin1" ? text.length : Buffer.byteLength(text);
+    if (this.length + needed > this.bytes.byteLength) {
+      const grown = Buffer.from(new SharedArrayBuffer(Math.max(2 * this.bytes.byteLength, this.length + needed)));
+      this.bytes.copy(grown, 0, 0, this.length);
+      this.bytes = grown;
+    }
+    this.length += this.bytes.write(text, this.length, encoding);
+  }
+
+  text(): Uint8Array {
+    return new Uint8Array(this.bytes.buffer, 0, this.length);
+  }
+}
