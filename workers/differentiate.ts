@@ -1,6 +1,7 @@
 import { getHeapStatistics } from "node:v8";
 import { workerData } from "node:worker_threads";
 import { CompiledFunction } from "../src/engine/compiled-function.js";
+import { encodeGraph } from "../src/ir/graph-codec.js";
 import { errorToData, evaluateRange } from "../src/runtime/batch.js";
 import { decodeDefinition } from "../src/runtime/definition.js";
 import { jsonText, splitJsonBody } from "../src/runtime/json-body.js";
@@ -8,6 +9,8 @@ import { writeJsonText } from "../src/runtime/json-text.js";
 import { LruMap } from "../src/runtime/lru.js";
 import { MemorySteward } from "../src/runtime/memory.js";
 import { runMinimize, warmMinimize } from "../src/runtime/minimize.js";
+import type { ParseTask } from "../src/runtime/parse-function.js";
+import { parseFunction } from "../src/runtime/parse-function.js";
 import { type JsonBodyTask, now, type PoolTask, type TaskResult } from "../src/runtime/task.js";
 
 /**
@@ -59,6 +62,7 @@ export default function run(task: PoolTask): TaskResult {
   tasksBegun++;
   if (task.kind === "ping") return { startedAt, finishedAt: now() };
   if (task.kind === "json-body") return readJsonBody(task, startedAt);
+  if (task.kind === "parse") return parse(task, startedAt);
   if (task.kind === "json-text") {
     try {
       return { text: writeJsonText(task), startedAt, finishedAt: now() };
@@ -84,6 +88,17 @@ export default function run(task: PoolTask): TaskResult {
     }
   } catch (e) {
     return finish({ error: errorToData(e), compiled, startedAt, finishedAt: now() });
+  }
+}
+
+/** The function compiled here as well: the batch task that follows it may come to this worker. */
+function parse(task: ParseTask, startedAt: number): TaskResult {
+  try {
+    const fn = new CompiledFunction(parseFunction(task));
+    cache.set(fn.hash, fn);
+    return { parsed: { graph: encodeGraph(fn.graph), hash: fn.hash }, startedAt, finishedAt: now() };
+  } catch (e) {
+    return { error: errorToData(e), startedAt, finishedAt: now() };
   }
 }
 

@@ -2,6 +2,7 @@ import type { Batch, ErrorData, PointExtra } from "./batch.js";
 import type { SplitBody } from "./json-body.js";
 import type { JsonTextTask } from "./json-text.js";
 import type { MinimizeOutcome, MinimizeTask } from "./minimize.js";
+import type { ParseTask } from "./parse-function.js";
 
 /** A slice of a batch for one worker. The arrays are views of SharedArrayBuffer memory. */
 export interface BatchTask extends Batch {
@@ -28,7 +29,7 @@ export interface JsonBodyTask {
   readonly part?: Uint8Array;
 }
 
-export type PoolTask = BatchTask | PingTask | MinimizeTask | JsonBodyTask | JsonTextTask;
+export type PoolTask = BatchTask | PingTask | MinimizeTask | JsonBodyTask | JsonTextTask | ParseTask;
 
 export interface TaskResult {
   readonly extras?: PointExtra[];
@@ -38,6 +39,8 @@ export interface TaskResult {
   readonly minimize?: MinimizeOutcome;
   /** A json-body task's result; undefined with `error` set when the body is malformed. */
   readonly body?: SplitBody;
+  /** A parse task's result: the graph (ir/graph-codec.ts) and its content hash. */
+  readonly parsed?: { readonly graph: SharedArrayBuffer; readonly hash: string };
   /** A json-text task's result: the answer's text, in shared memory. */
   readonly text?: Uint8Array;
   readonly error?: ErrorData;

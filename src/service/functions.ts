@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { CompiledFunction } from "../engine/compiled-function.js";
-import { AdjointError, exhausted, invalid } from "../errors.js";
-import { type ExpressionSource, parseExpressions } from "../ir/expression.js";
+import { AdjointError, invalid } from "../errors.js";
+import type { ExpressionSource } from "../ir/expression.js";
 import type { Graph } from "../ir/graph.js";
 import { contentHash } from "../ir/hash.js";
 import { readJsonGraph } from "../ir/json-graph.js";
@@ -9,6 +9,7 @@ import { compileModel, type ModelDefinition, type ParameterSpec } from "../ir/mo
 import { checkName } from "../names.js";
 import { encodeDefinition, type FunctionSource } from "../runtime/definition.js";
 import { LruMap } from "../runtime/lru.js";
+import { checkNodeCount, located, type ParseTask, POOL_PARSE_CHARS, parseFunction } from "../runtime/parse-function.js";
 import { graphWork } from "../runtime/scheduler.js";
 import { DecodeContext, decodeTensor } from "./tensor.js";
 import type { FunctionInfo, FunctionSpec, InputDecl, TensorValue } from "./types.js";
@@ -107,6 +108,28 @@ export class FunctionStore {
    * the batch size: the spec's `batch`, else `batchHint` (the first axis of the request's `x`).
    */
   resolve(spec: FunctionSpec | undefined, field = "function", batchHint?: () => number | undefined): FunctionEntry {
+    return this.find(spec, field, batchHint) as FunctionEntry;
+  }
+
+  /**
+   * As resolve, but expressions of POOL_PARSE_CHARS or more not seen before are parsed by `parse` (on
+   * the pool), and the entry comes as a promise: parsing and hashing them held the event loop.
+   */
+  resolveOffLoop(
+    spec: FunctionSpec | undefined,
+    field: string,
+    batchHint: () => number | undefined,
+    parse: (task: ParseTask) => Promise<{ graph: Graph; hash: string }>,
+  ): FunctionEntry | Promise<FunctionEntry> {
+    return this.find(spec, field, batchHint, parse);
+  }
+
+  private find(
+    spec: FunctionSpec | undefined,
+    field: string,
+    batchHint?: () => number | undefined,
+    parseOffLoop?: (task: ParseTask) => Promise<{ graph: Graph; hash: string }>,
+  ): FunctionEntry | Promise<FunctionEntry> {
     if (spec === undefined || spec === null || typeof spec !== "object") {
       throw invalid(`${field} is required: {expression}, {expressions}, {graph}, {model} or {id}`, { field });
     }
@@ -128,14 +151,23 @@ export class FunctionStore {
       return known;
     }
     this.events.miss("source");
-    let entry: FunctionEntry;
-    if (batch !== undefined) entry = this.model(spec, field, batch);
-    else {
-      const { graph, source } = this.parse(spec, field);
-      entry = this.intern(new CompiledFunction(graph), undefined, undefined, source);
+    const kept = (entry: FunctionEntry) => {
+      this.bySource.set(key, entry.hash);
+      return entry;
+    };
+    if (batch !== undefined) return kept(this.model(spec, field, batch));
+    if (spec.graph !== undefined) {
+      const graph = this.jsonGraph(spec, field);
+      return kept(this.intern(new CompiledFunction(graph), undefined, undefined, { graph }));
     }
-    this.bySource.set(key, entry.hash);
-    return entry;
+    const { expressions, at } = this.expressionSource(spec, field);
+    if (parseOffLoop !== undefined && expressions.outputs.reduce((n, o) => n + o.text.length, 0) >= POOL_PARSE_CHARS) {
+      return parseOffLoop({ kind: "parse", expressions, at, field }).then(({ graph, hash }) =>
+        kept(this.intern(new CompiledFunction(graph, hash), undefined, undefined, { expressions })),
+      );
+    }
+    const graph = parseFunction({ expressions, at, field });
+    return kept(this.intern(new CompiledFunction(graph), undefined, undefined, { expressions }));
   }
 
   /** Registers a function: resolves it and keeps it in the registry. `created` is false if it was there. */
@@ -234,7 +266,7 @@ export class FunctionStore {
    */
   private model(spec: FunctionSpec, field: string, batch: number): FunctionEntry {
     const compiled = located(() => compileModel(spec.model as ModelDefinition, batch, this.limits.maxNodes), field);
-    this.checkSize(compiled.graph.size, field);
+    checkNodeCount(compiled.graph.size, this.limits.maxNodes, field);
     const identity = JSON.stringify({ graph: contentHash(compiled.graph), model: compiled.parameters, batch });
     return this.intern(
       new CompiledFunction(compiled.graph, `fn_${createHash("sha256").update(identity).digest("hex").slice(0, 32)}`),
@@ -243,16 +275,20 @@ export class FunctionStore {
     );
   }
 
-  /** The graph of a function given as a JSON graph or as expressions, and what workers rebuild it from. */
-  private parse(spec: FunctionSpec, field: string): { graph: Graph; source: FunctionSource } {
-    if (spec.graph !== undefined) {
-      const nodes = (spec.graph as { nodes?: unknown }).nodes;
-      if (Array.isArray(nodes)) this.checkSize(nodes.length, `${field}.graph.nodes`);
-      const graph = located(() => readJsonGraph(withDecodedConstants(spec.graph)), `${field}.graph`);
-      this.checkSize(graph.size, field);
-      return { graph, source: { graph } };
-    }
-    // Only what the parser reads, so that a worker given the same source builds the same graph.
+  private jsonGraph(spec: FunctionSpec, field: string): Graph {
+    const nodes = (spec.graph as { nodes?: unknown }).nodes;
+    if (Array.isArray(nodes)) checkNodeCount(nodes.length, this.limits.maxNodes, `${field}.graph.nodes`);
+    const graph = located(() => readJsonGraph(withDecodedConstants(spec.graph)), `${field}.graph`);
+    checkNodeCount(graph.size, this.limits.maxNodes, field);
+    return graph;
+  }
+
+  /**
+   * What the expression parser is given for a function written as expressions, checked, and where it
+   * sits in the request. Only what the parser reads, so that a worker given the same source builds the
+   * same graph.
+   */
+  private expressionSource(spec: FunctionSpec, field: string): { expressions: ExpressionSource; at: string } {
     const inputs = spec.inputs?.map((d, i): InputDecl => {
       const decl = typeof d === "string" ? { name: d } : d;
       checkName(decl?.name, typeof d === "string" ? `${field}.inputs[${i}]` : `${field}.inputs[${i}].name`);
@@ -262,30 +298,21 @@ export class FunctionStore {
         ...(decl.dtype !== undefined ? { dtype: decl.dtype } : {}),
       };
     });
-    let expressions: ExpressionSource;
-    let at: string;
+    const maxNodes = this.limits.maxNodes;
     if (spec.expression !== undefined) {
       if (typeof spec.expression !== "string") throw invalid(`${field}.expression must be a string`, { field: `${field}.expression` });
-      expressions = { outputs: [{ name: "f", text: spec.expression }], inputs, maxNodes: this.limits.maxNodes };
-      at = `${field}.expression`;
-    } else {
-      const exprs = spec.expressions;
-      if (typeof exprs !== "object" || exprs === null || Array.isArray(exprs)) {
-        throw invalid(`${field}.expressions must map output names to expressions`, { field: `${field}.expressions` });
-      }
-      const outputs = Object.entries(exprs).map(([name, text]) => ({ name: checkName(name, `${field}.expressions.${name}`), text }));
-      expressions = { outputs, inputs, maxNodes: this.limits.maxNodes };
-      at = `${field}.expressions`;
+      return { expressions: { outputs: [{ name: "f", text: spec.expression }], inputs, maxNodes }, at: `${field}.expression` };
     }
-    const graph = located(() => parseExpressions(expressions), at, true);
-    this.checkSize(graph.size, field);
-    return { graph, source: { expressions } };
-  }
-
-  private checkSize(nodes: number, field: string): void {
-    if (nodes > this.limits.maxNodes) {
-      throw exhausted(`${field}: the function has ${nodes} nodes; the limit is ${this.limits.maxNodes} (ADJOINT_MAX_NODES)`, { field });
+    const exprs = spec.expressions;
+    if (typeof exprs !== "object" || exprs === null || Array.isArray(exprs)) {
+      throw invalid(`${field}.expressions must map output names to expressions`, { field: `${field}.expressions` });
     }
+    const outputs = Object.entries(exprs).map(([name, text]) => {
+      if (typeof text !== "string")
+        throw invalid(`${field}.expressions.${name} must be a string`, { field: `${field}.expressions.${name}` });
+      return { name: checkName(name, `${field}.expressions.${name}`), text };
+    });
+    return { expressions: { outputs, inputs, maxNodes }, at: `${field}.expressions` };
   }
 }
 
@@ -315,20 +342,6 @@ function sourceKey(spec: FunctionSpec, batch?: number): string {
     throw e;
   }
   return text.length <= 512 ? text : `h:${createHash("sha256").update(text).digest("base64url")}`;
-}
-
-/** Runs a core reader, prefixing the field of its errors with where the function sits in the request. */
-function located<T>(read: () => T, field: string, whole = false): T {
-  try {
-    return read();
-  } catch (e) {
-    if (e instanceof AdjointError && (e.kind === "invalid_argument" || e.kind === "resource_exhausted")) {
-      const inner = e.location.field;
-      const at = whole || inner === undefined ? field : `${field}.${inner}`;
-      throw new AdjointError(e.kind, e.message, { ...e.location, field: at });
-    }
-    throw e;
-  }
 }
 
 /**

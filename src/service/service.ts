@@ -1,13 +1,18 @@
 import type { Value } from "../engine/values.js";
+import type { Graph } from "../ir/graph.js";
+import { decodeGraph } from "../ir/graph-codec.js";
 import { type Batch, errorFromData } from "../runtime/batch.js";
 import type { SplitBody } from "../runtime/json-body.js";
 import { type JsonTextTask, writeJsonText } from "../runtime/json-text.js";
+import type { ParseTask } from "../runtime/parse-function.js";
 import { PoolFullError, type WorkerPool } from "../runtime/pool.js";
 import { estimateUs } from "../runtime/scheduler.js";
 import { copyBytes, pooledBytes, releaseShared, sharedBytes, sharedFloat64 } from "../runtime/shared-memory.js";
+import type { TaskResult } from "../runtime/task.js";
 import { Slots } from "./admission.js";
 import type { ServiceConfig } from "./config.js";
 import { allocate, checkForms, countBatch, dataBatch, decodePointBatch, fillBatch, pointBatch } from "./decode.js";
+import { RetryableError } from "./errors.js";
 import { type FunctionEntry, FunctionStore, type SharedRegistry } from "./functions.js";
 import { withDrawnParameters } from "./initialize.js";
 import { answerJson, jsonWithMarks, type TensorWriter, tensorJson } from "./json-view.js";
@@ -43,6 +48,8 @@ type Limits = Pick<
 
 /** About how fast a worker reads a JSON body (parse, and base64 decoding), for the pool's queue bound. */
 const JSON_BYTES_PER_US = 300;
+/** Expression text parsed and hashed per µs, for the pool's estimate of a parse task. */
+const PARSE_CHARS_PER_US = 1;
 /** Numbers formatted as JSON text per µs, for the pool's estimate of a json-text task. */
 const NUMBERS_PER_US = 10;
 
@@ -162,7 +169,30 @@ export class AdjointService {
     ctx: CallContext,
     encode: (out: DifferentiateOutput) => T | Promise<T>,
   ): T | Promise<T> {
-    return this.evaluate(this.functionOf(input), input, ctx, encode, new LentMemory());
+    const found = this.functions.resolveOffLoop(
+      input.function,
+      "function",
+      () => dataBatch(input),
+      (task) => this.parseOnPool(task),
+    );
+    return found instanceof Promise
+      ? found.then((entry) => this.evaluate(entry, input, ctx, encode, new LentMemory()))
+      : this.evaluate(found, input, ctx, encode, new LentMemory());
+  }
+
+  /** A long expression parsed and hashed on the pool; refused as busy, rather than parsed here, when the pool is full. */
+  private async parseOnPool(task: ParseTask): Promise<{ graph: Graph; hash: string }> {
+    const chars = task.expressions.outputs.reduce((n, o) => n + o.text.length, 0);
+    let done: TaskResult;
+    try {
+      done = await this.pool.run(task, undefined, chars / PARSE_CHARS_PER_US);
+    } catch (e) {
+      if (e instanceof PoolFullError) throw new RetryableError("resource_exhausted", `the server is busy: ${e.message}; retry later`, 1);
+      throw e;
+    }
+    if (done.error) throw errorFromData(done.error);
+    const parsed = done.parsed as NonNullable<TaskResult["parsed"]>;
+    return { graph: decodeGraph(parsed.graph), hash: parsed.hash };
   }
 
   /**

@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CompiledFunction } from "../../src/engine/compiled-function.js";
+import { AdjointError } from "../../src/errors.js";
+import { parseExpressions } from "../../src/ir/expression.js";
+import { POOL_PARSE_CHARS } from "../../src/runtime/parse-function.js";
+import { startTestServer, type TestServer } from "./helpers.js";
+
+/**
+ * Expressions of POOL_PARSE_CHARS or more are parsed and hashed on the pool, not on the event loop:
+ * the answer, the function's id and the errors must be the ones parsing here gives.
+ */
+let s: TestServer;
+beforeAll(async () => {
+  s = await startTestServer({ workers: 2 });
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+const terms = (n: number, salt = 0) => Array.from({ length: n }, (_, i) => `sin(x*${(1 + (i + salt) / 1e4).toFixed(4)})*y`).join("+");
+
+describe("a long expression", () => {
+  it("answers exactly what parsing it here gives, under the same id, from the source cache the second time", async () => {
+    const text = terms(1200);
+    expect(text.length).toBeGreaterThanOrEqual(POOL_PARSE_CHARS);
+    const local = new CompiledFunction(parseExpressions({ outputs: [{ name: "f", text }] }));
+    const want = local.evaluate({ x: 0.3, y: -1.25 }, { mode: "reverse" });
+    const body = { function: { expression: text }, point: { x: 0.3, y: -1.25 } };
+    const first = await s.post("/v1/differentiate", body);
+    expect(first.status).toBe(200);
+    expect(first.body.id).toBe(local.hash);
+    expect(first.body.value).toBe(want.outputs.f);
+    expect(first.body.gradient).toEqual(want.gradient);
+    const hits = async () =>
+      Number(/adjoint_cache_lookups_total\{cache="source",result="hit"\} (\d+)/.exec((await s.get("/metrics")).text)?.[1] ?? 0);
+    const before = await hits();
+    const again = await s.post("/v1/differentiate", body);
+    expect(again.body).toEqual({ ...first.body });
+    expect(await hits()).toBe(before + 1);
+  });
+
+  it("with several outputs, answers each output's value", async () => {
+    const [a, b] = [terms(700, 1), terms(700, 2)];
+    const local = new CompiledFunction(
+      parseExpressions({
+        outputs: [
+          { name: "a", text: a },
+          { name: "b", text: b },
+        ],
+      }),
+    );
+    const want = local.evaluate({ x: 0.7, y: 2 }, { mode: "value" });
+    const r = await s.post("/v1/differentiate", { function: { expressions: { a, b } }, mode: "value", point: { x: 0.7, y: 2 } });
+    expect(r.status).toBe(200);
+    expect(r.body.outputs).toEqual(want.outputs);
+  });
+
+  it("is refused with the field and position parsing it here names", async () => {
+    const text = `${terms(1200, 3)} + )`;
+    let local: AdjointError | undefined;
+    try {
+      parseExpressions({ outputs: [{ name: "f", text }] });
+    } catch (e) {
+      local = e as AdjointError;
+    }
+    expect(local).toBeInstanceOf(AdjointError);
+    const r = await s.post("/v1/differentiate", { function: { expression: text }, point: { x: 1, y: 1 } });
+    expect(r.status).toBe(400);
+    expect(r.body.field).toBe("function.expression");
+    expect(r.body.position).toBe(local?.location.position);
+    expect(r.body.detail).toBe(local?.message);
+    const notText = await s.post("/v1/differentiate", { function: { expressions: { f: 12 } }, point: { x: 1 } });
+    expect(notText.status).toBe(400);
+    expect(notText.body.field).toBe("function.expressions.f");
+  });
+});
