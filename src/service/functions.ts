@@ -172,18 +172,25 @@ export class FunctionStore {
 
   /** Registers a function: resolves it and keeps it in the registry. `created` is false if it was there. */
   register(spec: FunctionSpec | undefined): { entry: FunctionEntry; created: boolean } {
-    const entry = this.resolve(spec);
+    return this.keep(this.resolve(spec));
+  }
+
+  private keep(entry: FunctionEntry): { entry: FunctionEntry; created: boolean } {
     const created = !this.registry.has(entry.hash) && this.shared?.recall(entry.hash) === undefined;
     this.registry.set(entry.hash, entry);
     return { entry, created };
   }
 
   /**
-   * Registers a function, and in a cluster waits until every process keeps it too, so that the
-   * client's next request finds the id whichever process it reaches.
+   * Registers a function (a long expression parsed by `parse`, on the pool), and in a cluster waits
+   * until every process keeps it too, so that the client's next request finds the id whichever process
+   * it reaches.
    */
-  async registerShared(spec: FunctionSpec | undefined): Promise<{ entry: FunctionEntry; created: boolean }> {
-    const registered = this.register(spec);
+  async registerShared(
+    spec: FunctionSpec | undefined,
+    parse: (task: ParseTask) => Promise<{ graph: Graph; hash: string }>,
+  ): Promise<{ entry: FunctionEntry; created: boolean }> {
+    const registered = this.keep(await this.find(spec, "function", undefined, parse));
     const { entry } = registered;
     if (this.shared === undefined || spec === undefined || this.shared.recall(entry.hash) !== undefined) return registered;
     try {

@@ -271,7 +271,7 @@ export class AdjointService {
 
   /** Keeps a function by id (in a cluster, on every process: FunctionStore.registerShared). */
   async registerFunction(spec: FunctionSpec | undefined): Promise<{ info: FunctionInfo; created: boolean }> {
-    const { entry, created } = await this.functions.registerShared(spec);
+    const { entry, created } = await this.functions.registerShared(spec, (task) => this.parseOnPool(task));
     return { info: entry.info(), created };
   }
 

@@ -73,4 +73,17 @@ describe("a long expression", () => {
     expect(notText.status).toBe(400);
     expect(notText.body.field).toBe("function.expressions.f");
   });
+
+  it("registered, is parsed the same way, and its id serves later requests", async () => {
+    const text = terms(1100, 4);
+    const local = new CompiledFunction(parseExpressions({ outputs: [{ name: "f", text }] }));
+    const registered = await s.post("/v1/functions", { function: { expression: text } });
+    expect(registered.status).toBe(201);
+    expect(registered.body.id).toBe(local.hash);
+    const r = await s.post("/v1/differentiate", { function: { id: local.hash }, point: { x: -0.4, y: 3 } });
+    expect(r.body.value).toBe(local.evaluate({ x: -0.4, y: 3 }, { mode: "value" }).outputs.f);
+    const refused = await s.post("/v1/functions", { function: { expression: `${text} * (` } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.field).toBe("function.expression");
+  });
 });
