@@ -169,15 +169,20 @@ export class AdjointService {
     ctx: CallContext,
     encode: (out: DifferentiateOutput) => T | Promise<T>,
   ): T | Promise<T> {
-    const found = this.functions.resolveOffLoop(
+    const found = this.resolveFunction(input);
+    return found instanceof Promise
+      ? found.then((entry) => this.evaluate(entry, input, ctx, encode, new LentMemory()))
+      : this.evaluate(found, input, ctx, encode, new LentMemory());
+  }
+
+  /** The request's function, found or compiled; a long expression not seen before is parsed on the pool (a promise). */
+  resolveFunction(input: DifferentiateInput): FunctionEntry | Promise<FunctionEntry> {
+    return this.functions.resolveOffLoop(
       input.function,
       "function",
       () => dataBatch(input),
       (task) => this.parseOnPool(task),
     );
-    return found instanceof Promise
-      ? found.then((entry) => this.evaluate(entry, input, ctx, encode, new LentMemory()))
-      : this.evaluate(found, input, ctx, encode, new LentMemory());
   }
 
   /** A long expression parsed and hashed on the pool; refused as busy, rather than parsed here, when the pool is full. */

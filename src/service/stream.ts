@@ -1,11 +1,11 @@
 import { invalid } from "../errors.js";
-import { dataBatch } from "./decode.js";
-import type { FunctionEntry, FunctionStore } from "./functions.js";
+import type { FunctionEntry } from "./functions.js";
 import type { CallContext, DifferentiateInput, DifferentiateOutput } from "./types.js";
 
 /** What a stream needs of the service (an interface, so this file does not import service.ts back). */
 export interface StreamHost {
-  readonly functions: FunctionStore;
+  /** The function a message names (a long expression parsed on the pool, hence perhaps a promise). */
+  resolveFunction(input: DifferentiateInput): FunctionEntry | Promise<FunctionEntry>;
   evaluate<T>(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext, finish: (out: DifferentiateOutput) => T): T | Promise<T>;
 }
 
@@ -23,7 +23,7 @@ export class StreamSession {
   /** The message's answer as `encode` makes it, encoded within its slot as differentiateEncoded does. */
   async next<T>(input: DifferentiateInput, ctx: CallContext, encode: (out: DifferentiateOutput) => T): Promise<T> {
     if (input.function !== undefined) {
-      this.entry = this.service.functions.resolve(input.function, "function", () => dataBatch(input));
+      this.entry = await this.service.resolveFunction(input);
       const { point: _p, points: _ps, columns: _c, function: _f, ...settings } = input;
       this.settings = settings;
     } else if (this.entry === undefined) {

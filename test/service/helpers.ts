@@ -45,6 +45,18 @@ export interface AdjointClient extends grpc.Client {
   ): grpc.ClientDuplexStream<DifferentiateRequest, DifferentiateResponse>;
 }
 
+/** A DifferentiateStream's answers, once it ends (rejected with its error). */
+export function streamAnswers(
+  call: grpc.ClientDuplexStream<DifferentiateRequest, DifferentiateResponse>,
+): Promise<DifferentiateResponse[]> {
+  const answers: DifferentiateResponse[] = [];
+  return new Promise((resolve, reject) => {
+    call.on("data", (r: DifferentiateResponse) => answers.push(r));
+    call.on("end", () => resolve(answers));
+    call.on("error", reject);
+  });
+}
+
 const Client = grpc.makeGenericClientConstructor(grpcServiceDefinition(AdjointService), "AdjointService");
 
 export interface TestServer {

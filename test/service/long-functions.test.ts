@@ -1,9 +1,11 @@
+import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CompiledFunction } from "../../src/engine/compiled-function.js";
 import { AdjointError } from "../../src/errors.js";
+import { DifferentiateRequestSchema } from "../../src/grpc/gen/adjoint/v1/adjoint_pb.js";
 import { parseExpressions } from "../../src/ir/expression.js";
 import { POOL_PARSE_CHARS } from "../../src/runtime/parse-function.js";
-import { startTestServer, type TestServer } from "./helpers.js";
+import { num, startTestServer, streamAnswers, type TestServer } from "./helpers.js";
 
 /**
  * Expressions of POOL_PARSE_CHARS or more are parsed and hashed on the pool, not on the event loop:
@@ -85,5 +87,23 @@ describe("a long expression", () => {
     const refused = await s.post("/v1/functions", { function: { expression: `${text} * (` } });
     expect(refused.status).toBe(400);
     expect(refused.body.field).toBe("function.expression");
+  });
+
+  it("named by a gRPC stream's first message, serves the messages after it in order", async () => {
+    const text = terms(1100, 5);
+    const local = new CompiledFunction(parseExpressions({ outputs: [{ name: "f", text }] }));
+    const call = s.client.differentiateStream();
+    const done = streamAnswers(call);
+    const point = (i: number) => ({ values: { x: i / 10, y: 1 } });
+    call.write(create(DifferentiateRequestSchema, { function: { source: { case: "expression", value: text } }, point: point(0) }));
+    // Sent before the function is parsed: answered after it, with it.
+    for (let i = 1; i < 5; i++) call.write(create(DifferentiateRequestSchema, { point: point(i) }));
+    call.end();
+    const answers = await done;
+    expect(answers.map((a) => Number(a.sequence))).toEqual([0, 1, 2, 3, 4]);
+    answers.forEach((a, i) => {
+      expect(a.id).toBe(local.hash);
+      expect(num(a.result?.outputs.f)).toBe(local.evaluate({ x: i / 10, y: 1 }, { mode: "value" }).outputs.f);
+    });
   });
 });

@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DifferentiateRequestSchema, type DifferentiateResponse, Mode } from "../../src/grpc/gen/adjoint/v1/adjoint_pb.js";
-import { elements, num, startTestServer, type TestServer, WORKED, WORKED_VALUES } from "./helpers.js";
+import { DifferentiateRequestSchema, Mode } from "../../src/grpc/gen/adjoint/v1/adjoint_pb.js";
+import { elements, num, startTestServer, streamAnswers, type TestServer, WORKED, WORKED_VALUES } from "./helpers.js";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -265,12 +265,7 @@ describe("batches", () => {
 describe("the gRPC stream", () => {
   it("answers 1,000 points in order on one function compiled once", async () => {
     const call = s.client.differentiateStream();
-    const answers: DifferentiateResponse[] = [];
-    const done = new Promise<void>((resolve, reject) => {
-      call.on("data", (r: DifferentiateResponse) => answers.push(r));
-      call.on("end", resolve);
-      call.on("error", reject);
-    });
+    const done = streamAnswers(call);
     const point = (i: number) => ({ values: { x1: i / 500, x2: 0.5 } });
     call.write(
       create(DifferentiateRequestSchema, {
@@ -280,7 +275,7 @@ describe("the gRPC stream", () => {
     );
     for (let i = 1; i < 1000; i++) call.write(create(DifferentiateRequestSchema, { point: point(i) }));
     call.end();
-    await done;
+    const answers = await done;
     expect(answers).toHaveLength(1000);
     answers.forEach((a, i) => {
       expect(Number(a.sequence)).toBe(i);
