@@ -108,6 +108,7 @@ export class FunctionStore {
    * the batch size: the spec's `batch`, else `batchHint` (the first axis of the request's `x`).
    */
   resolve(spec: FunctionSpec | undefined, field = "function", batchHint?: () => number | undefined): FunctionEntry {
+    // Given no parser for the pool, find answers at once.
     return this.find(spec, field, batchHint) as FunctionEntry;
   }
 

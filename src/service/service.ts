@@ -144,12 +144,7 @@ export class AdjointService {
   }
 
   async differentiate(input: DifferentiateInput, ctx: CallContext = {}): Promise<DifferentiateOutput> {
-    return this.evaluate(this.functionOf(input), input, ctx, (out) => out);
-  }
-
-  /** The request's function, found or compiled (a model's for the request's batch size). */
-  private functionOf(input: DifferentiateInput): FunctionEntry {
-    return this.functions.resolve(input.function, "function", () => dataBatch(input));
+    return this.evaluate(await this.resolveFunction(input), input, ctx, (out) => out);
   }
 
   /**
@@ -175,7 +170,10 @@ export class AdjointService {
       : this.evaluate(found, input, ctx, encode, new LentMemory());
   }
 
-  /** The request's function, found or compiled; a long expression not seen before is parsed on the pool (a promise). */
+  /**
+   * The request's function, found or compiled (a model's for the request's batch size); a long
+   * expression not seen before is parsed on the pool (a promise).
+   */
   resolveFunction(input: DifferentiateInput): FunctionEntry | Promise<FunctionEntry> {
     return this.functions.resolveOffLoop(
       input.function,
