@@ -169,16 +169,17 @@ export async function adjointRoutes(
   // Not an async handler: an answer made at once (a point computed on the event loop) is written in the
   // turn that read the request, without the promises an async handler costs (service.differentiateEncoded).
   app.post<{ Body: DifferentiateInput }>("/v1/differentiate", { schema: { body: ref("DifferentiateRequest") } }, (request, reply) => {
+    const ctx = new HttpCallContext(request, reply);
     if (wantsBinary(request)) {
-      return respond(request, reply, binaryAnswer, ({ body, headerLength }) =>
+      return respond(request, ctx, binaryAnswer, ({ body, headerLength }) =>
         sendPooled(reply.type(BINARY_TYPE).header(HEADER_LENGTH, String(headerLength)), body),
       );
     }
     const tensors = request.body.encoding === "base64" ? tensorBase64 : tensorJson;
     return respond(
       request,
-      reply,
-      (out) => service.encodeJson(out, tensors),
+      ctx,
+      (out) => service.encodeJson(out, tensors, ctx),
       (body) => sendPooled(reply.type(JSON_TYPE), body),
     );
   });
@@ -191,14 +192,14 @@ export async function adjointRoutes(
    */
   const respond = <T>(
     request: FastifyRequest<{ Body: DifferentiateInput }>,
-    reply: FastifyReply,
+    ctx: HttpCallContext,
     encode: (out: DifferentiateOutput) => T | Promise<T>,
     send: (answer: T) => FastifyReply,
   ): Promise<FastifyReply> | undefined => {
     const lease = request.bodyLease;
     lease?.hold();
     const sent = thenFinally(
-      () => service.differentiateEncoded(request.body, new HttpCallContext(request, reply), encode),
+      () => service.differentiateEncoded(request.body, ctx, encode),
       send,
       () => lease?.release(),
     );

@@ -5,7 +5,7 @@ import { BudgetExceeded } from "../ir/budget.js";
 import { type Batch, type EvaluatedRange, errorFromData, evaluateRange, type PointExtra } from "../runtime/batch.js";
 import { PoolFullError, TaskAbortedError, type WorkerPool } from "../runtime/pool.js";
 import { splitRanges } from "../runtime/scheduler.js";
-import { now, type TaskResult } from "../runtime/task.js";
+import { now, type PoolTask, type TaskResult } from "../runtime/task.js";
 import type { ServiceConfig } from "./config.js";
 import { RetryableError } from "./errors.js";
 import type { FunctionEntry } from "./functions.js";
@@ -96,6 +96,26 @@ export class Runner {
       finite &&= r.finite === true;
     }
     return { extras, finite };
+  }
+
+  /**
+   * One task of the service's own (parsing a long expression, writing a large answer's text) under the
+   * request's deadline and the client's signal: the pool stops it when either fires. A full pool is
+   * refused as busy; the task's own error is thrown as the client's.
+   */
+  async task(task: PoolTask, cost: number, ctx: CallContext): Promise<TaskResult> {
+    const deadline = this.deadlineOf(ctx);
+    this.checkTime(ctx, deadline, true);
+    const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+    const client = ctx.signal;
+    let done: TaskResult;
+    try {
+      done = await this.pool.run(task, client ? AbortSignal.any([timeout, client]) : timeout, cost);
+    } catch (e) {
+      throw this.taskFailure(e, timeout.aborted, ctx);
+    }
+    if (done.error) throw errorFromData(done.error);
+    return done;
   }
 
   /** What a client is told when a pool task failed: busy, out of time, cancelled, or the task's error. */

@@ -1,11 +1,11 @@
 import type { Value } from "../engine/values.js";
 import type { Graph } from "../ir/graph.js";
 import { decodeGraph } from "../ir/graph-codec.js";
-import { type Batch, errorFromData } from "../runtime/batch.js";
+import type { Batch } from "../runtime/batch.js";
 import type { SplitBody } from "../runtime/json-body.js";
 import { type JsonTextTask, writeJsonText } from "../runtime/json-text.js";
 import type { ParseTask } from "../runtime/parse-function.js";
-import { PoolFullError, type WorkerPool } from "../runtime/pool.js";
+import type { WorkerPool } from "../runtime/pool.js";
 import { estimateUs } from "../runtime/scheduler.js";
 import { copyBytes, pooledBytes, releaseShared, sharedBytes, sharedFloat64 } from "../runtime/shared-memory.js";
 import type { TaskResult } from "../runtime/task.js";
@@ -144,7 +144,7 @@ export class AdjointService {
   }
 
   async differentiate(input: DifferentiateInput, ctx: CallContext = {}): Promise<DifferentiateOutput> {
-    return this.evaluate(await this.resolveFunction(input), input, ctx, (out) => out);
+    return this.evaluate(await this.resolveFunction(input, ctx), input, ctx, (out) => out);
   }
 
   /**
@@ -164,7 +164,7 @@ export class AdjointService {
     ctx: CallContext,
     encode: (out: DifferentiateOutput) => T | Promise<T>,
   ): T | Promise<T> {
-    const found = this.resolveFunction(input);
+    const found = this.resolveFunction(input, ctx);
     return found instanceof Promise
       ? found.then((entry) => this.evaluate(entry, input, ctx, encode, new LentMemory()))
       : this.evaluate(found, input, ctx, encode, new LentMemory());
@@ -174,27 +174,19 @@ export class AdjointService {
    * The request's function, found or compiled (a model's for the request's batch size); a long
    * expression not seen before is parsed on the pool (a promise).
    */
-  resolveFunction(input: DifferentiateInput): FunctionEntry | Promise<FunctionEntry> {
+  resolveFunction(input: DifferentiateInput, ctx: CallContext = {}): FunctionEntry | Promise<FunctionEntry> {
     return this.functions.resolveOffLoop(
       input.function,
       "function",
       () => dataBatch(input),
-      (task) => this.parseOnPool(task),
+      (task) => this.parseOnPool(task, ctx),
     );
   }
 
   /** A long expression parsed and hashed on the pool; refused as busy, rather than parsed here, when the pool is full. */
-  private async parseOnPool(task: ParseTask): Promise<{ graph: Graph; hash: string }> {
+  private async parseOnPool(task: ParseTask, ctx: CallContext): Promise<{ graph: Graph; hash: string }> {
     const chars = task.expressions.outputs.reduce((n, o) => n + o.text.length, 0);
-    let done: TaskResult;
-    try {
-      done = await this.pool.run(task, undefined, chars / PARSE_CHARS_PER_US);
-    } catch (e) {
-      if (e instanceof PoolFullError) throw new RetryableError("resource_exhausted", `the server is busy: ${e.message}; retry later`, 1);
-      throw e;
-    }
-    if (done.error) throw errorFromData(done.error);
-    const parsed = done.parsed as NonNullable<TaskResult["parsed"]>;
+    const parsed = (await this.run.task(task, chars / PARSE_CHARS_PER_US, ctx)).parsed as NonNullable<TaskResult["parsed"]>;
     return { graph: decodeGraph(parsed.graph), hash: parsed.hash };
   }
 
@@ -204,21 +196,20 @@ export class AdjointService {
    * 35–50 ms. Pooled memory, given back by the caller once sent. Written here after all if the pool is
    * full: the same bytes either way.
    */
-  encodeJson(out: DifferentiateOutput, tensor: TensorWriter): string | Buffer | Promise<Buffer> {
+  encodeJson(out: DifferentiateOutput, tensor: TensorWriter, ctx: CallContext = {}): string | Buffer | Promise<Buffer> {
     const marked = tensor === tensorJson ? jsonWithMarks(out) : undefined;
     return marked === undefined
       ? answerJson(out, tensor)
-      : this.textOnPool({ kind: "json-text", ...marked, allowNonFinite: out.allowNonFinite });
+      : this.textOnPool({ kind: "json-text", ...marked, allowNonFinite: out.allowNonFinite }, ctx);
   }
 
-  private async textOnPool(task: JsonTextTask): Promise<Buffer> {
+  private async textOnPool(task: JsonTextTask, ctx: CallContext): Promise<Buffer> {
     let text: Uint8Array | undefined;
     try {
-      const done = await this.pool.run(task, undefined, task.tensors.reduce((n, t) => n + t.length, 0) / NUMBERS_PER_US);
-      if (done.error) throw errorFromData(done.error);
-      text = done.text;
+      text = (await this.run.task(task, task.tensors.reduce((n, t) => n + t.length, 0) / NUMBERS_PER_US, ctx)).text;
     } catch (e) {
-      if (!(e instanceof PoolFullError)) throw e;
+      // The pool is full (refused as busy): the numbers are computed already, so the text is written here.
+      if (!(e instanceof RetryableError && e.kind === "resource_exhausted")) throw e;
     }
     text ??= writeJsonText(task);
     // Sent from ordinary memory (fastify sends only such memory as bytes), pooled: the caller gives it back.
@@ -274,7 +265,7 @@ export class AdjointService {
 
   /** Keeps a function by id (in a cluster, on every process: FunctionStore.registerShared). */
   async registerFunction(spec: FunctionSpec | undefined): Promise<{ info: FunctionInfo; created: boolean }> {
-    const { entry, created } = await this.functions.registerShared(spec, (task) => this.parseOnPool(task));
+    const { entry, created } = await this.functions.registerShared(spec, (task) => this.parseOnPool(task, {}));
     return { info: entry.info(), created };
   }
 

@@ -5,7 +5,7 @@ import type { CallContext, DifferentiateInput, DifferentiateOutput } from "./typ
 /** What a stream needs of the service (an interface, so this file does not import service.ts back). */
 export interface StreamHost {
   /** The function a message names (a long expression parsed on the pool, hence perhaps a promise). */
-  resolveFunction(input: DifferentiateInput): FunctionEntry | Promise<FunctionEntry>;
+  resolveFunction(input: DifferentiateInput, ctx: CallContext): FunctionEntry | Promise<FunctionEntry>;
   evaluate<T>(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext, finish: (out: DifferentiateOutput) => T): T | Promise<T>;
 }
 
@@ -23,7 +23,7 @@ export class StreamSession {
   /** The message's answer as `encode` makes it, encoded within its slot as differentiateEncoded does. */
   async next<T>(input: DifferentiateInput, ctx: CallContext, encode: (out: DifferentiateOutput) => T): Promise<T> {
     if (input.function !== undefined) {
-      this.entry = await this.service.resolveFunction(input);
+      this.entry = await this.service.resolveFunction(input, ctx);
       const { point: _p, points: _ps, columns: _c, function: _f, ...settings } = input;
       this.settings = settings;
     } else if (this.entry === undefined) {

@@ -106,4 +106,18 @@ describe("a long expression", () => {
       expect(num(a.result?.outputs.f)).toBe(local.evaluate({ x: i / 10, y: 1 }, { mode: "value" }).outputs.f);
     });
   });
+
+  it("is not parsed for a client that has left, nor past the request's deadline", async () => {
+    const input = { function: { expression: terms(1100, 6) }, point: { x: 1, y: 1 } };
+    const left = new AbortController();
+    left.abort();
+    await expect(Promise.resolve(s.app.service.resolveFunction(input, { signal: left.signal }))).rejects.toMatchObject({
+      kind: "cancelled",
+    });
+    await expect(Promise.resolve(s.app.service.resolveFunction(input, { deadline: Date.now() - 1 }))).rejects.toMatchObject({
+      kind: "deadline_exceeded",
+    });
+    // Not kept by either: the next request parses it.
+    expect((await s.post("/v1/differentiate", input)).status).toBe(200);
+  });
 });
