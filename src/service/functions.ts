@@ -11,6 +11,7 @@ import { encodeDefinition, type FunctionSource } from "../runtime/definition.js"
 import { LruMap } from "../runtime/lru.js";
 import { checkNodeCount, located, type ParseTask, POOL_PARSE_CHARS, parseFunction } from "../runtime/parse-function.js";
 import { graphWork } from "../runtime/scheduler.js";
+import { RetryableError } from "./errors.js";
 import { DecodeContext, decodeTensor } from "./tensor.js";
 import type { FunctionInfo, FunctionSpec, InputDecl, TensorValue } from "./types.js";
 
@@ -79,6 +80,9 @@ export interface SharedRegistry {
 
 const SOURCES = ["expression", "expressions", "graph", "model", "id"] as const;
 
+/** Why a request's parse on the pool may fail that says nothing of the function (with a busy pool, RetryableError). */
+const CALL_ERRORS: ReadonlySet<string> = new Set(["cancelled", "deadline_exceeded"]);
+
 /**
  * Functions by content hash. Parsing and hashing cost more than a small evaluation, so a second cache
  * maps the text of a function spec straight to its hash; the compiled cache and the registry of
@@ -90,6 +94,8 @@ export class FunctionStore {
   private readonly bySource: LruMap<string, string>;
   private readonly compiled: LruMap<string, FunctionEntry>;
   private readonly registry: LruMap<string, FunctionEntry>;
+  /** Long expressions being parsed on the pool, by source key: a request for one on its way waits for it. */
+  private readonly parsing = new Map<string, Promise<FunctionEntry>>();
 
   constructor(
     private readonly limits: StoreLimits,
@@ -151,6 +157,17 @@ export class FunctionStore {
       this.events.hit("source");
       return known;
     }
+    const pending = this.parsing.get(key);
+    if (pending !== undefined) {
+      this.events.hit("source");
+      // What stopped the first request (its client left, its deadline, a full pool) is not this one's.
+      return pending.catch((e: unknown) => {
+        if (e instanceof RetryableError || (e instanceof AdjointError && CALL_ERRORS.has(e.kind))) {
+          return this.find(spec, field, batchHint, parseOffLoop);
+        }
+        throw e;
+      });
+    }
     this.events.miss("source");
     const kept = (entry: FunctionEntry) => {
       this.bySource.set(key, entry.hash);
@@ -163,9 +180,11 @@ export class FunctionStore {
     }
     const { expressions, at } = this.expressionSource(spec, field);
     if (parseOffLoop !== undefined && expressions.outputs.reduce((n, o) => n + o.text.length, 0) >= POOL_PARSE_CHARS) {
-      return parseOffLoop({ kind: "parse", expressions, at, field }).then(({ graph, hash }) =>
-        kept(this.intern(new CompiledFunction(graph, hash), undefined, undefined, { expressions })),
-      );
+      const parsed = parseOffLoop({ kind: "parse", expressions, at, field })
+        .then(({ graph, hash }) => kept(this.intern(new CompiledFunction(graph, hash), undefined, undefined, { expressions })))
+        .finally(() => this.parsing.delete(key));
+      this.parsing.set(key, parsed);
+      return parsed;
     }
     const graph = parseFunction({ expressions, at, field });
     return kept(this.intern(new CompiledFunction(graph), undefined, undefined, { expressions }));

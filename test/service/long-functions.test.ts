@@ -120,4 +120,33 @@ describe("a long expression", () => {
     // Not kept by either: the next request parses it.
     expect((await s.post("/v1/differentiate", input)).status).toBe(200);
   });
+
+  it("asked again while it is being parsed, is parsed once; a first asker that leaves does not fail the second", async () => {
+    const input = { function: { expression: terms(1100, 7) }, point: { x: 0.5, y: 2 } };
+    const lookups = async (result: string) =>
+      Number(
+        new RegExp(`adjoint_cache_lookups_total\\{cache="source",result="${result}"\\} (\\d+)`).exec((await s.get("/metrics")).text)?.[1] ??
+          0,
+      );
+    const [misses, hits] = [await lookups("miss"), await lookups("hit")];
+    const [a, b] = await Promise.all([s.post("/v1/differentiate", input), s.post("/v1/differentiate", input)]);
+    expect(a.body).toEqual(b.body);
+    expect(a.body.value).toBe(
+      new CompiledFunction(parseExpressions({ outputs: [{ name: "f", text: input.function.expression }] })).evaluate(input.point, {
+        mode: "value",
+      }).outputs.f,
+    );
+    expect(await lookups("miss")).toBe(misses + 1);
+    expect(await lookups("hit")).toBe(hits + 1);
+
+    const other = { function: { expression: terms(1100, 8) }, point: { x: 0.5, y: 2 } };
+    const leaving = new AbortController();
+    const first = Promise.resolve(s.app.service.resolveFunction(other, { signal: leaving.signal }));
+    const second = Promise.resolve(s.app.service.resolveFunction(other, {}));
+    leaving.abort();
+    await expect(first).rejects.toMatchObject({ kind: "cancelled" });
+    expect((await second).hash).toBe(
+      new CompiledFunction(parseExpressions({ outputs: [{ name: "f", text: other.function.expression }] })).hash,
+    );
+  });
 });
