@@ -240,10 +240,12 @@ export class AdjointService {
     const part = sharedBytes(body.byteLength);
     let split: SplitBody | undefined;
     try {
-      split = (await this.pool.run({ kind: "json-body", body: shared, part }, undefined, body.byteLength / JSON_BYTES_PER_US)).body;
+      // Under the time limit, as every pool task: a task the pool never answered would hold the request for good.
+      const limit = AbortSignal.timeout(this.limits.timeLimitMs);
+      split = (await this.pool.run({ kind: "json-body", body: shared, part }, limit, body.byteLength / JSON_BYTES_PER_US)).body;
     } catch {
-      // The pool is full, or the body cannot cross back (nesting too deep to clone): read it here. The
-      // part is not given back: a worker stopped mid-task may still be writing it.
+      // The pool is full, the time limit passed, or the body cannot cross back (nesting too deep to
+      // clone): read it here. The part is not given back: a worker stopped mid-task may still be writing it.
       return undefined;
     } finally {
       // Read, or never posted: either way nothing reads this memory any more, and the next request may have it.
