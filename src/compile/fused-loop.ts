@@ -129,7 +129,12 @@ export function generateLoop(spec: LoopSpec): FusedLoop {
   const firstWriter = prepareAccumulators(g, prologue);
   const inner = `${loads(g)} ${spec.body.map((l) => `const ${l.name} = ${g.round(l.expression)};`).join(" ")} ${stores(g, firstWriter)}`;
   const epilogue = spec.outputs
-    .map((o, j) => (o.reduce && g.fullReduce[j] ? `out${j}[${o.access.offset}] = ${g.round(`acc${j}`)};` : ""))
+    .map((o, j) => {
+      if (!o.reduce || !g.fullReduce[j]) return "";
+      const at = `out${j}[${o.access.offset}]`;
+      // A scattered sum's writes may meet at one element (x + x): each adds its share.
+      return `${at} = ${g.round(o.buffer === undefined ? `acc${j}` : o.reduce.js(at, `acc${j}`))};`;
+    })
     .filter(Boolean);
   const code = `${prologue.join("\n")}\n${loops(g, 0, inner)}\n${epilogue.join("\n")}`;
   return new Function("H", `return function fused(outs, operands) {\n${code}\n};`)(scalarKernels) as FusedLoop;
@@ -147,11 +152,14 @@ function prepareAccumulators(g: Gen, prologue: string[]): Set<number> {
   const prepared = new Set<number>();
   spec.outputs.forEach((o, j) => {
     if (!o.reduce) return;
+    const key = o.buffer ?? -1 - j;
     if (fullReduce[j]) {
       prologue.push(`let acc${j} = ${lit(o.reduce.identity)};`);
+      // A scattered sum's writes add into its array, whose other elements no write reaches: set it first.
+      if (o.buffer !== undefined && !prepared.has(key)) prologue.push(`out${j}.fill(${lit(o.reduce.identity)});`);
+      prepared.add(key);
       return;
     }
-    const key = o.buffer ?? -1 - j;
     if (prepared.has(key)) return;
     prepared.add(key);
     const sharing = spec.outputs
