@@ -1,3 +1,5 @@
+import { numberJson } from "../json.js";
+
 /**
  * The text of a large JSON answer, written on the pool: formatting hundreds of thousands of numbers
  * (a training step's gradient sent as JSON, a large Jacobian) held the event loop 35–50 ms per answer.
@@ -53,9 +55,9 @@ function numbersText(data: Float64Array, allowNonFinite: boolean): string {
   return Array.from(data, (v) => numberText(v, allowNonFinite)).join(",");
 }
 
-/** −0 as `-0.0` (JSON.stringify writes 0), and NaN and ±Infinity as strings where the answer allows them. */
+/** As the answer's JSON writes a number: NaN and ±Infinity as strings where the answer allows them. */
 function numberText(v: number, allowNonFinite: boolean): string {
-  if (Number.isFinite(v)) return v === 0 && 1 / v < 0 ? "-0.0" : `${v}`;
+  if (Number.isFinite(v)) return numberJson(v);
   return allowNonFinite ? `"${v}"` : "null";
 }
 

@@ -190,11 +190,7 @@ export class FunctionStore {
     return kept(this.intern(new CompiledFunction(graph), undefined, undefined, { expressions }));
   }
 
-  /** Registers a function: resolves it and keeps it in the registry. `created` is false if it was there. */
-  register(spec: FunctionSpec | undefined): { entry: FunctionEntry; created: boolean } {
-    return this.keep(this.resolve(spec));
-  }
-
+  /** Keeps a function in the registry. `created` is false if it was there. */
   private keep(entry: FunctionEntry): { entry: FunctionEntry; created: boolean } {
     const created = !this.registry.has(entry.hash) && this.shared?.recall(entry.hash) === undefined;
     this.registry.set(entry.hash, entry);

@@ -166,48 +166,65 @@ export function answerJson(out: DifferentiateOutput, tensor: TensorWriter = tens
 }
 
 /**
- * Stands for a tensor's base64 text in the JSON until it is written in (the random part keeps a client's
- * own string, a name say, from ever being taken for it).
+ * Stands for a tensor in the JSON until its text is written in (the random part keeps a client's own
+ * string, a name say, from ever being taken for it). The mark is a JSON string: cut out with its quotes.
  */
-const BASE64_MARK = `base64 ${randomUUID()} `;
-const BASE64_REFERENCE = new RegExp(`${BASE64_MARK}(\\d+)`, "g");
+const TENSOR_MARK = `tensor ${randomUUID()} `;
+const TENSOR_REFERENCE = new RegExp(`"${TENSOR_MARK}(\\d+)"`, "g");
 
 /**
- * The JSON answer with base64 tensors, byte for byte what serializing it whole gives, made without
- * serializing megabytes of base64: the JSON is written with a short reference in place of each
- * tensor's text, and the text (ASCII, nothing to escape) is copied into the answer's bytes after,
- * never scanned by JSON.stringify nor encoded again as UTF-8.
+ * The JSON answer cut where each tensor's text goes: `place` writes a tensor's JSON with the mark it is
+ * given where that text belongs, and pieces[i] is the JSON before tensors[i] (one piece more ends it).
+ * Base64 answers (answerBase64Bytes) and large answers' numbers (jsonWithMarks) are written so, without
+ * JSON.stringify formatting or scanning megabytes of tensor text.
  */
-export function answerBase64Bytes(out: DifferentiateOutput): Buffer {
-  const tensors: Uint8Array[] = [];
+function jsonAroundTensors(
+  out: DifferentiateOutput,
+  place: (t: { readonly shape: readonly number[] }, mark: string) => unknown,
+): { pieces: string[]; tensors: Float64Array[] } {
+  const tensors: Float64Array[] = [];
   const json = serializeJson(
     jsonBody(out, (t) => {
-      tensors.push(toLittleEndianBytes(t.data));
-      return { shape: t.shape, dtype: "float64", base64: `${BASE64_MARK}${tensors.length - 1}` };
+      tensors.push(t.data);
+      return place(t, `${TENSOR_MARK}${tensors.length - 1}`);
     }),
     out.allowNonFinite,
   );
-  const pieces: (string | Uint8Array)[] = [];
-  let length = 0;
+  const pieces: string[] = [];
   let from = 0;
-  for (const match of json.matchAll(BASE64_REFERENCE)) {
-    // The tensor alone, between the quotes the JSON already has: encoded straight into the answer's bytes.
-    const tensor = tensors[Number(match[1])];
-    const before = json.slice(from, match.index);
-    pieces.push(before, tensor);
-    length += Buffer.byteLength(before) + base64Length(tensor.byteLength);
+  for (const match of json.matchAll(TENSOR_REFERENCE)) {
+    pieces.push(json.slice(from, match.index));
     from = (match.index ?? 0) + match[0].length;
   }
-  const rest = json.slice(from);
-  pieces.push(rest);
-  length += Buffer.byteLength(rest);
+  pieces.push(json.slice(from));
+  return { pieces, tensors };
+}
+
+/**
+ * The JSON answer with base64 tensors, byte for byte what serializing it whole gives: each tensor's
+ * text (ASCII, nothing to escape) is encoded straight into the answer's bytes, never scanned by
+ * JSON.stringify nor encoded again as UTF-8.
+ */
+export function answerBase64Bytes(out: DifferentiateOutput): Buffer {
+  const { pieces, tensors } = jsonAroundTensors(out, (t, mark) => ({ shape: t.shape, dtype: "float64", base64: mark }));
+  const bytes = tensors.map((t) => toLittleEndianBytes(t));
+  let length = 0;
+  for (const piece of pieces) length += Buffer.byteLength(piece);
+  for (const b of bytes) length += base64Length(b.byteLength) + 2;
   // A large answer in pooled memory (the caller gives it back once it is sent).
-  const bytes = pooledBytes(length);
+  const answer = pooledBytes(length);
   let at = 0;
-  for (const piece of pieces) at = typeof piece === "string" ? at + bytes.write(piece, at, "utf8") : writeBase64(bytes, piece, at);
+  pieces.forEach((piece, i) => {
+    at += answer.write(piece, at, "utf8");
+    if (i < bytes.length) {
+      at += answer.write('"', at, "latin1");
+      at = writeBase64(answer, bytes[i], at);
+      at += answer.write('"', at, "latin1");
+    }
+  });
   // Every byte written, or none of this memory (not zeroed) goes out.
   if (at !== length) throw new Error(`answerBase64Bytes: wrote ${at} of ${length} bytes`);
-  return bytes;
+  return answer;
 }
 
 function base64Length(bytes: number): number {
@@ -233,10 +250,6 @@ function writeBase64(target: Buffer, source: Uint8Array, at: number): number {
 /** An answer whose tensors hold more numbers than this in all has them written into its text on the pool. */
 export const LARGE_TEXT_NUMBERS = 65_536;
 
-/** Stands for a tensor's data in the JSON until a worker writes the numbers in (as BASE64_MARK). */
-const NUMBERS_MARK = `numbers ${randomUUID()} `;
-const NUMBERS_REFERENCE = new RegExp(`"${NUMBERS_MARK}(\\d+)"`, "g");
-
 /**
  * The JSON answer cut where each tensor's numbers go, for a worker to write them in
  * (runtime/json-text.ts): pieces[i] is the text before tensors[i], and one piece more ends it. The
@@ -248,22 +261,7 @@ export function jsonWithMarks(
   minNumbers = LARGE_TEXT_NUMBERS,
 ): { pieces: string[]; tensors: Float64Array[] } | undefined {
   if (tensorNumbers(out) <= minNumbers) return undefined;
-  const tensors: Float64Array[] = [];
-  const json = serializeJson(
-    jsonBody(out, (t) => {
-      tensors.push(t.data);
-      return { shape: t.shape, data: `${NUMBERS_MARK}${tensors.length - 1}` };
-    }),
-    out.allowNonFinite,
-  );
-  const pieces: string[] = [];
-  let from = 0;
-  for (const match of json.matchAll(NUMBERS_REFERENCE)) {
-    pieces.push(json.slice(from, match.index));
-    from = (match.index ?? 0) + match[0].length;
-  }
-  pieces.push(json.slice(from));
-  return { pieces, tensors };
+  return jsonAroundTensors(out, (t, mark) => ({ shape: t.shape, data: mark }));
 }
 
 /** How many numbers an answer's tensors hold (a scalar is not a tensor: it is written with the JSON). */

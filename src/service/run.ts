@@ -66,8 +66,7 @@ export class Runner {
     const { layout, inputs, outputs } = batch;
     this.checkTime(ctx, deadline, true);
     const failed = new AbortController();
-    const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
-    const signal = AbortSignal.any(ctx.signal ? [failed.signal, timeout, ctx.signal] : [failed.signal, timeout]);
+    const { signal, timeout } = this.stopping(ctx, deadline, failed.signal);
     this.metrics.ranOnPool();
     const definition = entry.definition;
     const tasks = splitRanges(layout.count, cost, this.pool.options.workers).map(([start, end]) => {
@@ -106,16 +105,22 @@ export class Runner {
   async task(task: PoolTask, cost: number, ctx: CallContext): Promise<TaskResult> {
     const deadline = this.deadlineOf(ctx);
     this.checkTime(ctx, deadline, true);
-    const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
-    const client = ctx.signal;
+    const { signal, timeout } = this.stopping(ctx, deadline);
     let done: TaskResult;
     try {
-      done = await this.pool.run(task, client ? AbortSignal.any([timeout, client]) : timeout, cost);
+      done = await this.pool.run(task, signal, cost);
     } catch (e) {
       throw this.taskFailure(e, timeout.aborted, ctx);
     }
     if (done.error) throw errorFromData(done.error);
     return done;
+  }
+
+  /** What stops pool work: the deadline (`timeout`, to tell it from the rest), the client's signal, and `also`. */
+  private stopping(ctx: CallContext, deadline: number, also?: AbortSignal): { signal: AbortSignal; timeout: AbortSignal } {
+    const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+    const signals = [also, timeout, ctx.signal].filter((s): s is AbortSignal => s !== undefined);
+    return { signal: signals.length === 1 ? timeout : AbortSignal.any(signals), timeout };
   }
 
   /** What a client is told when a pool task failed: busy, out of time, cancelled, or the task's error. */

@@ -15,6 +15,7 @@ import { allocate, checkForms, countBatch, dataBatch, decodePointBatch, fillBatc
 import { RetryableError } from "./errors.js";
 import { type FunctionEntry, FunctionStore, type SharedRegistry } from "./functions.js";
 import { withDrawnParameters } from "./initialize.js";
+import { scalarAnswerJson } from "./json-scalar.js";
 import { answerJson, jsonWithMarks, type TensorWriter, tensorJson } from "./json-view.js";
 import { opsManifest } from "./manifest.js";
 import type { Metrics } from "./metrics.js";
@@ -197,6 +198,9 @@ export class AdjointService {
    * full: the same bytes either way.
    */
   encodeJson(out: DifferentiateOutput, tensor: TensorWriter, ctx: CallContext = {}): string | Buffer | Promise<Buffer> {
+    // The worked example and most optimiser calls: written at once, before any count of tensor numbers.
+    const scalar = scalarAnswerJson(out);
+    if (scalar !== undefined) return scalar;
     const marked = tensor === tensorJson ? jsonWithMarks(out) : undefined;
     return marked === undefined
       ? answerJson(out, tensor)
