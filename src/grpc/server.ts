@@ -214,8 +214,8 @@ function addAdjointService(server: grpc.Server, hc: HandlerContext): void {
     ),
     differentiateStream: differentiateStream(hc),
     minimize: minimizeHandler(hc),
-    registerFunction: unary(hc, "RegisterFunction", RegisterFunctionRequestSchema, FunctionInfoSchema, (request) =>
-      service.registerFunction(functionSpec(request.function)).then(({ info }) => functionInfo(info)),
+    registerFunction: unary(hc, "RegisterFunction", RegisterFunctionRequestSchema, FunctionInfoSchema, (request, ctx) =>
+      service.registerFunction(functionSpec(request.function), ctx).then(({ info }) => functionInfo(info)),
     ),
     getFunction: unary(hc, "GetFunction", GetFunctionRequestSchema, FunctionInfoSchema, (request) =>
       functionInfo(service.getFunction(request.id)),

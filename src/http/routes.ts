@@ -166,8 +166,9 @@ export async function adjointRoutes(
     sendProblem(reply, new AdjointError("not_found", `no route ${request.method} ${request.url}`)),
   );
 
-  // Not an async handler: an answer made at once (a point computed on the event loop) is written in the
-  // turn that read the request, without the promises an async handler costs (service.differentiateEncoded).
+  // Not an async handler: an answer made at once (a point computed on the event loop) is sent in the
+  // turn that read the request, without the promises an async handler costs (service.differentiateEncoded),
+  // and written at that turn's end with the turn's other answers (write-together.ts).
   app.post<{ Body: DifferentiateInput }>("/v1/differentiate", { schema: { body: ref("DifferentiateRequest") } }, (request, reply) => {
     const ctx = new HttpCallContext(request, reply);
     if (wantsBinary(request)) {
@@ -209,7 +210,7 @@ export async function adjointRoutes(
   minimizeRoute(app, service);
 
   app.post<{ Body: { function: FunctionSpec } }>("/v1/functions", { schema: { body: ref("RegisterRequest") } }, async (request, reply) => {
-    const { info, created } = await service.registerFunction(request.body.function);
+    const { info, created } = await service.registerFunction(request.body.function, new HttpCallContext(request, reply));
     if (created) reply.code(201).header("location", `/v1/functions/${info.id}`);
     return reply.type(JSON_TYPE).send(JSON.stringify(info));
   });

@@ -6,6 +6,7 @@ import type { Admission } from "../service/admission.js";
 import type { Metrics } from "../service/metrics.js";
 import type { AdjointService } from "../service/service.js";
 import { adjointRoutes } from "./routes.js";
+import { writeTogether } from "./write-together.js";
 
 export interface HttpServerOptions {
   readonly service: AdjointService;
@@ -54,6 +55,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
       customOptions: { strict: false, coerceTypes: false, removeAdditional: false, useDefaults: false, verbose: true, allErrors: false },
     },
   });
+  writeTogether(app);
   await app.register(adjointRoutes, {
     service: options.service,
     metrics: options.metrics,

@@ -269,9 +269,12 @@ export class AdjointService {
     return new StreamSession(this);
   }
 
-  /** Keeps a function by id (in a cluster, on every process: FunctionStore.registerShared). */
-  async registerFunction(spec: FunctionSpec | undefined): Promise<{ info: FunctionInfo; created: boolean }> {
-    const { entry, created } = await this.functions.registerShared(spec, (task) => this.parseOnPool(task, {}));
+  /**
+   * Keeps a function by id (in a cluster, on every process: FunctionStore.registerShared). A long
+   * expression's parse on the pool stops when the client leaves or its deadline passes.
+   */
+  async registerFunction(spec: FunctionSpec | undefined, ctx: CallContext = {}): Promise<{ info: FunctionInfo; created: boolean }> {
+    const { entry, created } = await this.functions.registerShared(spec, (task) => this.parseOnPool(task, ctx));
     return { info: entry.info(), created };
   }
 

@@ -121,6 +121,19 @@ describe("a long expression", () => {
     expect((await s.post("/v1/differentiate", input)).status).toBe(200);
   });
 
+  it("is not parsed for registration by a client that has left, nor past its deadline", async () => {
+    const fn = { expression: terms(1100, 9) };
+    const left = new AbortController();
+    left.abort();
+    await expect(s.app.service.registerFunction(fn, { signal: left.signal })).rejects.toMatchObject({ kind: "cancelled" });
+    await expect(s.app.service.registerFunction(fn, { deadline: Date.now() - 1 })).rejects.toMatchObject({
+      kind: "deadline_exceeded",
+    });
+    const registered = await s.post("/v1/functions", { function: fn });
+    expect(registered.status).toBe(201);
+    expect(registered.body.id).toBe(new CompiledFunction(parseExpressions({ outputs: [{ name: "f", text: fn.expression }] })).hash);
+  });
+
   it("asked again while it is being parsed, is parsed once; a first asker that leaves does not fail the second", async () => {
     const input = { function: { expression: terms(1100, 7) }, point: { x: 0.5, y: 2 } };
     const lookups = async (result: string) =>
