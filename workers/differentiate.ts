@@ -9,8 +9,7 @@ import { writeJsonText } from "../src/runtime/json-text.js";
 import { LruMap } from "../src/runtime/lru.js";
 import { MemorySteward } from "../src/runtime/memory.js";
 import { runMinimize, warmMinimize } from "../src/runtime/minimize.js";
-import type { ParseTask } from "../src/runtime/parse-function.js";
-import { parseFunction } from "../src/runtime/parse-function.js";
+import { type ParseTask, parseFunction, prebuildGraph } from "../src/runtime/parse-function.js";
 import { type JsonBodyTask, now, type PoolTask, type TaskResult } from "../src/runtime/task.js";
 
 /**
@@ -104,7 +103,17 @@ function parse(task: ParseTask, startedAt: number): TaskResult {
 
 function readJsonBody(task: JsonBodyTask, startedAt: number): TaskResult {
   try {
-    return { body: splitJsonBody(jsonText(task.body), task.part), startedAt, finishedAt: now() };
+    const body = splitJsonBody(jsonText(task.body), task.part);
+    // Compiled here as well, as a parsed expression is: the batch task that follows it may come to this worker.
+    const prebuilt =
+      task.maxNodes === undefined
+        ? undefined
+        : prebuildGraph(body.header, task.maxNodes, (graph) => {
+            const fn = new CompiledFunction(graph);
+            cache.set(fn.hash, fn);
+            return fn.hash;
+          });
+    return { body: prebuilt === undefined ? body : { ...body, prebuilt }, startedAt, finishedAt: now() };
   } catch (e) {
     // The event loop parses it again to say where it is malformed, in the words a small body gets.
     return { error: errorToData(e), startedAt, finishedAt: now() };

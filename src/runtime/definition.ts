@@ -9,7 +9,11 @@ import { decodeGraph, encodeGraph } from "../ir/graph-codec.js";
  * small fraction of the graph (0.43 MB against 3.6 MB for 96,000 nodes), and nothing the size of the
  * graph is written on the event loop.
  */
-export type FunctionSource = { readonly graph: Graph } | { readonly expressions: ExpressionSource };
+export type FunctionSource =
+  | { readonly graph: Graph }
+  | { readonly expressions: ExpressionSource }
+  /** A graph a worker has written in the codec's form already (a JSON graph built on the pool). */
+  | { readonly encoded: SharedArrayBuffer };
 
 /**
  * A function's definition in shared memory, serialised once on the main thread. Every pool task
@@ -17,6 +21,7 @@ export type FunctionSource = { readonly graph: Graph } | { readonly expressions:
  * rebuilds the graph from it, one that has ignores it.
  */
 export function encodeDefinition(source: FunctionSource): SharedArrayBuffer {
+  if ("encoded" in source) return source.encoded;
   if ("graph" in source) return encodeGraph(source.graph);
   const bytes = serialize(source.expressions);
   // A graph's block starts with its node count, never negative: -1 marks expressions.

@@ -1,5 +1,6 @@
 import { isAscii } from "node:buffer";
 import { randomUUID } from "node:crypto";
+import type { PrebuiltGraph } from "./parse-function.js";
 
 /**
  * A large JSON request body, read on a worker: parsed with the protections REST applies to every
@@ -18,6 +19,8 @@ export interface SplitBody {
   readonly binary?: Uint8Array;
   /** The binary part lies at the start of the memory offered: after crossing threads its buffer is another object. */
   readonly inOffered?: boolean;
+  /** The body's function, when a large JSON graph, built on the worker too (parse-function.ts). */
+  readonly prebuilt?: PrebuiltGraph;
 }
 
 /** The fields of a request that hold tensors by name (point and points: a batch of them). */

@@ -1,6 +1,10 @@
-import { AdjointError, exhausted } from "../errors.js";
+import { createHash } from "node:crypto";
+import { AdjointError, exhausted, invalid } from "../errors.js";
 import { type ExpressionSource, parseExpressions } from "../ir/expression.js";
 import type { Graph } from "../ir/graph.js";
+import { encodeGraph } from "../ir/graph-codec.js";
+import { readJsonGraph } from "../ir/json-graph.js";
+import { type ErrorData, errorToData } from "./batch.js";
 
 /**
  * A function written as expressions, parsed on the pool when its text is long (service.ts,
@@ -42,5 +46,79 @@ export function located<T>(read: () => T, field: string, whole = false): T {
       throw new AdjointError(e.kind, e.message, { ...e.location, field: at });
     }
     throw e;
+  }
+}
+
+/** The ways a request gives its function; exactly one is given. */
+export const SOURCES = ["expression", "expressions", "graph", "model", "id"] as const;
+
+/**
+ * The key under which a function's definition finds its id again (FunctionStore): a short expression
+ * itself, else the hash of the definition's JSON. The same on the event loop and on a worker.
+ */
+export function sourceKey(spec: object, batch?: number): string {
+  const { expression, inputs } = spec as { expression?: unknown; inputs?: unknown };
+  let text: string;
+  try {
+    text =
+      expression !== undefined && inputs === undefined && typeof expression === "string"
+        ? `e:${expression}`
+        : `j:${JSON.stringify(spec)}|${batch}`;
+  } catch (e) {
+    // JSON.stringify recurses: only a value nested absurdly deep overflows it.
+    if (e instanceof RangeError) throw invalid("function: the definition is nested too deeply", { field: "function" });
+    throw e;
+  }
+  return text.length <= 512 ? text : `h:${createHash("sha256").update(text).digest("base64url")}`;
+}
+
+/** A graph written as JSON (its constants numbers, nested arrays or {shape, data}), read and held to the node limit. */
+export function readGraph(raw: unknown, field: string, maxNodes: number): Graph {
+  const nodes = (raw as { nodes?: unknown } | null)?.nodes;
+  if (Array.isArray(nodes)) checkNodeCount(nodes.length, maxNodes, `${field}.graph.nodes`);
+  const graph = located(() => readJsonGraph(raw), `${field}.graph`);
+  checkNodeCount(graph.size, maxNodes, field);
+  return graph;
+}
+
+/** A constant in another tensor form (base64, bytes, a binary part): decoded by the service first. */
+export function encodedConstant(value: unknown): boolean {
+  return (
+    typeof value === "object" && value !== null && !Array.isArray(value) && ("base64" in value || "bytes" in value || "binary" in value)
+  );
+}
+
+/** JSON graphs of at least this many nodes, in a body read on the pool, are built there too. */
+export const POOL_GRAPH_NODES = 1000;
+
+/**
+ * A JSON graph built on the worker that read its body (json-body.ts), where building and hashing
+ * 60,000 nodes held the event loop 250 ms: the graph (ir/graph-codec.ts) and its content hash, or
+ * the error building it met, named as on the event loop; and its key in the store. Only for the
+ * function at `field`, whose spec it was built from.
+ */
+export type PrebuiltGraph = { readonly field: string; readonly key: string } & (
+  | { readonly built: { readonly graph: SharedArrayBuffer; readonly hash: string }; readonly error?: undefined }
+  | { readonly built?: undefined; readonly error: ErrorData }
+);
+
+/**
+ * Builds the JSON graph of a request body's `function`, when it is one of at least POOL_GRAPH_NODES
+ * nodes whose constants are plain numbers; `hash` compiles it (the worker keeps it for the batch that
+ * follows) and gives its content hash. Anything else is left to the event loop, which says what is wrong.
+ */
+export function prebuildGraph(body: unknown, maxNodes: number, hash: (graph: Graph) => string): PrebuiltGraph | undefined {
+  const field = "function";
+  const spec = (body as Record<string, unknown> | null)?.[field] as Record<string, unknown> | undefined;
+  if (typeof spec !== "object" || spec === null || SOURCES.some((k) => k !== "graph" && spec[k] !== undefined)) return undefined;
+  const nodes = (spec.graph as { nodes?: unknown } | null)?.nodes;
+  if (!Array.isArray(nodes) || nodes.length < POOL_GRAPH_NODES) return undefined;
+  if (nodes.some((n) => encodedConstant((n as { value?: unknown } | null)?.value))) return undefined;
+  const key = sourceKey(spec);
+  try {
+    const graph = readGraph(spec.graph, field, maxNodes);
+    return { field, key, built: { hash: hash(graph), graph: encodeGraph(graph) } };
+  } catch (e) {
+    return { field, key, error: errorToData(e) };
   }
 }

@@ -27,6 +27,8 @@ export interface JsonBodyTask {
   readonly body: Uint8Array;
   /** Pooled shared memory for the tensors moved out of the body, used when they fit. */
   readonly part?: Uint8Array;
+  /** With it, a large JSON graph in the body is built too, held to this many nodes (ADJOINT_MAX_NODES). */
+  readonly maxNodes?: number;
 }
 
 export type PoolTask = BatchTask | PingTask | MinimizeTask | JsonBodyTask | JsonTextTask | ParseTask;

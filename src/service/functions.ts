@@ -3,13 +3,25 @@ import { CompiledFunction } from "../engine/compiled-function.js";
 import { AdjointError, invalid } from "../errors.js";
 import type { ExpressionSource } from "../ir/expression.js";
 import type { Graph } from "../ir/graph.js";
+import { decodeGraph } from "../ir/graph-codec.js";
 import { contentHash } from "../ir/hash.js";
-import { readJsonGraph } from "../ir/json-graph.js";
 import { compileModel, type ModelDefinition, type ParameterSpec } from "../ir/model.js";
 import { checkName } from "../names.js";
+import { errorFromData } from "../runtime/batch.js";
 import { encodeDefinition, type FunctionSource } from "../runtime/definition.js";
 import { LruMap } from "../runtime/lru.js";
-import { checkNodeCount, located, type ParseTask, POOL_PARSE_CHARS, parseFunction } from "../runtime/parse-function.js";
+import {
+  checkNodeCount,
+  encodedConstant,
+  located,
+  type ParseTask,
+  POOL_PARSE_CHARS,
+  type PrebuiltGraph,
+  parseFunction,
+  readGraph,
+  SOURCES,
+  sourceKey,
+} from "../runtime/parse-function.js";
 import { graphWork } from "../runtime/scheduler.js";
 import { RetryableError } from "./errors.js";
 import { DecodeContext, decodeTensor } from "./tensor.js";
@@ -77,8 +89,6 @@ export interface SharedRegistry {
   /** Makes `id` known to every process; resolves once all of them keep it. */
   publish(id: string, spec: FunctionSpec, bytes: number): Promise<void>;
 }
-
-const SOURCES = ["expression", "expressions", "graph", "model", "id"] as const;
 
 /** Why a request's parse on the pool may fail that says nothing of the function (with a busy pool, RetryableError). */
 const CALL_ERRORS: ReadonlySet<string> = new Set(["cancelled", "deadline_exceeded"]);
@@ -150,7 +160,8 @@ export class FunctionStore {
     }
     if (spec.id !== undefined) return this.byId(spec.id, `${field}.id`);
     const batch = spec.model !== undefined ? modelBatch(spec, field, batchHint) : undefined;
-    const key = sourceKey(spec, batch);
+    const prebuilt = prebuiltGraph(spec, field);
+    const key = prebuilt?.key ?? sourceKey(spec, batch);
     const id = this.bySource.get(key);
     const known = id === undefined ? undefined : this.kept(id);
     if (known !== undefined) {
@@ -175,7 +186,12 @@ export class FunctionStore {
     };
     if (batch !== undefined) return kept(this.model(spec, field, batch));
     if (spec.graph !== undefined) {
-      const graph = this.jsonGraph(spec, field);
+      if (prebuilt !== undefined) {
+        if (prebuilt.error !== undefined) throw errorFromData(prebuilt.error);
+        const { graph, hash } = prebuilt.built;
+        return kept(this.intern(new CompiledFunction(decodeGraph(graph), hash), undefined, undefined, { encoded: graph }));
+      }
+      const graph = readGraph(withDecodedConstants(spec.graph), field, this.limits.maxNodes);
       return kept(this.intern(new CompiledFunction(graph), undefined, undefined, { graph }));
     }
     const { expressions, at } = this.expressionSource(spec, field);
@@ -298,14 +314,6 @@ export class FunctionStore {
     );
   }
 
-  private jsonGraph(spec: FunctionSpec, field: string): Graph {
-    const nodes = (spec.graph as { nodes?: unknown }).nodes;
-    if (Array.isArray(nodes)) checkNodeCount(nodes.length, this.limits.maxNodes, `${field}.graph.nodes`);
-    const graph = located(() => readJsonGraph(withDecodedConstants(spec.graph)), `${field}.graph`);
-    checkNodeCount(graph.size, this.limits.maxNodes, field);
-    return graph;
-  }
-
   /**
    * What the expression parser is given for a function written as expressions, checked, and where it
    * sits in the request. Only what the parser reads, so that a worker given the same source builds the
@@ -351,22 +359,6 @@ function modelBatch(spec: FunctionSpec, field: string, hint?: () => number | und
   return batch;
 }
 
-/** The cache key of a spec: its canonical text, or a digest of it when long. */
-function sourceKey(spec: FunctionSpec, batch?: number): string {
-  let text: string;
-  try {
-    text =
-      spec.expression !== undefined && spec.inputs === undefined && typeof spec.expression === "string"
-        ? `e:${spec.expression}`
-        : `j:${JSON.stringify(spec)}|${batch}`;
-  } catch (e) {
-    // JSON.stringify recurses: only a value nested absurdly deep overflows it.
-    if (e instanceof RangeError) throw invalid("function: the definition is nested too deeply", { field: "function" });
-    throw e;
-  }
-  return text.length <= 512 ? text : `h:${createHash("sha256").update(text).digest("base64url")}`;
-}
-
 /**
  * Graph constants may use the request's tensor forms (base64, a gRPC tensor); the core's graph reader
  * takes numbers, nested arrays and {shape, data}, so other forms are decoded first.
@@ -374,15 +366,26 @@ function sourceKey(spec: FunctionSpec, batch?: number): string {
 function withDecodedConstants(raw: unknown): unknown {
   const graph = raw as { nodes?: unknown };
   if (!Array.isArray(graph?.nodes)) return raw;
-  const needs = (v: unknown) =>
-    typeof v === "object" && v !== null && !Array.isArray(v) && ("base64" in v || "bytes" in v || "binary" in v);
-  if (!graph.nodes.some((n) => needs((n as { value?: unknown })?.value))) return raw;
+  if (!graph.nodes.some((n) => encodedConstant((n as { value?: unknown })?.value))) return raw;
   const ctx = new DecodeContext(false, Number.POSITIVE_INFINITY);
   const nodes = graph.nodes.map((n, i) => {
     const value = (n as { value?: unknown })?.value;
-    if (!needs(value)) return n;
+    if (!encodedConstant(value)) return n;
     const t = decodeTensor(value as TensorValue, `nodes[${i}].value`, ctx);
     return { ...(n as object), value: { shape: t.shape, data: Array.from(t.data) } };
   });
   return { ...(raw as object), nodes };
+}
+
+/** Marks a request's function spec with the graph a worker built from it (service.readLargeJson); no client can set a symbol. */
+const PREBUILT = Symbol("a graph built on the pool");
+
+export function attachPrebuilt(body: unknown, prebuilt: PrebuiltGraph): void {
+  const spec = (body as Record<string, unknown> | null)?.[prebuilt.field];
+  if (typeof spec === "object" && spec !== null) (spec as { [PREBUILT]?: PrebuiltGraph })[PREBUILT] = prebuilt;
+}
+
+function prebuiltGraph(spec: FunctionSpec, field: string): PrebuiltGraph | undefined {
+  const prebuilt = (spec as { [PREBUILT]?: PrebuiltGraph })[PREBUILT];
+  return prebuilt?.field === field ? prebuilt : undefined;
 }

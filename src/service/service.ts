@@ -13,7 +13,7 @@ import { Slots } from "./admission.js";
 import type { ServiceConfig } from "./config.js";
 import { allocate, checkForms, countBatch, dataBatch, decodePointBatch, fillBatch, pointBatch } from "./decode.js";
 import { RetryableError } from "./errors.js";
-import { type FunctionEntry, FunctionStore, type SharedRegistry } from "./functions.js";
+import { attachPrebuilt, type FunctionEntry, FunctionStore, type SharedRegistry } from "./functions.js";
 import { withDrawnParameters } from "./initialize.js";
 import { scalarAnswerJson } from "./json-scalar.js";
 import { answerJson, jsonWithMarks, type TensorWriter, tensorJson } from "./json-view.js";
@@ -246,7 +246,8 @@ export class AdjointService {
     try {
       // Under the time limit, as every pool task: a task the pool never answered would hold the request for good.
       const limit = AbortSignal.timeout(this.limits.timeLimitMs);
-      split = (await this.pool.run({ kind: "json-body", body: shared, part }, limit, body.byteLength / JSON_BYTES_PER_US)).body;
+      const task = { kind: "json-body", body: shared, part, maxNodes: this.limits.maxNodes } as const;
+      split = (await this.pool.run(task, limit, body.byteLength / JSON_BYTES_PER_US)).body;
     } catch {
       // The pool is full, the time limit passed, or the body cannot cross back (nesting too deep to
       // clone): read it here. The part is not given back: a worker stopped mid-task may still be writing it.
@@ -255,6 +256,8 @@ export class AdjointService {
       // Read, or never posted: either way nothing reads this memory any more, and the next request may have it.
       if (owned !== undefined) releaseShared(owned);
     }
+    // A large JSON graph the worker built is the store's to take (FunctionStore.find), from the spec it was built from.
+    if (split?.prebuilt !== undefined) attachPrebuilt(split.header, split.prebuilt);
     // Unless the tensors are in it, which the caller gives back with the body (SplitBody.binary): a view
     // of `part` itself, so that what is given back is the pool's own buffer.
     if (split?.binary === undefined || split.inOffered !== true) {
