@@ -7,25 +7,43 @@ import { readJsonGraph } from "../ir/json-graph.js";
 import { type ErrorData, errorToData } from "./batch.js";
 
 /**
- * A function written as expressions, parsed on the pool when its text is long (service.ts,
- * functions.ts): parsing and hashing 96,000 nodes held the event loop 300 ms. The worker answers the
+ * A function built on the pool when it is large (service.ts, functions.ts): written as expressions,
+ * parsing and hashing 96,000 nodes held the event loop 300 ms; as a JSON graph (a gRPC message's, one
+ * the event loop has as objects), building and hashing 60,000 nodes 270 ms. The worker answers the
  * graph (ir/graph-codec.ts) and its content hash; errors name the same fields as on the event loop.
  */
-export interface ParseTask {
-  readonly kind: "parse";
-  readonly expressions: ExpressionSource;
-  /** Where the expressions sit in the request (`function.expression`), for errors. */
-  readonly at: string;
+export type ParseTask = { readonly kind: "parse" } & ParseSource;
+
+/** What a parse task builds, and where it sits in the request. */
+export type ParseSource = {
   /** Where the function sits in the request (`function`), for errors. */
   readonly field: string;
-}
+} & (
+  | {
+      readonly expressions: ExpressionSource;
+      /** Where the expressions sit in the request (`function.expression`), for errors. */
+      readonly at: string;
+    }
+  | {
+      /** The JSON graph, its constants plain numbers (the task's copy of it is the structured clone's). */
+      readonly graph: unknown;
+      readonly maxNodes: number;
+    }
+);
 
 /** Expressions at least this long (characters, all outputs together) are parsed on the pool. */
 export const POOL_PARSE_CHARS = 16 * 1024;
 
-export function parseFunction({ expressions, at, field }: Omit<ParseTask, "kind">): Graph {
-  const graph = located(() => parseExpressions(expressions), at, true);
-  checkNodeCount(graph.size, expressions.maxNodes ?? Number.POSITIVE_INFINITY, field);
+/** What building a task's function costs a worker, µs: about a character an µs parsing, 4–5 µs a JSON graph node. */
+export function parseCostUs(task: ParseTask): number {
+  if ("graph" in task) return 5 * ((task.graph as { nodes: unknown[] }).nodes?.length ?? 0);
+  return task.expressions.outputs.reduce((n, o) => n + o.text.length, 0);
+}
+
+export function parseFunction(task: ParseSource): Graph {
+  if ("graph" in task) return readGraph(task.graph, task.field, task.maxNodes);
+  const graph = located(() => parseExpressions(task.expressions), task.at, true);
+  checkNodeCount(graph.size, task.expressions.maxNodes ?? Number.POSITIVE_INFINITY, task.field);
   return graph;
 }
 
@@ -88,8 +106,18 @@ export function encodedConstant(value: unknown): boolean {
   );
 }
 
-/** JSON graphs of at least this many nodes, in a body read on the pool, are built there too. */
+/** JSON graphs of at least this many nodes are built on the pool: in a body read there, by the worker that read it. */
 export const POOL_GRAPH_NODES = 1000;
+
+/** A JSON graph worth building on the pool: POOL_GRAPH_NODES nodes or more, its constants plain numbers. */
+export function largeJsonGraph(graph: unknown): boolean {
+  const nodes = (graph as { nodes?: unknown } | null)?.nodes;
+  return (
+    Array.isArray(nodes) &&
+    nodes.length >= POOL_GRAPH_NODES &&
+    !nodes.some((n) => encodedConstant((n as { value?: unknown } | null)?.value))
+  );
+}
 
 /**
  * A JSON graph built on the worker that read its body (json-body.ts), where building and hashing
@@ -111,9 +139,7 @@ export function prebuildGraph(body: unknown, maxNodes: number, hash: (graph: Gra
   const field = "function";
   const spec = (body as Record<string, unknown> | null)?.[field] as Record<string, unknown> | undefined;
   if (typeof spec !== "object" || spec === null || SOURCES.some((k) => k !== "graph" && spec[k] !== undefined)) return undefined;
-  const nodes = (spec.graph as { nodes?: unknown } | null)?.nodes;
-  if (!Array.isArray(nodes) || nodes.length < POOL_GRAPH_NODES) return undefined;
-  if (nodes.some((n) => encodedConstant((n as { value?: unknown } | null)?.value))) return undefined;
+  if (!largeJsonGraph(spec.graph)) return undefined;
   const key = sourceKey(spec);
   try {
     const graph = readGraph(spec.graph, field, maxNodes);

@@ -13,6 +13,7 @@ import { LruMap } from "../runtime/lru.js";
 import {
   checkNodeCount,
   encodedConstant,
+  largeJsonGraph,
   located,
   type ParseTask,
   POOL_PARSE_CHARS,
@@ -136,7 +137,7 @@ export class FunctionStore {
     spec: FunctionSpec | undefined,
     field: string,
     batchHint: () => number | undefined,
-    parse: (task: ParseTask) => Promise<{ graph: Graph; hash: string }>,
+    parse: (task: ParseTask) => Promise<ParsedOffLoop>,
   ): FunctionEntry | Promise<FunctionEntry> {
     return this.find(spec, field, batchHint, parse);
   }
@@ -145,7 +146,7 @@ export class FunctionStore {
     spec: FunctionSpec | undefined,
     field: string,
     batchHint?: () => number | undefined,
-    parseOffLoop?: (task: ParseTask) => Promise<{ graph: Graph; hash: string }>,
+    parseOffLoop?: (task: ParseTask) => Promise<ParsedOffLoop>,
   ): FunctionEntry | Promise<FunctionEntry> {
     if (spec === undefined || spec === null || typeof spec !== "object") {
       throw invalid(`${field} is required: {expression}, {expressions}, {graph}, {model} or {id}`, { field });
@@ -185,22 +186,33 @@ export class FunctionStore {
       return entry;
     };
     if (batch !== undefined) return kept(this.model(spec, field, batch));
+    // Built on the pool: the entry comes as a promise, which a request for the same function joins.
+    const offLoop = (parse: NonNullable<typeof parseOffLoop>, task: ParseTask, source: (parsed: ParsedOffLoop) => FunctionSource) => {
+      const parsed = parse(task)
+        .then((p) => kept(this.intern(new CompiledFunction(p.graph, p.hash), undefined, undefined, source(p))))
+        .finally(() => this.parsing.delete(key));
+      this.parsing.set(key, parsed);
+      return parsed;
+    };
     if (spec.graph !== undefined) {
       if (prebuilt !== undefined) {
         if (prebuilt.error !== undefined) throw errorFromData(prebuilt.error);
         const { graph, hash } = prebuilt.built;
         return kept(this.intern(new CompiledFunction(decodeGraph(graph), hash), undefined, undefined, { encoded: graph }));
       }
-      const graph = readGraph(withDecodedConstants(spec.graph), field, this.limits.maxNodes);
+      const maxNodes = this.limits.maxNodes;
+      if (parseOffLoop !== undefined && largeJsonGraph(spec.graph)) {
+        // Refused before it is copied to a worker; the worker checks the nodes themselves.
+        checkNodeCount((spec.graph as { nodes: unknown[] }).nodes.length, maxNodes, `${field}.graph.nodes`);
+        return offLoop(parseOffLoop, { kind: "parse", graph: spec.graph, maxNodes, field }, ({ encoded }) => ({ encoded }));
+      }
+      const graph = readGraph(withDecodedConstants(spec.graph), field, maxNodes);
       return kept(this.intern(new CompiledFunction(graph), undefined, undefined, { graph }));
     }
     const { expressions, at } = this.expressionSource(spec, field);
     if (parseOffLoop !== undefined && expressions.outputs.reduce((n, o) => n + o.text.length, 0) >= POOL_PARSE_CHARS) {
-      const parsed = parseOffLoop({ kind: "parse", expressions, at, field })
-        .then(({ graph, hash }) => kept(this.intern(new CompiledFunction(graph, hash), undefined, undefined, { expressions })))
-        .finally(() => this.parsing.delete(key));
-      this.parsing.set(key, parsed);
-      return parsed;
+      // The parser's source is a small fraction of the graph: the workers get it rather than the graph.
+      return offLoop(parseOffLoop, { kind: "parse", expressions, at, field }, () => ({ expressions }));
     }
     const graph = parseFunction({ expressions, at, field });
     return kept(this.intern(new CompiledFunction(graph), undefined, undefined, { expressions }));
@@ -220,7 +232,7 @@ export class FunctionStore {
    */
   async registerShared(
     spec: FunctionSpec | undefined,
-    parse: (task: ParseTask) => Promise<{ graph: Graph; hash: string }>,
+    parse: (task: ParseTask) => Promise<ParsedOffLoop>,
   ): Promise<{ entry: FunctionEntry; created: boolean }> {
     const registered = this.keep(await this.find(spec, "function", undefined, parse));
     const { entry } = registered;
@@ -375,6 +387,13 @@ function withDecodedConstants(raw: unknown): unknown {
     return { ...(n as object), value: { shape: t.shape, data: Array.from(t.data) } };
   });
   return { ...(raw as object), nodes };
+}
+
+/** A function built on the pool (service.parseOnPool): its graph, its content hash, and the graph in the codec's form. */
+export interface ParsedOffLoop {
+  readonly graph: Graph;
+  readonly hash: string;
+  readonly encoded: SharedArrayBuffer;
 }
 
 /** Marks a request's function spec with the graph a worker built from it (service.readLargeJson); no client can set a symbol. */

@@ -1,10 +1,9 @@
 import type { Value } from "../engine/values.js";
-import type { Graph } from "../ir/graph.js";
 import { decodeGraph } from "../ir/graph-codec.js";
 import type { Batch } from "../runtime/batch.js";
 import type { SplitBody } from "../runtime/json-body.js";
 import { type JsonTextTask, writeJsonText } from "../runtime/json-text.js";
-import type { ParseTask } from "../runtime/parse-function.js";
+import { type ParseTask, parseCostUs } from "../runtime/parse-function.js";
 import type { WorkerPool } from "../runtime/pool.js";
 import { estimateUs } from "../runtime/scheduler.js";
 import { copyBytes, pooledBytes, releaseShared, sharedBytes, sharedFloat64 } from "../runtime/shared-memory.js";
@@ -13,7 +12,7 @@ import { Slots } from "./admission.js";
 import type { ServiceConfig } from "./config.js";
 import { allocate, checkForms, countBatch, dataBatch, decodePointBatch, fillBatch, pointBatch } from "./decode.js";
 import { RetryableError } from "./errors.js";
-import { attachPrebuilt, type FunctionEntry, FunctionStore, type SharedRegistry } from "./functions.js";
+import { attachPrebuilt, type FunctionEntry, FunctionStore, type ParsedOffLoop, type SharedRegistry } from "./functions.js";
 import { withDrawnParameters } from "./initialize.js";
 import { scalarAnswerJson } from "./json-scalar.js";
 import { answerJson, jsonWithMarks, type TensorWriter, tensorJson } from "./json-view.js";
@@ -49,8 +48,6 @@ type Limits = Pick<
 
 /** About how fast a worker reads a JSON body (parse, and base64 decoding), for the pool's queue bound. */
 const JSON_BYTES_PER_US = 300;
-/** Expression text parsed and hashed per µs, for the pool's estimate of a parse task. */
-const PARSE_CHARS_PER_US = 1;
 /** Numbers formatted as JSON text per µs, for the pool's estimate of a json-text task. */
 const NUMBERS_PER_US = 10;
 
@@ -184,11 +181,13 @@ export class AdjointService {
     );
   }
 
-  /** A long expression parsed and hashed on the pool; refused as busy, rather than parsed here, when the pool is full. */
-  private async parseOnPool(task: ParseTask, ctx: CallContext): Promise<{ graph: Graph; hash: string }> {
-    const chars = task.expressions.outputs.reduce((n, o) => n + o.text.length, 0);
-    const parsed = (await this.run.task(task, chars / PARSE_CHARS_PER_US, ctx)).parsed as NonNullable<TaskResult["parsed"]>;
-    return { graph: decodeGraph(parsed.graph), hash: parsed.hash };
+  /**
+   * A long expression or a large JSON graph built and hashed on the pool; refused as busy, rather than
+   * built here, when the pool is full. `encoded` is the graph in the codec's form, a definition as is.
+   */
+  private async parseOnPool(task: ParseTask, ctx: CallContext): Promise<ParsedOffLoop> {
+    const parsed = (await this.run.task(task, parseCostUs(task), ctx)).parsed as NonNullable<TaskResult["parsed"]>;
+    return { graph: decodeGraph(parsed.graph), hash: parsed.hash, encoded: parsed.graph };
   }
 
   /**

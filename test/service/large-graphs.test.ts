@@ -1,14 +1,16 @@
+import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CompiledFunction } from "../../src/engine/compiled-function.js";
 import { AdjointError } from "../../src/errors.js";
 import { POOL_GRAPH_NODES, readGraph } from "../../src/runtime/parse-function.js";
 import { LARGE_BODY } from "../../src/service/admission.js";
-import { startTestServer, type TestServer } from "./helpers.js";
+import { grpcNodes, num, startTestServer, type TestServer } from "./helpers.js";
 
 /**
- * A JSON graph in a body read on the pool is built and hashed there too (runtime/parse-function.ts,
- * prebuildGraph): building 60,000 nodes held the event loop 250 ms. The id, the answer and the errors
- * must be the ones building it here gives.
+ * A large JSON graph is built and hashed on the pool (runtime/parse-function.ts): in a body read on
+ * the pool, by the worker that read it (prebuildGraph); over gRPC or in a smaller body, by a parse task.
+ * Building 60,000 nodes held the event loop 250 ms. The id, the answer and the errors must be the ones
+ * building it here gives.
  */
 let s: TestServer;
 beforeAll(async () => {
@@ -31,6 +33,17 @@ function chain(n: number, salt = 0) {
     previous = id;
   }
   return { inputs: ["x", "y"], nodes, outputs: [previous] };
+}
+
+/** The error building `graph` here meets (none: the test fails). */
+function buildingHere(graph: unknown): AdjointError {
+  try {
+    readGraph(graph, "function", 100_000);
+  } catch (e) {
+    expect(e).toBeInstanceOf(AdjointError);
+    return e as AdjointError;
+  }
+  throw new Error("the graph was built");
 }
 
 const workerLookups = async (result: "hit" | "miss") =>
@@ -70,17 +83,66 @@ describe("a large JSON graph", () => {
   it("that is wrong deep inside is refused with the field and words building it here gives", async () => {
     const graph = chain(2 * POOL_GRAPH_NODES, 2);
     (graph.nodes[1500] as { op: string }).op = "no_such_op";
-    let local: AdjointError | undefined;
-    try {
-      readGraph(graph, "function", 100_000);
-    } catch (e) {
-      local = e as AdjointError;
-    }
-    expect(local).toBeInstanceOf(AdjointError);
+    const local = buildingHere(graph);
     const answer = await s.post("/v1/differentiate", { function: { graph }, point: { x: 1, y: 2 } });
     expect(answer.status).toBe(400);
-    expect(answer.body).toMatchObject({ kind: "invalid_argument", field: local?.location.field, detail: local?.message });
+    expect(answer.body).toMatchObject({ kind: "invalid_argument", field: local.location.field, detail: local.message });
     expect(answer.body.field).toBe("function.graph.nodes[1500].op");
+  });
+});
+
+describe("a large graph the event loop has as objects (gRPC, a small body)", () => {
+  const grpcFunction = (graph: ReturnType<typeof chain>) => ({
+    source: {
+      case: "graph" as const,
+      value: {
+        inputs: graph.inputs.map((name) => ({ name })),
+        nodes: grpcNodes(graph.nodes as never).map((n, i) => {
+          const value = (graph.nodes[i] as { value?: number }).value;
+          return value === undefined ? n : { ...n, value: { shape: [], values: [value] } };
+        }),
+        outputs: graph.outputs.map((o) => ({ name: o, node: o })),
+      },
+    },
+  });
+
+  it("over gRPC is built on the pool: the id and answer of building it here, and nothing to compile after", async () => {
+    const graph = chain(2 * POOL_GRAPH_NODES, 4);
+    const local = new CompiledFunction(readGraph(graph, "function", 100_000));
+    const want = local.evaluate({ x: 0.2, y: 1.5 }, { mode: "reverse" });
+    const [hits, misses] = [await workerLookups("hit"), await workerLookups("miss")];
+    const answer = await s.differentiate({ function: grpcFunction(graph), point: { values: { x: 0.2, y: 1.5 } } });
+    expect(answer.id).toBe(local.hash);
+    expect(num(answer.result?.value)).toBe(want.outputs[graph.outputs[0]]);
+    expect(Object.fromEntries(Object.entries(answer.result?.gradient ?? {}).map(([k, t]) => [k, num(t)]))).toEqual(want.gradient);
+    expect(await workerLookups("hit")).toBe(hits + 1);
+    expect(await workerLookups("miss")).toBe(misses);
+  });
+
+  it("in a body read on the event loop is built on the pool too", async () => {
+    const graph = chain(POOL_GRAPH_NODES, 5);
+    const body = JSON.stringify({ function: { graph }, point: { x: -0.3, y: 0.9 } });
+    expect(body.length).toBeLessThanOrEqual(LARGE_BODY);
+    const local = new CompiledFunction(readGraph(graph, "function", 100_000));
+    const [hits, misses] = [await workerLookups("hit"), await workerLookups("miss")];
+    const answer = await s.post("/v1/differentiate", body);
+    expect(answer.body.id).toBe(local.hash);
+    expect(answer.body.gradient).toEqual(local.evaluate({ x: -0.3, y: 0.9 }, { mode: "reverse" }).gradient);
+    expect(await workerLookups("hit")).toBe(hits + 1);
+    expect(await workerLookups("miss")).toBe(misses);
+  });
+
+  it("that is wrong deep inside is refused over gRPC with the field and words building it here gives", async () => {
+    const graph = chain(2 * POOL_GRAPH_NODES, 6);
+    (graph.nodes[1700] as { args: string[] }).args = ["nowhere"];
+    const local = buildingHere(graph);
+    const error = await s.differentiate({ function: grpcFunction(graph), point: { values: { x: 1, y: 2 } } }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    expect(error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(error?.details).toBe(local.message);
+    expect(error?.metadata.get("adjoint-field")).toEqual([local.location.field]);
   });
 });
 
