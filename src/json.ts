@@ -28,6 +28,20 @@ export function hasNegativeZero(value: unknown): boolean {
   return false;
 }
 
+/** A number JSON.stringify does not write back: −0 (written 0), NaN or ±Infinity (written null). */
+export function unwritableNumber(v: number): boolean {
+  return v === 0 ? 1 / v < 0 : !Number.isFinite(v);
+}
+
+/** Whether `value` (plain JSON data) holds a number JSON.stringify does not write back. */
+export function hasUnwritableNumber(value: unknown): boolean {
+  if (typeof value === "number") return unwritableNumber(value);
+  if (typeof value !== "object" || value === null) return false;
+  if (Array.isArray(value)) return value.some(hasUnwritableNumber);
+  for (const k in value) if (Object.hasOwn(value, k) && hasUnwritableNumber((value as Record<string, unknown>)[k])) return true;
+  return false;
+}
+
 /** The text of a finite number as the service writes it: as JSON.stringify, but −0 as `-0.0`. */
 export function numberJson(v: number): string {
   return v === 0 && 1 / v < 0 ? "-0.0" : `${v}`;

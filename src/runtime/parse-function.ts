@@ -4,6 +4,7 @@ import { type ExpressionSource, parseExpressions } from "../ir/expression.js";
 import type { Graph } from "../ir/graph.js";
 import { encodeGraph } from "../ir/graph-codec.js";
 import { readJsonGraph } from "../ir/json-graph.js";
+import { hasUnwritableNumber, unwritableNumber } from "../json.js";
 import { type ErrorData, errorToData } from "./batch.js";
 
 /**
@@ -81,13 +82,25 @@ export function sourceKey(spec: object, batch?: number): string {
     text =
       expression !== undefined && inputs === undefined && typeof expression === "string"
         ? `e:${expression}`
-        : `j:${JSON.stringify(spec)}|${batch}`;
+        : `j:${keyJson(spec)}|${batch}`;
   } catch (e) {
     // JSON.stringify recurses: only a value nested absurdly deep overflows it.
     if (e instanceof RangeError) throw invalid("function: the definition is nested too deeply", { field: "function" });
     throw e;
   }
   return text.length <= 512 ? text : `h:${createHash("sha256").update(text).digest("base64url")}`;
+}
+
+/**
+ * A spec's JSON for its key. JSON.stringify writes −0 as 0 (and NaN and ±Infinity as null), so a graph
+ * whose constant or operand is −0 shared its key with the one where it is 0, and was answered with
+ * that function. Such numbers are written as an object no valid spec holds where a number may stand.
+ */
+function keyJson(spec: object): string {
+  if (!hasUnwritableNumber(spec)) return JSON.stringify(spec);
+  return JSON.stringify(spec, (_key, v: unknown) =>
+    typeof v === "number" && unwritableNumber(v) ? { "\u0000number": v === 0 ? "-0" : String(v) } : v,
+  );
 }
 
 /** A graph written as JSON (its constants numbers, nested arrays or {shape, data}), read and held to the node limit. */
