@@ -10,7 +10,7 @@ import { type ErrorData, errorToData } from "./batch.js";
 /**
  * A function built on the pool when it is large (service.ts, functions.ts): written as expressions,
  * parsing and hashing 96,000 nodes held the event loop 300 ms; as a JSON graph (a gRPC message's, one
- * the event loop has as objects), building and hashing 60,000 nodes 270 ms. The worker answers the
+ * the event loop has as objects), building and hashing 60,000 nodes about 240 ms. The worker answers the
  * graph (ir/graph-codec.ts) and its content hash; errors name the same fields as on the event loop.
  */
 export type ParseTask = { readonly kind: "parse" } & ParseSource;
@@ -134,7 +134,7 @@ export function largeJsonGraph(graph: unknown): boolean {
 
 /**
  * A JSON graph built on the worker that read its body (json-body.ts), where building and hashing
- * 60,000 nodes held the event loop 250 ms: the graph (ir/graph-codec.ts) and its content hash, or
+ * 60,000 nodes held the event loop about 240 ms, and its key 25 more: the graph (ir/graph-codec.ts) and its content hash, or
  * the error building it met, named as on the event loop; and its key in the store. Only for the
  * function at `field`, whose spec it was built from.
  */
