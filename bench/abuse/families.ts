@@ -377,6 +377,64 @@ const bigFunctions: Family = {
   },
 };
 
+/**
+ * A JSON graph of `n` nodes over x and y: binary ops on the last node and one seven back, each followed
+ * by a bounded one (sin, cos, tanh), so that its value and gradient stay finite at any length; `salt`,
+ * added to x first, makes it another function.
+ */
+export function bigGraph(
+  n: number,
+  salt: number,
+): { inputs: string[]; nodes: { id: string; op: string; args: (string | number)[] }[]; outputs: string[] } {
+  const nodes = [{ id: "n0", op: "add", args: ["x", salt] as (string | number)[] }];
+  for (let i = 1; i < n; i++) {
+    const previous = `n${i - 1}`;
+    const node =
+      i % 2 === 1
+        ? { op: ["sin", "cos", "tanh"][i % 3], args: [previous] }
+        : { op: ["add", "mul", "sub"][i % 3], args: [previous, i > 7 ? `n${i - 7}` : "y"] };
+    nodes.push({ id: `n${i}`, ...node });
+  }
+  return { inputs: ["x", "y"], nodes, outputs: [`n${n - 1}`] };
+}
+
+const bigGraphs: Family = {
+  name: "big-graphs",
+  what: "distinct JSON graphs of 60,000 nodes, each differentiated once, over HTTP (2.9 MB bodies) and gRPC",
+  async run(t, scale) {
+    const tally = new Tally();
+    const count = atLeast(4, scale);
+    // As big-functions: the size is what a build costs, not what decides a refusal, so a shrunk run
+    // takes smaller graphs (still built on the pool, from 1,000 nodes).
+    const nodes = atLeast(60_000, scale);
+    const client = grpcClient(t.grpcPort, true);
+    for (let k = 0; k < count; k++) {
+      const graph = bigGraph(nodes, 2 * k);
+      tally.http(await post(t.httpPort, DIFF, json({ function: { graph }, point: { x: 0.5, y: 0.25 } })), `HTTP graph ${k}`);
+      const g = bigGraph(nodes, 2 * k + 1);
+      const nodesMsg = g.nodes.map((n) => ({
+        id: n.id,
+        op: n.op,
+        args: n.args.map((a) => ({
+          arg: typeof a === "number" ? { case: "number" as const, value: a } : { case: "id" as const, value: a },
+        })),
+      }));
+      const request = encodeRequest({
+        function: {
+          source: {
+            case: "graph",
+            value: { inputs: g.inputs.map((name) => ({ name })), nodes: nodesMsg, outputs: g.outputs.map((o) => ({ name: o, node: o })) },
+          },
+        },
+        point: { values: { x: 0.5, y: 0.25 } },
+      });
+      tally.grpc(await call(client, request), `gRPC graph ${k}`);
+    }
+    client.close();
+    return tally.outcome();
+  },
+};
+
 /** The W3 training step as JSON with base64 tensors (3.2 MB), and as a gRPC message with raw bytes. */
 export function w3Bodies(): { json: Buffer; grpc: Buffer } {
   const { model, tensors } = w3Request();
@@ -503,6 +561,7 @@ export const FAMILIES: readonly Family[] = [
   initialize,
   bigAnswers,
   bigFunctions,
+  bigGraphs,
   overloadHttp,
   overloadGrpc,
   slowBodies,
