@@ -35,10 +35,15 @@ export type ParseSource = {
 /** Expressions at least this long (characters, all outputs together) are parsed on the pool. */
 export const POOL_PARSE_CHARS = 16 * 1024;
 
+/** The characters of an expression source, all outputs together: what POOL_PARSE_CHARS measures. */
+export function expressionChars(expressions: ExpressionSource): number {
+  return expressions.outputs.reduce((n, o) => n + o.text.length, 0);
+}
+
 /** What building a task's function costs a worker, µs: about a character an µs parsing, 4–5 µs a JSON graph node. */
 export function parseCostUs(task: ParseTask): number {
   if ("graph" in task) return 5 * ((task.graph as { nodes: unknown[] }).nodes?.length ?? 0);
-  return task.expressions.outputs.reduce((n, o) => n + o.text.length, 0);
+  return expressionChars(task.expressions);
 }
 
 export function parseFunction(task: ParseSource): Graph {

@@ -13,6 +13,7 @@ import { LruMap } from "../runtime/lru.js";
 import {
   checkNodeCount,
   encodedConstant,
+  expressionChars,
   largeJsonGraph,
   located,
   type ParseTask,
@@ -210,7 +211,7 @@ export class FunctionStore {
       return kept(this.intern(new CompiledFunction(graph), undefined, undefined, { graph }));
     }
     const { expressions, at } = this.expressionSource(spec, field);
-    if (parseOffLoop !== undefined && expressions.outputs.reduce((n, o) => n + o.text.length, 0) >= POOL_PARSE_CHARS) {
+    if (parseOffLoop !== undefined && expressionChars(expressions) >= POOL_PARSE_CHARS) {
       // The parser's source is a small fraction of the graph: the workers get it rather than the graph.
       return offLoop(parseOffLoop, { kind: "parse", expressions, at, field }, () => ({ expressions }));
     }

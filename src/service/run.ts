@@ -98,7 +98,7 @@ export class Runner {
   }
 
   /**
-   * One task of the service's own (parsing a long expression, writing a large answer's text) under the
+   * One task of the service's own (building a long expression or a large graph, writing a large answer's text) under the
    * request's deadline and the client's signal: the pool stops it when either fires. A full pool is
    * refused as busy; the task's own error is thrown as the client's.
    */

@@ -1,15 +1,16 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bigGraph, graphFunction } from "../../bench/abuse/families.js";
 import { CompiledFunction } from "../../src/engine/compiled-function.js";
 import { AdjointError } from "../../src/errors.js";
 import { POOL_GRAPH_NODES, readGraph } from "../../src/runtime/parse-function.js";
 import { LARGE_BODY } from "../../src/service/admission.js";
-import { grpcNodes, num, startTestServer, type TestServer } from "./helpers.js";
+import { num, startTestServer, type TestServer } from "./helpers.js";
 
 /**
  * A large JSON graph is built and hashed on the pool (runtime/parse-function.ts): in a body read on
  * the pool, by the worker that read it (prebuildGraph); over gRPC or in a smaller body, by a parse task.
- * Building 60,000 nodes held the event loop 250 ms. The id, the answer and the errors must be the ones
+ * Building 60,000 nodes held the event loop about 240 ms. The id, the answer and the errors must be the ones
  * building it here gives.
  */
 let s: TestServer;
@@ -20,20 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await s?.close();
 });
-
-/** A chain of `n` nodes over x and y, every third one mixing in an earlier node; `salt` makes it another function. */
-function chain(n: number, salt = 0) {
-  const nodes: Record<string, unknown>[] = [{ id: "c", op: "const", value: 0.5 + salt / 1000 }];
-  let previous = "x";
-  for (let i = 0; i < n; i++) {
-    const id = `n${i}`;
-    if (i % 3 === 0) nodes.push({ id, op: "mul", args: [previous, i >= 3 ? `n${i - 3}` : "y"] });
-    else if (i % 3 === 1) nodes.push({ id, op: "sin", args: [previous] });
-    else nodes.push({ id, op: "add", args: [previous, "c"] });
-    previous = id;
-  }
-  return { inputs: ["x", "y"], nodes, outputs: [previous] };
-}
 
 /** The error building `graph` here meets (none: the test fails). */
 function buildingHere(graph: unknown): AdjointError {
@@ -53,7 +40,7 @@ const workerLookups = async (result: "hit" | "miss") =>
 
 describe("a large JSON graph", () => {
   it("is built by the worker that read its body: the id and answer of building it here, and nothing to compile after", async () => {
-    const graph = chain(2 * POOL_GRAPH_NODES);
+    const graph = bigGraph(2 * POOL_GRAPH_NODES, 0);
     const point = { x: 0.7, y: -0.4 };
     const body = JSON.stringify({ function: { graph }, point });
     expect(body.length).toBeGreaterThan(LARGE_BODY);
@@ -72,7 +59,7 @@ describe("a large JSON graph", () => {
   });
 
   it("registers under the id building it here gives, and is found by that id", async () => {
-    const graph = chain(2 * POOL_GRAPH_NODES, 1);
+    const graph = bigGraph(2 * POOL_GRAPH_NODES, 1);
     const registered = await s.post("/v1/functions", { function: { graph } });
     expect(registered.status).toBe(201);
     expect(registered.body.id).toBe(new CompiledFunction(readGraph(graph, "function", 100_000)).hash);
@@ -81,7 +68,7 @@ describe("a large JSON graph", () => {
   });
 
   it("that is wrong deep inside is refused with the field and words building it here gives", async () => {
-    const graph = chain(2 * POOL_GRAPH_NODES, 2);
+    const graph = bigGraph(2 * POOL_GRAPH_NODES, 2);
     (graph.nodes[1500] as { op: string }).op = "no_such_op";
     const local = buildingHere(graph);
     const answer = await s.post("/v1/differentiate", { function: { graph }, point: { x: 1, y: 2 } });
@@ -92,26 +79,12 @@ describe("a large JSON graph", () => {
 });
 
 describe("a large graph the event loop has as objects (gRPC, a small body)", () => {
-  const grpcFunction = (graph: ReturnType<typeof chain>) => ({
-    source: {
-      case: "graph" as const,
-      value: {
-        inputs: graph.inputs.map((name) => ({ name })),
-        nodes: grpcNodes(graph.nodes as never).map((n, i) => {
-          const value = (graph.nodes[i] as { value?: number }).value;
-          return value === undefined ? n : { ...n, value: { shape: [], values: [value] } };
-        }),
-        outputs: graph.outputs.map((o) => ({ name: o, node: o })),
-      },
-    },
-  });
-
   it("over gRPC is built on the pool: the id and answer of building it here, and nothing to compile after", async () => {
-    const graph = chain(2 * POOL_GRAPH_NODES, 4);
+    const graph = bigGraph(2 * POOL_GRAPH_NODES, 4);
     const local = new CompiledFunction(readGraph(graph, "function", 100_000));
     const want = local.evaluate({ x: 0.2, y: 1.5 }, { mode: "reverse" });
     const [hits, misses] = [await workerLookups("hit"), await workerLookups("miss")];
-    const answer = await s.differentiate({ function: grpcFunction(graph), point: { values: { x: 0.2, y: 1.5 } } });
+    const answer = await s.differentiate({ function: graphFunction(graph), point: { values: { x: 0.2, y: 1.5 } } });
     expect(answer.id).toBe(local.hash);
     expect(num(answer.result?.value)).toBe(want.outputs[graph.outputs[0]]);
     expect(Object.fromEntries(Object.entries(answer.result?.gradient ?? {}).map(([k, t]) => [k, num(t)]))).toEqual(want.gradient);
@@ -120,7 +93,7 @@ describe("a large graph the event loop has as objects (gRPC, a small body)", () 
   });
 
   it("in a body read on the event loop is built on the pool too", async () => {
-    const graph = chain(POOL_GRAPH_NODES, 5);
+    const graph = bigGraph(POOL_GRAPH_NODES, 5);
     const body = JSON.stringify({ function: { graph }, point: { x: -0.3, y: 0.9 } });
     expect(body.length).toBeLessThanOrEqual(LARGE_BODY);
     const local = new CompiledFunction(readGraph(graph, "function", 100_000));
@@ -133,10 +106,10 @@ describe("a large graph the event loop has as objects (gRPC, a small body)", () 
   });
 
   it("that is wrong deep inside is refused over gRPC with the field and words building it here gives", async () => {
-    const graph = chain(2 * POOL_GRAPH_NODES, 6);
+    const graph = bigGraph(2 * POOL_GRAPH_NODES, 6);
     (graph.nodes[1700] as { args: string[] }).args = ["nowhere"];
     const local = buildingHere(graph);
-    const error = await s.differentiate({ function: grpcFunction(graph), point: { values: { x: 1, y: 2 } } }).then(
+    const error = await s.differentiate({ function: graphFunction(graph), point: { values: { x: 1, y: 2 } } }).then(
       () => undefined,
       (e: grpc.ServiceError) => e,
     );
@@ -156,7 +129,7 @@ describe("a large JSON graph over the node limit", () => {
   });
 
   it("is refused before it is built, naming its nodes", async () => {
-    const answer = await small.post("/v1/differentiate", { function: { graph: chain(2 * POOL_GRAPH_NODES, 3) }, point: { x: 1, y: 2 } });
+    const answer = await small.post("/v1/differentiate", { function: { graph: bigGraph(2 * POOL_GRAPH_NODES, 3) }, point: { x: 1, y: 2 } });
     expect(answer.status).toBe(413);
     expect(answer.body).toMatchObject({ kind: "resource_exhausted", field: "function.graph.nodes" });
   });
