@@ -88,7 +88,7 @@ async function sampled(command: string, args: string[], serverPid: number, skipS
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
   child.stderr.on("data", (c: Buffer) => (out += c.toString()));
   // The last sample before the client exits closes the window; the one after its exit is dropped.
-  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
   sampler.stop();
   if (code !== 0) throw new Error(`${command} ${args.join(" ")} exited ${code}:\n${out.slice(-2000)}`);
   return { out, cpu: sampler.rates(skipSeconds) };

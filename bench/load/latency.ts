@@ -65,7 +65,7 @@ function run(spec: StreamSpec, seconds: number, log?: string): Promise<string> {
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
     child.stderr.on("data", (c: Buffer) => (out += c.toString()));
     child.once("error", reject);
-    child.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`h2load ${args.join(" ")} exited ${code}:\n${out}`))));
+    child.once("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`h2load ${args.join(" ")} exited ${code}:\n${out}`))));
   });
 }
 

@@ -175,7 +175,8 @@ describe("the service as a cluster of processes (--processes 2)", () => {
 
   it("stops every process on SIGTERM and exits 0", async () => {
     child.kill("SIGTERM");
-    const [code] = await once(child, "exit");
+    // "close", not "exit": a child's exit can be reported before the last of its stdout has been read.
+    const [code] = await once(child, "close");
     expect(code).toBe(0);
     const pids = [...servingPids()].filter((p) => p !== undefined);
     // The primary's last line, after every process said it stopped.
@@ -211,7 +212,7 @@ describe("a cluster that cannot start", () => {
     collectJsonLines(child.stdout, lines);
     let stderr = "";
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const [code] = await once(child, "exit");
+    const [code] = await once(child, "close");
     taken.close();
     expect(code).toBe(1);
     expect(lines.map((l) => l.msg)).toContain("a service process failed to start: stopping");

@@ -219,7 +219,7 @@ describe("a cheap request while large bodies flood the server", () => {
     flood.stdout.on("data", (d) => {
       out += d;
     });
-    const done = new Promise((r) => flood.once("exit", r));
+    const done = new Promise((r) => flood.once("close", r));
     await new Promise((r) => setTimeout(r, 1000));
     let worst = 0;
     for (let i = 0; i < 20; i++) {

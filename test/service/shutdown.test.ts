@@ -73,7 +73,7 @@ describe("health and readiness through a graceful shutdown", () => {
     });
     expect(((await res.json()) as { value: number }).value).toBeCloseTo(0.23886593653343924, 15);
     child.kill("SIGTERM");
-    const [code] = await once(child, "exit");
+    const [code] = await once(child, "close");
     expect(code).toBe(0);
     expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(["signal received", "adjoint stopped"]));
   });
