@@ -58,8 +58,9 @@ export class BinaryWriter {
   frame(headerText: string): { body: Buffer; headerLength: number } {
     const header = Buffer.from(headerText, "utf8");
     // Not Buffer.concat: the parts may view a batch's shared memory (service.differentiateEncoded).
-    // A large answer in pooled memory (the caller gives it back once it is sent).
-    const body = pooledBytes(header.byteLength + this.length);
+    // A large answer in pooled memory (the caller gives it back once it is sent), placed so that its
+    // binary part is 8-byte aligned, as the tensors it copies are: copied word by word, not a byte at a time.
+    const body = pooledBytes(header.byteLength + this.length, (8 - (header.byteLength % 8)) % 8);
     header.copy(body, 0);
     let at = header.byteLength;
     for (const part of this.parts) {

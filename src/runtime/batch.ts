@@ -56,6 +56,12 @@ export interface Batch {
   readonly layout: BatchLayout;
   readonly inputs: Float64Array;
   readonly outputs: Float64Array;
+  /**
+   * A one-point batch's inputs that lie in shared memory of their own, read there rather than copied
+   * into `inputs` (a framed body's tensors, in the body's memory: service/decode.ts): input k's value is
+   * `placed[k]` where it is set, its block in `inputs` unused.
+   */
+  readonly placed?: readonly (Float64Array | undefined)[];
 }
 
 /**
@@ -139,12 +145,12 @@ export function evaluateRange(fn: CompiledFunction, batch: Batch, start: number,
     const extras = diagnose(fn, batch, start, end);
     return { extras, finite: extras.length === 0 };
   }
-  const { layout, inputs, outputs } = batch;
+  const { layout, inputs, outputs, placed } = batch;
   const direct = layout.request.trace || start >= end ? undefined : planFields(planBatch(fn, layout.request), layout, true);
   const extras: PointExtra[] = [];
   let finite = direct !== undefined;
   for (let i = start; i < end; i++) {
-    const point = pointAt(layout, inputs, i);
+    const point = pointAt(layout, inputs, i, placed);
     if (direct !== undefined) {
       const targets = direct.map((f) => outputs.subarray(f.offset + i * f.size, f.offset + (i + 1) * f.size));
       if (evaluatePointInto(fn, layout.request, point, targets)) continue;
@@ -195,9 +201,12 @@ function fieldKey(section: string, name: string): string {
   return `${section}\u0000${name}`;
 }
 
-function pointAt(layout: BatchLayout, inputs: Float64Array, i: number): Record<string, Value> {
+function pointAt(layout: BatchLayout, inputs: Float64Array, i: number, placed?: Batch["placed"]): Record<string, Value> {
   const point = record<Value>();
-  for (const slot of layout.inputs) point[slot.name] = readValue(inputs, slot, i);
+  layout.inputs.forEach((slot, k) => {
+    const elsewhere = placed?.[k];
+    point[slot.name] = elsewhere === undefined ? readValue(inputs, slot, i) : { shape: slot.shape, data: elsewhere };
+  });
   return point;
 }
 
@@ -213,14 +222,14 @@ function vectorized(fn: CompiledFunction, { layout, inputs, outputs }: Batch, st
 }
 
 /** Re-evaluates the first few points with non-finite results one by one, for the report of where it arose. */
-function diagnose(fn: CompiledFunction, { layout, inputs, outputs }: Batch, start: number, end: number): PointExtra[] {
+function diagnose(fn: CompiledFunction, { layout, inputs, outputs, placed }: Batch, start: number, end: number): PointExtra[] {
   const extras: PointExtra[] = [];
   const blocks = layout.fields.map((f) => outputs.subarray(f.offset, f.offset + layout.count));
   let from = start;
   while (from < end && extras.length < DIAGNOSED_POINTS) {
     const i = firstNonFinitePoint(blocks, from, end);
     if (i < 0) break;
-    const { nonFinite } = fn.evaluate(pointAt(layout, inputs, i), layout.request);
+    const { nonFinite } = fn.evaluate(pointAt(layout, inputs, i, placed), layout.request);
     extras.push({ index: i, ...(nonFinite ? { nonFinite } : {}) });
     from = i + 1;
   }

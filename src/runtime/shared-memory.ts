@@ -29,8 +29,19 @@ export function sharedFloat64(length: number, zeroed = true): Float64Array {
   if (reused === undefined) return new Float64Array(new SharedArrayBuffer(size), 0, length);
   held -= size;
   const array = new Float64Array(reused, 0, length);
-  if (zeroed) array.fill(0);
+  if (zeroed) zero(array);
   return array;
+}
+
+/** Zeros copied from, a step at a time: ordinary memory. */
+const ZEROS = new Float64Array(8 * 1024);
+
+/**
+ * Zeroes shared memory. V8 fills a SharedArrayBuffer element by element with atomic stores, five
+ * times slower than it copies into one from ordinary memory (0.2 against 0.04 ms for a training step's 1.6 MB of gradients).
+ */
+function zero(array: Float64Array): void {
+  for (let at = 0; at < array.length; at += ZEROS.length) array.set(ZEROS.subarray(0, Math.min(ZEROS.length, array.length - at)), at);
 }
 
 /**
@@ -45,13 +56,17 @@ export function sharedBytes(length: number): Buffer {
   return Buffer.from(memory.buffer, 0, length);
 }
 
-/** `length` bytes of ordinary memory, not zeroed; large ones pooled as sharedBytes's are (give them back with releaseShared). */
-export function pooledBytes(length: number): Buffer {
-  if (length < MIN_POOLED) return Buffer.allocUnsafe(length);
-  const size = sizeClass(length);
+/**
+ * `length` bytes of ordinary memory, not zeroed; large ones pooled as sharedBytes's are (give them back
+ * with releaseShared). A large one starts `shift` bytes (under 8) into its memory, so that a part of it
+ * at a known offset is 8-byte aligned (see copyBytes); small ones copy fast at any alignment.
+ */
+export function pooledBytes(length: number, shift = 0): Buffer {
+  if (length + shift < MIN_POOLED) return Buffer.allocUnsafe(length);
+  const size = sizeClass(length + shift);
   const reused = freePlain.get(size)?.pop();
   if (reused !== undefined) held -= size;
-  return Buffer.from(reused ?? new ArrayBuffer(size), 0, length);
+  return Buffer.from(reused ?? new ArrayBuffer(size), shift, length);
 }
 
 /**

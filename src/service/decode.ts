@@ -140,8 +140,11 @@ export function pointBatch(entry: FunctionEntry, plan: ModePlan, point: Record<s
 /**
  * A batch of one point for the pool, decoded from the request straight into its memory: a tensor's
  * raw bytes (gRPC raw, a framed body's binary part, a large JSON body's base64 read on the pool) are
- * copied once, into the input's block, and checked there. Values of any other form, or of another
- * size than their input's, are decoded as for pointBatch; the engine then checks every name and shape.
+ * copied once, into the input's block, and checked there; float64 bytes that lie 8-byte aligned in
+ * shared memory already (a framed body's binary part, read off the socket into pooled shared memory
+ * with its alignment chosen for that: http/body.ts) are not copied at all, but read there by the worker
+ * (Batch.placed). Values of any other form, or of another size than their input's, are decoded as for
+ * pointBatch; the engine then checks every name and shape.
  */
 export function decodePointBatch(
   entry: FunctionEntry,
@@ -157,8 +160,23 @@ export function decodePointBatch(
     const slot = tensorSlots.get(name);
     return slot === undefined ? undefined : batch.inputs.subarray(slot.offset, slot.offset + slot.size);
   };
-  writePoint(batch.layout, batch.inputs, 0, checkedPoint(entry, decodeValues(values, "point", decode, block)));
-  return batch;
+  const point = checkedPoint(entry, decodeValues(values, "point", decode, block));
+  // Set only where an input stays where the request put it: the memory is the request's, held until it is answered.
+  let placed: (Float64Array | undefined)[] | undefined;
+  point.forEach((value, k) => {
+    if (value instanceof Float64Array && value.buffer instanceof SharedArrayBuffer && value.buffer !== batch.inputs.buffer) {
+      placed ??= [];
+      placed[k] = value;
+    }
+  });
+  if (placed === undefined) {
+    writePoint(batch.layout, batch.inputs, 0, point);
+    return batch;
+  }
+  batch.layout.inputs.forEach((slot, k) => {
+    if (placed?.[k] === undefined) writeValue(batch.inputs, slot, 0, point[k]);
+  });
+  return { ...batch, placed };
 }
 
 /** Decodes a batch's points, or its columns, into its memory. */

@@ -63,7 +63,7 @@ export class Runner {
    * task of it: piscina drops queued ones and terminates a worker running one, and starts a fresh worker.
    */
   async onPool(entry: FunctionEntry, batch: Batch, cost: number, ctx: CallContext, deadline: number): Promise<EvaluatedRange> {
-    const { layout, inputs, outputs } = batch;
+    const { layout, inputs, outputs, placed } = batch;
     this.checkTime(ctx, deadline, true);
     const failed = new AbortController();
     const { signal, timeout } = this.stopping(ctx, deadline, failed.signal);
@@ -73,7 +73,7 @@ export class Runner {
       const postedAt = now();
       return this.pool
         .run(
-          { kind: "batch", hash: entry.hash, definition, layout, inputs, outputs, start, end, postedAt },
+          { kind: "batch", hash: entry.hash, definition, layout, inputs, outputs, ...(placed ? { placed } : {}), start, end, postedAt },
           signal,
           (cost * (end - start)) / Math.max(1, layout.count),
         )

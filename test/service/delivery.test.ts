@@ -56,22 +56,25 @@ const bytesOf = (a: Float64Array) => Buffer.from(a.buffer, a.byteOffset, a.byteL
 const float64s = (b: Uint8Array) => Array.from(new Float64Array(Uint8Array.from(b).buffer));
 
 /** A framed binary request whose binary part starts at an odd offset, so nothing in it is aligned. */
-function framedBody(tensors: [string, number[], Float64Array][], poison?: { name: string; at: number }) {
+/**
+ * A framed request. The tensors' bytes follow `gap` spare bytes, one after another: with a gap of 0
+ * every tensor starts 8-byte aligned in the binary part (the service reads it where it lies), with 4
+ * none does (each is copied).
+ */
+function framedBody(tensors: [string, number[], Float64Array][], poison?: { name: string; at: number }, gap = 0) {
   const point: Record<string, unknown> = {};
-  let offset = 0;
+  const parts: Buffer[] = [Buffer.alloc(gap)];
+  let offset = gap;
   for (const [name, shape, data] of tensors) {
+    const bytes = Buffer.from(bytesOf(data));
+    if (poison?.name === name) bytes.writeDoubleLE(Number.NaN, poison.at * 8);
+    parts.push(bytes);
     point[name] = { shape, dtype: "float64", binary: { offset, length: data.byteLength } };
     offset += data.byteLength;
   }
   let header = JSON.stringify({ function: { model }, point });
   if (Buffer.byteLength(header) % 2 === 0) header += " ";
-  const binary = Buffer.concat(tensors.map(([, , data]) => Buffer.from(bytesOf(data))));
-  if (poison) {
-    const at = tensors.findIndex(([n]) => n === poison.name);
-    const start = tensors.slice(0, at).reduce((n, [, , d]) => n + d.byteLength, 0);
-    binary.writeDoubleLE(Number.NaN, start + poison.at * 8);
-  }
-  return { body: Buffer.concat([Buffer.from(header), binary]), headerLength: Buffer.byteLength(header) };
+  return { body: Buffer.concat([Buffer.from(header), ...parts]), headerLength: Buffer.byteLength(header) };
 }
 
 async function postFramed(body: Buffer, headerLength: number) {
@@ -166,15 +169,45 @@ describe("a model step with its tensors as bytes, on the pool", () => {
     }
   });
 
-  it("refuses a non-finite number in the bytes, naming the element, as before", async () => {
-    const want = pointAndAnswer(12);
-    const { body, headerLength } = framedBody(want.tensors, { name: "h.weight", at: 4 });
+  it("answers exactly when no tensor of the binary part is 8-byte aligned (each is copied, not read in place)", async () => {
+    const want = pointAndAnswer(15);
+    const { body, headerLength } = framedBody(want.tensors, undefined, 4);
     const r = await postFramed(body, headerLength);
-    expect(r.status).toBe(400);
-    const problem = JSON.parse(r.bytes.toString()) as { detail: string; field: string; input: string };
-    expect(problem.detail).toBe("point.h.weight.binary[4] is NaN; non-finite values are rejected unless the request sets allowNonFinite");
-    expect(problem.field).toBe("point.h.weight.binary[4]");
-    expect(problem.input).toBe("h.weight");
+    expect(r.status).toBe(200);
+    expectExact(readFramed(r.bytes, r.headerLength), want);
+  });
+
+  it("refuses a non-finite number in the bytes, naming the element, as before, and the next requests get their own numbers", async () => {
+    const want = pointAndAnswer(12);
+    // Read in place (aligned) and copied (not): the scan runs while the worker computes, in either case.
+    for (const gap of [0, 4]) {
+      const { body, headerLength } = framedBody(want.tensors, { name: "h.weight", at: 4 }, gap);
+      const r = await postFramed(body, headerLength);
+      expect(r.status).toBe(400);
+      const problem = JSON.parse(r.bytes.toString()) as { detail: string; field: string; input: string };
+      expect(problem.detail).toBe("point.h.weight.binary[4] is NaN; non-finite values are rejected unless the request sets allowNonFinite");
+      expect(problem.field).toBe("point.h.weight.binary[4]");
+      expect(problem.input).toBe("h.weight");
+      // The refused request's memory went back to the pool: the next one, reusing it, is answered exactly.
+      const next = framedBody(want.tensors, undefined, gap);
+      const ok = await postFramed(next.body, next.headerLength);
+      expect(ok.status).toBe(200);
+      expectExact(readFramed(ok.bytes, ok.headerLength), want);
+    }
+    // Over gRPC, raw bytes: the first non-finite number of the first tensor that holds one, as decoding met them.
+    const tensors = Object.fromEntries(
+      want.tensors.map(([name, shape, data]) => {
+        const raw = new Uint8Array(bytesOf(data));
+        if (name === "h.weight" || name === "out.weight")
+          new DataView(raw.buffer).setFloat64(8 * (name === "h.weight" ? 7 : 2), Number.POSITIVE_INFINITY, true);
+        return [name, { shape, dtype: ElementType.FLOAT64, raw }];
+      }),
+    );
+    const order = want.tensors.map(([name]) => name).filter((n) => n === "h.weight" || n === "out.weight");
+    const first = order[0] === "h.weight" ? "point.h.weight.raw[7]" : "point.out.weight.raw[2]";
+    await expect(s.differentiate({ function: { source: { case: "model", value: model as never } }, point: { tensors } })).rejects.toThrow(
+      `${first} is Infinity; non-finite values are rejected`,
+    );
   });
 
   it("refuses bytes of the wrong shape in the engine's words", async () => {
