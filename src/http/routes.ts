@@ -1,4 +1,4 @@
-import { type Readable, Transform } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -8,10 +8,10 @@ import { AccessSampler } from "../service/access-log.js";
 import { type Admission, LARGE_BODY, overloaded, type ShedReason } from "../service/admission.js";
 import { tensorBase64, tensorJson } from "../service/json-view.js";
 import type { Metrics } from "../service/metrics.js";
-import type { AdjointService } from "../service/service.js";
+import type { AdjointService, AnswerMemory } from "../service/service.js";
 import { thenFinally } from "../service/settle.js";
 import type { CallContext, DifferentiateInput, DifferentiateOutput, FunctionSpec } from "../service/types.js";
-import { BINARY_TYPE, BINARY_TYPES, binaryAnswer, HEADER_LENGTH, splitFrame } from "./binary.js";
+import { BINARY_TYPE, BINARY_TYPES, type BinaryAnswer, binaryAnswer, HEADER_LENGTH, splitFrame } from "./binary.js";
 import { type BodyLease, readBody } from "./body.js";
 import { fromFastifyError, malformedJson, sendProblem } from "./errors.js";
 import { minimizeRoute } from "./minimize-route.js";
@@ -172,8 +172,8 @@ export async function adjointRoutes(
   app.post<{ Body: DifferentiateInput }>("/v1/differentiate", { schema: { body: ref("DifferentiateRequest") } }, (request, reply) => {
     const ctx = new HttpCallContext(request, reply);
     if (wantsBinary(request)) {
-      return respond(request, ctx, binaryAnswer, ({ body, headerLength }) =>
-        sendPooled(reply.type(BINARY_TYPE).header(HEADER_LENGTH, String(headerLength)), body),
+      return respond(request, ctx, binaryAnswer, (answer) =>
+        sendParts(reply.type(BINARY_TYPE).header(HEADER_LENGTH, String(answer.headerLength)), answer),
       );
     }
     const tensors = request.body.encoding === "base64" ? tensorBase64 : tensorJson;
@@ -194,7 +194,7 @@ export async function adjointRoutes(
   const respond = <T>(
     request: FastifyRequest<{ Body: DifferentiateInput }>,
     ctx: HttpCallContext,
-    encode: (out: DifferentiateOutput) => T | Promise<T>,
+    encode: (out: DifferentiateOutput, memory: AnswerMemory) => T | Promise<T>,
     send: (answer: T) => FastifyReply,
   ): Promise<FastifyReply> | undefined => {
     const lease = request.bodyLease;
@@ -301,6 +301,13 @@ function countingStream(admission: Admission, request: FastifyRequest, reply: Fa
 }
 
 /** Sends an answer; one made in pooled memory (a large one) goes back to the pool once the response is over. */
+/** A binary answer, in one piece or as a stream of its parts (the batch memory they view is given back once the exchange is over). */
+function sendParts(reply: FastifyReply, answer: BinaryAnswer): FastifyReply {
+  if (answer.parts.length === 1) return reply.send(answer.parts[0]);
+  if (answer.release !== undefined) reply.raw.once("close", answer.release);
+  return reply.header("content-length", String(answer.length)).send(Readable.from(answer.parts));
+}
+
 function sendPooled(reply: FastifyReply, body: string | Buffer): FastifyReply {
   if (typeof body !== "string") reply.raw.once("close", () => releaseShared(body));
   return reply.send(body);

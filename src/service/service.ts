@@ -55,17 +55,36 @@ const NUMBERS_PER_US = 10;
  * Batch memory that an answer's tensors view until the answer is encoded (differentiateEncoded); it
  * goes back to the pool once the encoder has copied it out.
  */
-class LentMemory {
+class LentMemory implements AnswerMemory {
   private held: Float64Array[] = [];
 
   hold(memory: Float64Array): void {
     this.held.push(memory);
   }
 
+  keep(): () => void {
+    const kept = this.held;
+    this.held = [];
+    let released = false;
+    return () => {
+      if (!released) releaseShared(...kept);
+      released = true;
+    };
+  }
+
   release(): void {
     releaseShared(...this.held);
     this.held = [];
   }
+}
+
+/**
+ * The batch memory an answer's tensors view, for an encoder whose encoding views it too (the binary
+ * framing's tensors, written to the socket from where the worker put them): `keep` holds it past the
+ * encoder until the function it returns is called, once the answer is sent.
+ */
+export interface AnswerMemory {
+  keep(): () => void;
 }
 
 /** What every answer starts with. */
@@ -150,7 +169,8 @@ export class AdjointService {
    * large answer (a training step's gradient) is read once, by the encoder, rather than copied out of
    * that memory first. The memory serves later requests as soon as `encode` returns, or once the
    * promise it returns settles (encodeJson's on the pool), so what it makes must keep no view of the
-   * answer (framing, base64, protobuf encoding and the pool's text copy).
+   * answer (base64, protobuf encoding and the pool's text copy), unless it keeps the memory (`memory.keep`:
+   * the binary framing, whose tensors are sent from it).
    *
    * A point computed on the event loop (the worked example, most optimiser calls) is answered at once,
    * not as a promise: the promises and microtask turns of an asynchronous answer cost such a request
@@ -160,7 +180,7 @@ export class AdjointService {
   differentiateEncoded<T>(
     input: DifferentiateInput,
     ctx: CallContext,
-    encode: (out: DifferentiateOutput) => T | Promise<T>,
+    encode: (out: DifferentiateOutput, memory: AnswerMemory) => T | Promise<T>,
   ): T | Promise<T> {
     const found = this.resolveFunction(input, ctx);
     return found instanceof Promise
@@ -301,15 +321,16 @@ export class AdjointService {
     entry: FunctionEntry,
     input: DifferentiateInput,
     ctx: CallContext,
-    finish: (out: DifferentiateOutput) => T | Promise<T>,
+    finish: (out: DifferentiateOutput, memory: AnswerMemory) => T | Promise<T>,
     lent?: LentMemory,
   ): T | Promise<T> {
     const planned = planMode(entry.fn, input, entry.plans, entry.defaultWrt, this.limits);
     const slot = answerSlot(entry, input, planned.plan, this.limits, this.largeAnswers);
+    const memory = lent ?? new LentMemory();
     const make = () =>
       thenFinally(
         () => this.compute(entry, input, ctx, false, planned, lent),
-        finish,
+        (out) => finish(out, memory),
         () => lent?.release(),
       );
     // Most answers are small and hold no slot: no wrapper around them.

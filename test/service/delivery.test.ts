@@ -1,3 +1,5 @@
+import { once } from "node:events";
+import { request as httpRequest, type IncomingMessage } from "node:http";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { CompiledFunction } from "../../src/engine/compiled-function.js";
 import type { Tensor } from "../../src/engine/values.js";
@@ -77,8 +79,8 @@ function framedBody(tensors: [string, number[], Float64Array][], poison?: { name
   return { body: Buffer.concat([Buffer.from(header), ...parts]), headerLength: Buffer.byteLength(header) };
 }
 
-async function postFramed(body: Buffer, headerLength: number) {
-  const res = await fetch(`${s.base}/v1/differentiate`, {
+async function postFramed(body: Buffer, headerLength: number, base = s.base) {
+  const res = await fetch(`${base}/v1/differentiate`, {
     method: "POST",
     headers: {
       "content-type": "application/vnd.adjoint+binary",
@@ -169,6 +171,29 @@ describe("a model step with its tensors as bytes, on the pool", () => {
     }
   });
 
+  it("keeps each gRPC answer its own when calls run together and the memory of their answers is reused", async () => {
+    // Each answer (327 kB) and each batch is in pooled memory, reused from one call to the next.
+    const call = (w: ReturnType<typeof pointAndAnswer>) =>
+      s.differentiate({
+        function: { source: { case: "model", value: model as never } },
+        point: {
+          tensors: Object.fromEntries(
+            w.tensors.map(([name, shape, data]) => [name, { shape, dtype: ElementType.FLOAT64, raw: new Uint8Array(bytesOf(data)) }]),
+          ),
+        },
+      });
+    const exact = (g: Awaited<ReturnType<typeof call>>, w: ReturnType<typeof pointAndAnswer>) => {
+      const gradient = Object.fromEntries(names.map((n) => [n, float64s(g.result?.gradient[n]?.raw ?? new Uint8Array())]));
+      expectExact({ loss: g.result?.outputs.loss?.values[0] as number, gradient }, w);
+    };
+    const wants = [16, 17, 18, 19, 20, 21].map(pointAndAnswer);
+    const answers = await Promise.all(wants.map(call));
+    answers.forEach((g, i) => {
+      exact(g, wants[i]);
+    });
+    for (const w of wants.slice(0, 3)) exact(await call(w), w);
+  });
+
   it("answers exactly when no tensor of the binary part is 8-byte aligned (each is copied, not read in place)", async () => {
     const want = pointAndAnswer(15);
     const { body, headerLength } = framedBody(want.tensors, undefined, 4);
@@ -219,6 +244,94 @@ describe("a model step with its tensors as bytes, on the pool", () => {
     expect((JSON.parse(r.bytes.toString()) as { detail: string }).detail).toMatch(
       /^point\.out\.weight has shape \[3, 200\], but the function declares \[200, 3\]/,
     );
+  });
+});
+
+describe("a binary answer sent from the batch's memory", () => {
+  it("keeps that memory from other requests until the answer has left, however slowly the client reads", async () => {
+    // 1000 × 1000 weights: an 8 MB gradient, more than the kernel's socket buffers hold, so that most
+    // of the answer is still to be written from the batch's memory while the client is not reading.
+    const wide: ModelDefinition = {
+      input: [1000],
+      layers: [{ type: "dense", units: 1000, name: "h" }, { type: "relu" }, { type: "dense", units: 2, name: "out" }],
+      loss: "softmax_cross_entropy",
+    };
+    const step = compileModel(wide, 2);
+    const request = (seed: number) => {
+      const params = initializeParameters(step.parameters, seed);
+      const x = Float64Array.from({ length: 2000 }, (_, i) => Math.sin(seed + i));
+      const y = Float64Array.of(0, 1);
+      const values = { x: { shape: [2, 1000], data: x }, y: { shape: [2], data: y }, ...params };
+      const want = new CompiledFunction(step.graph).evaluate(values, { mode: "reverse", wrt: step.parameters.map((p) => p.name) });
+      const tensors = Object.entries(values).map(
+        ([name, t]) => [name, [...t.shape], t.data as Float64Array] as [string, number[], Float64Array],
+      );
+      let offset = 0;
+      const point = Object.fromEntries(
+        tensors.map(([name, shape, data]) => {
+          const binary = { offset, length: data.byteLength };
+          offset += data.byteLength;
+          return [name, { shape, dtype: "float64", binary }];
+        }),
+      );
+      const header = Buffer.from(JSON.stringify({ function: { model: wide }, point }));
+      const body = Buffer.concat([header, ...tensors.map(([, , d]) => bytesOf(d))]);
+      return { body, headerLength: header.byteLength, want: want.gradient as Record<string, Tensor> };
+    };
+    const a = request(1);
+    const b = request(2);
+    // Two large requests at once (one by default: the second would wait for the first's answer to leave).
+    const server = await startTestServer({ workers: 1, inlineBudgetUs: 0, maxInflightLarge: 2 });
+    let response: IncomingMessage | undefined;
+    onTestFinished(async () => {
+      // Read or not, the answer goes first: the server's close waits for its connection.
+      response?.destroy();
+      await server.close();
+    });
+    const url = new URL(`${server.base}/v1/differentiate`);
+    // A's answer arrives, and A reads nothing more of it until B has been answered.
+    response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: "POST",
+          agent: false,
+          headers: {
+            "content-type": "application/vnd.adjoint+binary",
+            "adjoint-header-length": String(a.headerLength),
+            accept: "application/vnd.adjoint+binary",
+          },
+        },
+        (res) => {
+          res.pause();
+          resolve(res);
+        },
+      );
+      req.on("error", reject);
+      req.end(a.body);
+    });
+    expect(response.statusCode).toBe(200);
+    const second = await postFramed(b.body, b.headerLength, server.base);
+    expect(second.status).toBe(200);
+    const chunks: Buffer[] = [];
+    const first = response;
+    first.on("data", (c: Buffer) => chunks.push(c));
+    first.resume();
+    await once(first, "end");
+    const n = Number(first.headers["adjoint-header-length"]);
+    for (const [answer, want] of [
+      [readFramed(Buffer.concat(chunks), n), a.want],
+      [readFramed(second.bytes, second.headerLength), b.want],
+    ] as const) {
+      for (const name of Object.keys(want)) {
+        // Counted, not compared as arrays: a diff of a million numbers takes the reporter minutes.
+        const got = answer.gradient[name];
+        const differing = got.filter((v, i) => !Object.is(v, want[name].data[i])).length;
+        expect({ name, length: got.length, differing }).toEqual({ name, length: want[name].data.length, differing: 0 });
+      }
+    }
   });
 });
 
