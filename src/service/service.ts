@@ -53,7 +53,7 @@ const NUMBERS_PER_US = 10;
 
 /**
  * Batch memory that an answer's tensors view until the answer is encoded (differentiateEncoded); it
- * goes back to the pool once the encoder has copied it out.
+ * goes back to the pool once the encoder has copied it out, or, kept by the encoder, once the answer is sent.
  */
 class LentMemory implements AnswerMemory {
   private held: Float64Array[] = [];
