@@ -225,7 +225,8 @@ const WIDTH: Readonly<Record<ElementDType, number>> = { float64: 8, float32: 4, 
 
 /**
  * Raw elements as float64, written into `into` when given (a block of a batch's memory: the bytes are
- * copied once, whatever their alignment). Integers (class labels sent as int32 or int64) become the
+ * copied once, whatever their alignment), unless they are float64 already aligned in shared memory,
+ * which is then viewed where it lies. Integers (class labels sent as int32 or int64) become the
  * same numbers exactly; an int64 beyond ±(2^53 − 1) may have no exact float64, so it is refused
  * rather than rounded.
  */
@@ -238,17 +239,10 @@ function readLittleEndian(
   into?: Float64Array,
 ): Float64Array {
   const width = WIDTH[dtype];
-  // Destined for a pool batch and already in shared memory, aligned: read there (decodePointBatch), not copied.
-  if (
-    LITTLE_ENDIAN &&
-    dtype === "float64" &&
-    into !== undefined &&
-    bytes.buffer instanceof SharedArrayBuffer &&
-    bytes.byteOffset % 8 === 0
-  ) {
-    return new Float64Array(bytes.buffer, bytes.byteOffset, size);
-  }
   if (LITTLE_ENDIAN && dtype === "float64" && into !== undefined) {
+    // Already in shared memory, aligned: read there by the worker (decodePointBatch), not copied.
+    if (bytes.buffer instanceof SharedArrayBuffer && bytes.byteOffset % 8 === 0)
+      return new Float64Array(bytes.buffer, bytes.byteOffset, size);
     copyBytes(new Uint8Array(into.buffer, into.byteOffset, into.byteLength), bytes);
     return into;
   }
