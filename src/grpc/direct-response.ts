@@ -172,7 +172,13 @@ class BackwardWriter {
   }
 
   finish(): Buffer {
-    if (this.buffer !== this.scratch) return this.buffer.subarray(this.position);
+    if (this.buffer !== this.scratch) {
+      const out = this.buffer.subarray(this.position);
+      // Not kept for the next answer: the last training step's megabytes would stay reachable while
+      // the service idles.
+      this.buffer = this.scratch;
+      return out;
+    }
     const out = Buffer.allocUnsafe(this.length);
     this.buffer.copy(out, 0, this.position);
     return out;

@@ -7,6 +7,7 @@ import { errorFromData } from "../runtime/batch.js";
 import type { MinimizeMethod, MinimizeOutcome, MinimizeTask, ProgressMessage, Variable } from "../runtime/minimize.js";
 import { PoolFullError, TaskAbortedError, type WorkerPool } from "../runtime/pool.js";
 import { estimateUs } from "../runtime/scheduler.js";
+import { stopSignal } from "../runtime/stop-signal.js";
 import { now } from "../runtime/task.js";
 import { sizeOf } from "../tensor/shape.js";
 import type { ServiceConfig } from "./config.js";
@@ -127,7 +128,7 @@ export class Minimizer {
     // The client leaving stops the run at its next iteration; the worker answers the point reached.
     const leave = () => Atomics.store(stop, 0, 1);
     ctx.signal?.addEventListener("abort", leave, { once: true });
-    const backstop = AbortSignal.timeout(Math.ceil(job.settings.timeLimitMs) + BACKSTOP_MS);
+    const backstop = stopSignal(Math.ceil(job.settings.timeLimitMs) + BACKSTOP_MS);
     const task: MinimizeTask = {
       kind: "minimize",
       hash: entry.hash,
@@ -147,7 +148,7 @@ export class Minimizer {
     };
     this.metrics.ranOnPool();
     try {
-      const result = await this.pool.run(task, backstop, job.costUs, channel ? [channel.port2] : undefined);
+      const result = await this.pool.run(task, backstop.signal, job.costUs, channel ? [channel.port2] : undefined);
       if (delivered) await Promise.race([delivered, new Promise((resolve) => setTimeout(resolve, PROGRESS_DRAIN_MS).unref())]);
       this.metrics.ranTask(Math.max(0, result.startedAt - task.postedAt) / 1000, (result.finishedAt - result.startedAt) / 1000);
       this.metrics.cacheLookup("worker", result.compiled ? "miss" : "hit");
@@ -157,6 +158,7 @@ export class Minimizer {
       throw this.failure(e);
     } finally {
       done = true;
+      backstop.release();
       ctx.signal?.removeEventListener("abort", leave);
       channel?.port1.close();
     }

@@ -5,6 +5,7 @@ import { BudgetExceeded } from "../ir/budget.js";
 import { type Batch, type EvaluatedRange, errorFromData, evaluateRange, type PointExtra } from "../runtime/batch.js";
 import { PoolFullError, TaskAbortedError, type WorkerPool } from "../runtime/pool.js";
 import { splitRanges } from "../runtime/scheduler.js";
+import { type StopSignal, stopSignal } from "../runtime/stop-signal.js";
 import { now, type PoolTask, type TaskResult } from "../runtime/task.js";
 import type { ServiceConfig } from "./config.js";
 import { RetryableError } from "./errors.js";
@@ -66,7 +67,8 @@ export class Runner {
     const { layout, inputs, outputs, placed } = batch;
     this.checkTime(ctx, deadline, true);
     const failed = new AbortController();
-    const { signal, timeout } = this.stopping(ctx, deadline, failed.signal);
+    const stop = this.stopping(ctx, deadline, failed.signal);
+    const { signal } = stop;
     this.metrics.ranOnPool();
     const definition = entry.definition;
     const tasks = splitRanges(layout.count, cost, this.pool.options.workers).map(([start, end]) => {
@@ -85,7 +87,9 @@ export class Runner {
     } catch (e) {
       failed.abort();
       await Promise.allSettled(tasks);
-      throw this.taskFailure(e, timeout.aborted, ctx);
+      throw this.taskFailure(e, stop.timedOut(), ctx);
+    } finally {
+      stop.release();
     }
     const extras: PointExtra[] = [];
     let finite = true;
@@ -105,22 +109,22 @@ export class Runner {
   async task(task: PoolTask, cost: number, ctx: CallContext): Promise<TaskResult> {
     const deadline = this.deadlineOf(ctx);
     this.checkTime(ctx, deadline, true);
-    const { signal, timeout } = this.stopping(ctx, deadline);
+    const stop = this.stopping(ctx, deadline);
     let done: TaskResult;
     try {
-      done = await this.pool.run(task, signal, cost);
+      done = await this.pool.run(task, stop.signal, cost);
     } catch (e) {
-      throw this.taskFailure(e, timeout.aborted, ctx);
+      throw this.taskFailure(e, stop.timedOut(), ctx);
+    } finally {
+      stop.release();
     }
     if (done.error) throw errorFromData(done.error);
     return done;
   }
 
-  /** What stops pool work: the deadline (`timeout`, to tell it from the rest), the client's signal, and `also`. */
-  private stopping(ctx: CallContext, deadline: number, also?: AbortSignal): { signal: AbortSignal; timeout: AbortSignal } {
-    const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
-    const signals = [also, timeout, ctx.signal].filter((s): s is AbortSignal => s !== undefined);
-    return { signal: signals.length === 1 ? timeout : AbortSignal.any(signals), timeout };
+  /** What stops pool work: the deadline, the client's signal, and `also` (released once the work settles: stop-signal.ts). */
+  private stopping(ctx: CallContext, deadline: number, also?: AbortSignal): StopSignal {
+    return stopSignal(deadline - Date.now(), also, ctx.signal);
   }
 
   /** What a client is told when a pool task failed: busy, out of time, cancelled, or the task's error. */

@@ -7,6 +7,7 @@ import { type ParseTask, parseCostUs } from "../runtime/parse-function.js";
 import type { WorkerPool } from "../runtime/pool.js";
 import { estimateUs } from "../runtime/scheduler.js";
 import { copyBytes, pooledBytes, releaseShared, sharedBytes, sharedFloat64 } from "../runtime/shared-memory.js";
+import { stopSignal } from "../runtime/stop-signal.js";
 import type { TaskResult } from "../runtime/task.js";
 import { Slots } from "./admission.js";
 import type { ServiceConfig } from "./config.js";
@@ -262,16 +263,17 @@ export class AdjointService {
     // costs a page fault per 4 kB, a millisecond for a training step's inputs.
     const part = sharedBytes(body.byteLength);
     let split: SplitBody | undefined;
+    // Under the time limit, as every pool task: a task the pool never answered would hold the request for good.
+    const limit = stopSignal(this.limits.timeLimitMs);
     try {
-      // Under the time limit, as every pool task: a task the pool never answered would hold the request for good.
-      const limit = AbortSignal.timeout(this.limits.timeLimitMs);
       const task = { kind: "json-body", body: shared, part, maxNodes: this.limits.maxNodes } as const;
-      split = (await this.pool.run(task, limit, body.byteLength / JSON_BYTES_PER_US)).body;
+      split = (await this.pool.run(task, limit.signal, body.byteLength / JSON_BYTES_PER_US)).body;
     } catch {
       // The pool is full, the time limit passed, or the body cannot cross back (nesting too deep to
       // clone): read it here. The part is not given back: a worker stopped mid-task may still be writing it.
       return undefined;
     } finally {
+      limit.release();
       // Read, or never posted: either way nothing reads this memory any more, and the next request may have it.
       if (owned !== undefined) releaseShared(owned);
     }

@@ -1,6 +1,9 @@
+import { getEventListeners } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AdjointError } from "../../src/errors.js";
 import { Mode } from "../../src/grpc/gen/adjoint/v1/adjoint_pb.js";
+import type { DifferentiateInput } from "../../src/service/types.js";
 import { heavyExpression, num, startTestServer, type TestServer, WORKED } from "./helpers.js";
 
 /**
@@ -136,5 +139,39 @@ describe("client deadlines, a full queue and client disconnects", () => {
     await until(async () => (await cancelledTotal(s)) >= cancelledBefore + 2);
     await poolWorks(s);
     expect((await s.get("/readyz")).status).toBe(200);
+  });
+});
+
+describe("what pool work holds once it settles", () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ workers: 1, timeLimitMs: 120_000 });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it("lets go of the client's signal, answered or stopped at the client's deadline", async () => {
+    const client = new AbortController();
+    let added = 0;
+    const add = client.signal.addEventListener.bind(client.signal);
+    client.signal.addEventListener = (...args: Parameters<AbortSignal["addEventListener"]>) => {
+      added++;
+      add(...args);
+    };
+    const listening = () => getEventListeners(client.signal, "abort").length;
+    const out = await s.app.service.differentiate(MODERATE as DifferentiateInput, { signal: client.signal });
+    const x1 = 1234 / 4000;
+    expect(out.results?.[1234].outputs.f).toBeCloseTo(x1 * Math.exp(-0.5 * (x1 * x1 + 0.25)), 14);
+    expect(added).toBeGreaterThan(0);
+    expect(listening()).toBe(0);
+    const addedBefore = added;
+    const stopped = await s.app.service
+      .differentiate(HEAVY as DifferentiateInput, { signal: client.signal, deadline: Date.now() + 1500 })
+      .catch((e: AdjointError) => e);
+    expect(stopped).toMatchObject({ kind: "deadline_exceeded" });
+    expect(added).toBeGreaterThan(addedBefore);
+    expect(listening()).toBe(0);
+    await poolWorks(s);
   });
 });
