@@ -109,7 +109,7 @@ export async function startAdjoint(config: ServiceConfig, logger?: Logger, membe
   const grpcAdmission = admission("grpc");
   const service = new AdjointService(config, pool, metrics, member);
   await service.start();
-  const accessLog = new AccessSampler(config.accessLogEvery);
+  const accessLog = new AccessSampler(config.accessLogEvery, config.accessLogMaxPerSecond);
 
   const http = await buildHttpServer({
     service,

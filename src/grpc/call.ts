@@ -56,6 +56,7 @@ export class CallRecord {
     const line: AccessLine = { reqId: this.id, method: this.method, status: code, ms: Math.round(seconds * 1e6) / 1000 };
     if (error) line.detail = error.message;
     if (accessLog.every > 1) line.every = accessLog.every;
+    if (accessLog.unlogged > 0) line.unlogged = accessLog.unlogged;
     logger.info(line, "request completed");
   }
 }
@@ -68,6 +69,8 @@ interface AccessLine {
   detail?: string;
   /** Set when one success in `every` is logged (AccessSampler). */
   every?: number;
+  /** Successes left without a line since the previous one, past the per-second bound (AccessSampler). */
+  unlogged?: number;
 }
 
 /** The client's deadline and cancellation as the service's call context (the signal made on first use). */

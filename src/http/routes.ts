@@ -18,6 +18,18 @@ import { minimizeRoute } from "./minimize-route.js";
 import { loadOpenApi, ref, SCHEMA_ID } from "./openapi.js";
 import { pageRoutes } from "./page.js";
 
+/** An HTTP access-log line's fields (besides pino's own and the request id). */
+interface HttpAccessLine {
+  method: string;
+  route: string;
+  status: number;
+  ms: number;
+  /** Set when one success in `every` is logged (AccessSampler). */
+  every?: number;
+  /** Successes left without a line since the previous one, past the per-second bound (AccessSampler). */
+  unlogged?: number;
+}
+
 export interface RoutesOptions {
   readonly service: AdjointService;
   readonly metrics: Metrics;
@@ -152,7 +164,9 @@ export async function adjointRoutes(
     const ms = reply.elapsedTime;
     metrics.observe("http", route, status, ms / 1000);
     if (accessLog.wants(status >= 400)) {
-      request.log.info({ method: request.method, route, status, ms: Math.round(ms * 1000) / 1000, ...sampled }, "request completed");
+      const line: HttpAccessLine = { method: request.method, route, status, ms: Math.round(ms * 1000) / 1000, ...sampled };
+      if (accessLog.unlogged > 0) line.unlogged = accessLog.unlogged;
+      request.log.info(line, "request completed");
     }
     done();
   });

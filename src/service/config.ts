@@ -60,6 +60,8 @@ export interface ServiceConfig {
   logLevel: string;
   /** One access-log line per this many successful requests (failures are always logged); 1 logs every request. */
   accessLogEvery: number;
+  /** Access-log lines for successes in one second, per process (0: no bound). */
+  accessLogMaxPerSecond: number;
   /** Requests in flight per transport (received, not yet answered); more are refused before their bodies are read. */
   maxInflight: number;
   /** Bytes of request bodies in flight per transport; a request that would exceed it is refused before its body is read. */
@@ -288,6 +290,15 @@ export const SETTINGS: readonly Setting[] = [
     kind: "int",
     fallback: () => 1,
     doc: "info access-log lines: one per this many successful requests (failures always; 1: every request)",
+  },
+  {
+    key: "accessLogMaxPerSecond",
+    env: "ADJOINT_ACCESS_LOG_MAX_PER_SECOND",
+    flag: "access-log-max-per-second",
+    kind: "int",
+    min: 0,
+    fallback: () => 100,
+    doc: "access-log lines for successes in one second, per process; past it the next line counts those left out (`unlogged`); failures always (0: no bound)",
   },
   {
     key: "maxInflight",
