@@ -18,6 +18,9 @@ export interface StopSignal {
   readonly release: () => void;
 }
 
+/** Node fires a timer set past 2³¹ − 1 ms after 1 ms: a longer limit is held to this (24.8 days). */
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
+
 export function stopSignal(limitMs: number, ...sources: (AbortSignal | undefined)[]): StopSignal {
   const controller = new AbortController();
   let timedOut = false;
@@ -26,7 +29,7 @@ export function stopSignal(limitMs: number, ...sources: (AbortSignal | undefined
       timedOut = true;
       controller.abort(new DOMException("the time limit passed", "TimeoutError"));
     },
-    Math.max(1, limitMs),
+    Math.min(Math.max(1, limitMs), LONGEST_TIMER_MS),
   );
   timer.unref();
   const listening: [AbortSignal, () => void][] = [];

@@ -51,4 +51,11 @@ describe("stopSignal: one signal for pool work, taken apart once the work settle
     expect(stop.signal.aborted).toBe(false);
     expect(stop.timedOut()).toBe(false);
   });
+
+  it("holds a limit longer than a timer can (2^31 ms and more) to the longest one, rather than firing at once", async () => {
+    const stop = stopSignal(2 ** 32);
+    await sleep(30);
+    expect(stop.signal.aborted).toBe(false);
+    stop.release();
+  });
 });
