@@ -7,7 +7,7 @@ import { ClusterMember } from "./cluster/member.js";
 import { runPrimary } from "./cluster/primary.js";
 import { buildGrpcServer, setServing } from "./grpc/server.js";
 import { buildHttpServer } from "./http/server.js";
-import { MemorySteward } from "./runtime/memory.js";
+import { countExternalMemoryInGlobalLimit, MemorySteward } from "./runtime/memory.js";
 import { WorkerPool } from "./runtime/pool.js";
 import { AccessSampler } from "./service/access-log.js";
 import { Admission } from "./service/admission.js";
@@ -176,6 +176,7 @@ export async function startAdjoint(config: ServiceConfig, logger?: Logger, membe
 }
 
 async function main(argv: string[]): Promise<void> {
+  countExternalMemoryInGlobalLimit();
   if (argv.includes("--help") || argv.includes("-h")) {
     process.stdout.write(`${configHelp()}\n`);
     return;

@@ -1,5 +1,6 @@
+import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { MemorySteward } from "../../src/runtime/memory.js";
+import { EXTERNAL_MEMORY_IN_GLOBAL_LIMIT, MemorySteward, takesExternalMemoryInGlobalLimit } from "../../src/runtime/memory.js";
 
 /**
  * The steward collects only in a quiet second, nothing in flight and at most a trickle begun since its
@@ -52,5 +53,14 @@ describe("MemorySteward", () => {
     const { s } = steward(() => false);
     expect(s.check(1000)).toBe(false);
     expect(s.check(2000)).toBe(false);
+  });
+});
+
+describe("counting buffers in V8's heap limit", () => {
+  it("is set exactly where this runtime's V8 knows the flag (Node 24 yes, Node 20 no), so no start prints an unknown flag", () => {
+    const options = spawnSync(process.execPath, ["--v8-options"], { encoding: "utf8" }).stdout;
+    expect(options.includes(EXTERNAL_MEMORY_IN_GLOBAL_LIMIT)).toBe(takesExternalMemoryInGlobalLimit());
+    expect(takesExternalMemoryInGlobalLimit("11.3.244.8-node.38")).toBe(false);
+    expect(takesExternalMemoryInGlobalLimit("13.6.233.17-node.44")).toBe(true);
   });
 });
