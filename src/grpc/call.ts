@@ -3,7 +3,7 @@ import { type DescMessage, fromBinary, type MessageShape } from "@bufbuild/proto
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { type AdjointError, invalid } from "../errors.js";
-import { AccessSampler } from "../service/access-log.js";
+import { AccessSampler, type SampledLine } from "../service/access-log.js";
 import { grpcCode, retryAfter } from "../service/errors.js";
 import type { Metrics } from "../service/metrics.js";
 import type { CallContext } from "../service/types.js";
@@ -55,22 +55,16 @@ export class CallRecord {
     if (!accessLog.wants(error !== undefined)) return;
     const line: AccessLine = { reqId: this.id, method: this.method, status: code, ms: Math.round(seconds * 1e6) / 1000 };
     if (error) line.detail = error.message;
-    if (accessLog.every > 1) line.every = accessLog.every;
-    if (accessLog.unlogged > 0) line.unlogged = accessLog.unlogged;
-    logger.info(line, "request completed");
+    logger.info(accessLog.mark(line), "request completed");
   }
 }
 
-interface AccessLine {
+interface AccessLine extends SampledLine {
   reqId: string;
   method: string;
   status: string;
   ms: number;
   detail?: string;
-  /** Set when one success in `every` is logged (AccessSampler). */
-  every?: number;
-  /** Successes left without a line since the previous one, past the per-second bound (AccessSampler). */
-  unlogged?: number;
 }
 
 /** The client's deadline and cancellation as the service's call context (the signal made on first use). */

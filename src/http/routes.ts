@@ -4,7 +4,7 @@ import fastifySwaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AdjointError } from "../errors.js";
 import { releaseShared } from "../runtime/shared-memory.js";
-import { AccessSampler } from "../service/access-log.js";
+import { AccessSampler, type SampledLine } from "../service/access-log.js";
 import { type Admission, LARGE_BODY, overloaded, type ShedReason } from "../service/admission.js";
 import { tensorBase64, tensorJson } from "../service/json-view.js";
 import type { Metrics } from "../service/metrics.js";
@@ -18,16 +18,12 @@ import { minimizeRoute } from "./minimize-route.js";
 import { loadOpenApi, ref, SCHEMA_ID } from "./openapi.js";
 import { pageRoutes } from "./page.js";
 
-/** An HTTP access-log line's fields (besides pino's own and the request id). */
-interface HttpAccessLine {
+/** An HTTP access-log line's fields (besides pino's own, the request id and the sampler's). */
+interface HttpAccessLine extends SampledLine {
   method: string;
   route: string;
   status: number;
   ms: number;
-  /** Set when one success in `every` is logged (AccessSampler). */
-  every?: number;
-  /** Successes left without a line since the previous one, past the per-second bound (AccessSampler). */
-  unlogged?: number;
 }
 
 export interface RoutesOptions {
@@ -157,16 +153,14 @@ export async function adjointRoutes(
       else done(null, payload.pipe(countingStream(admission, request, reply)));
     });
   }
-  const sampled = accessLog.every > 1 ? { every: accessLog.every } : {};
   app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "unmatched";
     const status = reply.statusCode;
     const ms = reply.elapsedTime;
     metrics.observe("http", route, status, ms / 1000);
     if (accessLog.wants(status >= 400)) {
-      const line: HttpAccessLine = { method: request.method, route, status, ms: Math.round(ms * 1000) / 1000, ...sampled };
-      if (accessLog.unlogged > 0) line.unlogged = accessLog.unlogged;
-      request.log.info(line, "request completed");
+      const line: HttpAccessLine = { method: request.method, route, status, ms: Math.round(ms * 1000) / 1000 };
+      request.log.info(accessLog.mark(line), "request completed");
     }
     done();
   });
@@ -314,7 +308,6 @@ function countingStream(admission: Admission, request: FastifyRequest, reply: Fa
   });
 }
 
-/** Sends an answer; one made in pooled memory (a large one) goes back to the pool once the response is over. */
 /** A binary answer, in one piece or as a stream of its parts (the batch memory they view is given back once the exchange is over). */
 function sendParts(reply: FastifyReply, answer: BinaryAnswer): FastifyReply {
   if (answer.parts.length === 1) return reply.send(answer.parts[0]);
@@ -322,6 +315,7 @@ function sendParts(reply: FastifyReply, answer: BinaryAnswer): FastifyReply {
   return reply.header("content-length", String(answer.length)).send(Readable.from(answer.parts));
 }
 
+/** Sends an answer; one made in pooled memory (a large one) goes back to the pool once the response is over. */
 function sendPooled(reply: FastifyReply, body: string | Buffer): FastifyReply {
   if (typeof body !== "string") reply.raw.once("close", () => releaseShared(body));
   return reply.send(body);

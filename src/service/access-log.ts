@@ -9,6 +9,14 @@
  * random, so that the volume is exact and a line's `every` field scales its counts back. Both transports
  * ask the same sampler, so the bounds are per process, not per transport.
  */
+/** What the sampler adds to a line it let through. */
+export interface SampledLine {
+  /** Set when one success in `every` is logged. */
+  every?: number;
+  /** Successes left without a line since the previous one, past the per-second bound. */
+  unlogged?: number;
+}
+
 export class AccessSampler {
   private sinceLast = 0;
   private second = Number.NEGATIVE_INFINITY;
@@ -48,5 +56,12 @@ export class AccessSampler {
     this.unlogged = this.skipped;
     this.skipped = 0;
     return true;
+  }
+
+  /** `line`, with what a reader needs to scale the counts back (`every`, `unlogged`), for a request `wants` just let through. */
+  mark<Line extends SampledLine>(line: Line): Line {
+    if (this.every > 1) line.every = this.every;
+    if (this.unlogged > 0) line.unlogged = this.unlogged;
+    return line;
   }
 }

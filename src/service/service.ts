@@ -88,6 +88,9 @@ export interface AnswerMemory {
   keep(): () => void;
 }
 
+/** The memory of an answer computed in memory of its own, which it keeps by itself: nothing to keep. */
+const NOTHING_LENT: AnswerMemory = { keep: () => () => {} };
+
 /** What every answer starts with. */
 type Head = Pick<DifferentiateOutput, "id" | "mode" | "allowNonFinite">;
 
@@ -328,7 +331,7 @@ export class AdjointService {
   ): T | Promise<T> {
     const planned = planMode(entry.fn, input, entry.plans, entry.defaultWrt, this.limits);
     const slot = answerSlot(entry, input, planned.plan, this.limits, this.largeAnswers);
-    const memory = lent ?? new LentMemory();
+    const memory = lent ?? NOTHING_LENT;
     const make = () =>
       thenFinally(
         () => this.compute(entry, input, ctx, false, planned, lent),
