@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
@@ -6,6 +5,7 @@ import { type AdjointError, invalid } from "../errors.js";
 import { AccessSampler, type SampledLine } from "../service/access-log.js";
 import { grpcCode, retryAfter } from "../service/errors.js";
 import type { Metrics } from "../service/metrics.js";
+import { requestId } from "../service/request-id.js";
 import type { CallContext } from "../service/types.js";
 
 /** What the helpers below read of a call, whatever its shape (unary, server streaming, bidirectional). */
@@ -41,8 +41,7 @@ export class CallRecord {
     private readonly reporting: CallReporting,
     readonly method: string,
   ) {
-    const given = call.metadata.get("x-request-id")[0];
-    this.id = typeof given === "string" && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : randomUUID();
+    this.id = requestId(call.metadata.get("x-request-id")[0]);
   }
 
   /** Records the finished call; an internal error also logs its cause. */

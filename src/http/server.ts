@@ -1,10 +1,11 @@
-import { randomUUID } from "node:crypto";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { Logger } from "pino";
 import type { AccessSampler } from "../service/access-log.js";
 import type { Admission } from "../service/admission.js";
 import type { Metrics } from "../service/metrics.js";
+import { requestId } from "../service/request-id.js";
 import type { AdjointService } from "../service/service.js";
+import { lazyRequestLogger } from "./request-logger.js";
 import { adjointRoutes } from "./routes.js";
 import { writeTogether } from "./write-together.js";
 
@@ -24,19 +25,14 @@ export interface HttpServerOptions {
   readonly keepAliveTimeoutMs?: number;
 }
 
-/** A request id from the client's x-request-id when it is a sensible token, else a fresh one. */
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
 export async function buildHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const requestTimeout = options.requestTimeoutMs ?? 10_000;
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
     // One line per request, written by the routes' onResponse hook (with route, status and time).
     logController: new LogController({ disableRequestLogging: true }),
-    genReqId: (req) => {
-      const given = req.headers["x-request-id"];
-      return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-    },
+    childLoggerFactory: lazyRequestLogger,
+    genReqId: (req) => requestId(req.headers["x-request-id"]),
     bodyLimit: options.bodyLimit,
     return503OnClosing: true,
     // A slow client cannot hold a connection: the request must arrive within requestTimeout (Node

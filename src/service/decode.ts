@@ -1,5 +1,5 @@
 import type { Value } from "../engine/values.js";
-import { exhausted, invalid } from "../errors.js";
+import { exhausted, invalid, listed } from "../errors.js";
 import { MODEL_DATA } from "../ir/model.js";
 import { own } from "../names.js";
 import { type Batch, type BatchLayout, slots, writeValue } from "../runtime/batch.js";
@@ -24,7 +24,7 @@ export type DecodeLimits = Pick<ServiceConfig, "maxTensorElements" | "maxPoints"
 export function checkForms(input: DifferentiateInput): void {
   if ((input.point !== undefined ? 1 : 0) + (input.points !== undefined ? 1 : 0) + (input.columns !== undefined ? 1 : 0) === 1) return;
   const forms = (["point", "points", "columns"] as const).filter((k) => input[k] !== undefined);
-  throw invalid(`give exactly one of point, points and columns${forms.length ? `, got ${forms.join(" and ")}` : ""}`, {
+  throw invalid(`give exactly one of point, points and columns${forms.length ? `, got ${listed(forms)}` : ""}`, {
     field: forms[1] ?? "point",
   });
 }

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { CompiledFunction } from "../engine/compiled-function.js";
-import { AdjointError, invalid } from "../errors.js";
+import { AdjointError, invalid, listed } from "../errors.js";
 import type { ExpressionSource } from "../ir/expression.js";
 import type { Graph } from "../ir/graph.js";
 import { decodeGraph } from "../ir/graph-codec.js";
@@ -156,7 +156,7 @@ export class FunctionStore {
     for (const k of SOURCES) if (spec[k] !== undefined) given++;
     if (given !== 1) {
       const names = SOURCES.filter((k) => spec[k] !== undefined);
-      throw invalid(`${field} must have exactly one of ${SOURCES.join(", ")}${names.length ? `, got ${names.join(" and ")}` : ""}`, {
+      throw invalid(`${field} must have exactly one of ${listed(SOURCES)}${names.length ? `, got ${listed(names)}` : ""}`, {
         field,
       });
     }

@@ -1,6 +1,6 @@
 import { endianness } from "node:os";
 import { firstNonFinite, type Value } from "../engine/values.js";
-import { AdjointError, exhausted, invalid } from "../errors.js";
+import { AdjointError, exhausted, invalid, listed } from "../errors.js";
 import { record } from "../names.js";
 import { copyBytes } from "../runtime/shared-memory.js";
 import { decodeNestedArray } from "../tensor/literal.js";
@@ -160,7 +160,7 @@ function decodeObject(t: TensorObject, field: string, ctx: DecodeContext, input?
   const size = sizeOf(shape);
   const forms = (["data", "base64", "binary", "bytes"] as const).filter((k) => t[k] !== undefined);
   if (forms.length !== 1) {
-    throw invalid(`${field}: a tensor needs exactly one of data, base64 or binary${forms.length ? `, got ${forms.join(" and ")}` : ""}`, {
+    throw invalid(`${field}: a tensor needs exactly one of data, base64 or binary${forms.length ? `, got ${listed(forms)}` : ""}`, {
       field,
       input,
     });

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
+import Ajv from "ajv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModeSchema } from "../../src/grpc/gen/adjoint/v1/adjoint_pb.js";
 import { loadOpenApi } from "../../src/http/openapi.js";
@@ -71,6 +72,51 @@ describe("the servers describe themselves", () => {
     expect(served.length).toBeGreaterThan(5);
     for (const route of served) expect(documented, route).toContain(route);
     for (const path of documented) expect(routes, path).toContain(path);
+  });
+
+  it("its answers match the response schema openapi.yaml documents, sparse blocks and all", async () => {
+    // As fastify's validator reads the document (src/http/server.ts), with every error listed.
+    const ajv = new Ajv.default({ strict: false, allErrors: true });
+    ajv.addSchema({ $id: "openapi", components: loadOpenApi().doc.components });
+    const answerSchema = ajv.compile({ $ref: "openapi#/components/schemas/DifferentiateResponse" });
+    const worked = { expression: "x1*exp(-0.5*(x1^2+x2^2))" };
+    const rosenbrock = { expression: "sum(100*(x[1:] - x[:-1]^2)^2 + (1 - x[:-1])^2)", inputs: [{ name: "x", shape: [4] }] };
+    const x = { shape: [4], data: [0.5, -1, 2, 0.25] };
+    const requests = [
+      { function: worked, point: { x1: 2, x2: 0.5 } },
+      {
+        function: worked,
+        points: [
+          { x1: 2, x2: 0.5 },
+          { x1: 1, x2: 0 },
+        ],
+        mode: "forward",
+      },
+      { function: worked, point: { x1: 2, x2: 0.5 }, trace: true },
+      { function: worked, columns: { x1: [2, 1], x2: [0.5, 0] } },
+      { function: worked, point: { x1: 2, x2: 0.5 }, mode: "hessian" },
+      { function: worked, columns: { x1: [2, 1], x2: [0.5, 0] }, mode: "laplacian" },
+      { function: worked, points: [{ x1: 2, x2: 0.5 }], mode: "derivative", wrt: ["x1"], order: 3 },
+      { function: rosenbrock, point: { x } },
+      { function: rosenbrock, point: { x }, encoding: "base64" },
+      { function: rosenbrock, points: [{ x }, { x }], mode: "forward", tangent: { x } },
+      { function: rosenbrock, columns: { x: { shape: [2, 4], data: [...x.data, ...x.data] } }, mode: "hvp", tangent: { x } },
+      { function: rosenbrock, point: { x }, mode: "jacobian" },
+      { function: rosenbrock, point: { x }, mode: "jacobian", sparse: true },
+      { function: rosenbrock, point: { x }, mode: "hessian", sparse: true },
+      { function: rosenbrock, point: { x }, mode: "hessian", sparse: true, encoding: "base64" },
+    ];
+    const mismatches: string[] = [];
+    for (const request of requests) {
+      const r = await s.post("/v1/differentiate", request);
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      if (!answerSchema(r.body))
+        mismatches.push(`${JSON.stringify(request)}: ${JSON.stringify(answerSchema.errors?.map((e) => [e.instancePath, e.message]))}`);
+    }
+    expect(mismatches).toEqual([]);
+    // And it is a schema that can fail: an answer missing its id is not one.
+    const { id: _, ...withoutId } = (await s.post("/v1/differentiate", requests[0])).body;
+    expect(answerSchema(withoutId)).toBe(false);
   });
 
   it("lists its services through server reflection (so grpcurl needs no .proto)", async () => {

@@ -70,6 +70,15 @@ describe("every error class, with its status and a message that names the fault"
     expect(badValue.detail).toMatch(/point\.x: must be a number/);
     const twoForms = await problem({ ...WORKED, points: [WORKED.point] });
     expect(twoForms.detail).toMatch(/exactly one of point, points and columns/);
+    const noPoint = await problem({ function: WORKED.function, mode: "hessian" });
+    expect(noPoint).toMatchObject({ status: 400, field: "point" });
+    expect(noPoint.detail).toBe("give exactly one of point, points and columns");
+    const threeForms = await problem({ ...WORKED, points: [WORKED.point], columns: { x1: [2], x2: [0.5] }, mode: "jacobian" });
+    expect(threeForms).toMatchObject({ status: 400, field: "points" });
+    expect(threeForms.detail).toBe("give exactly one of point, points and columns, got point, points and columns");
+    const twoSources = await problem({ function: { expression: "x", id: "fn_x" }, point: { x: 1 } });
+    expect(twoSources).toMatchObject({ status: 400, field: "function" });
+    expect(twoSources.detail).toMatch(/exactly one of expression, expressions, graph, model and id, got expression and id/);
     const noSource = await problem({ function: {}, point: { x: 1 } });
     expect(noSource).toMatchObject({ status: 400, field: "function" });
     expect(noSource.detail).toMatch(/exactly one of expression, expressions, graph, model and id/);
