@@ -42,6 +42,19 @@ export function hasUnwritableNumber(value: unknown): boolean {
   return false;
 }
 
+/**
+ * A string as JSON text, as JSON.stringify writes it. Names and ids rarely need escaping, and
+ * JSON.stringify of a short string cost 0.2 µs, a fifth of the worked example's answer: a string
+ * without quotes, backslashes, control characters or surrogates is quoted as it is.
+ */
+export function quoteJson(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
+  }
+  return `"${s}"`;
+}
+
 /** The text of a finite number as the service writes it: as JSON.stringify, but −0 as `-0.0`. */
 export function numberJson(v: number): string {
   return v === 0 && 1 / v < 0 ? "-0.0" : `${v}`;

@@ -1,5 +1,5 @@
 import { SECTION_NAMES, SECTIONS } from "../engine/sections.js";
-import { numberJson } from "../json.js";
+import { numberJson, quoteJson } from "../json.js";
 import type { DifferentiateOutput } from "./types.js";
 
 /**
@@ -33,7 +33,7 @@ export function scalarAnswerJson(out: DifferentiateOutput): string | undefined {
     if (written === undefined) return undefined;
     text += `,"${section}":${written}`;
   }
-  return `${text},"id":${JSON.stringify(out.id)},"mode":${JSON.stringify(out.mode)}}`;
+  return `${text},"id":${quoteJson(out.id)},"mode":${quoteJson(out.mode)}}`;
 }
 
 function sectionJson(kind: (typeof SECTIONS)[keyof typeof SECTIONS], v: unknown): string | undefined {
@@ -44,7 +44,7 @@ function sectionJson(kind: (typeof SECTIONS)[keyof typeof SECTIONS], v: unknown)
   for (const name of Object.keys(nested)) {
     const inner = numbersJson(nested[name]);
     if (inner === undefined) return undefined;
-    text += `${text.length > 1 ? "," : ""}${JSON.stringify(name)}:${inner}`;
+    text += `${text.length > 1 ? "," : ""}${quoteJson(name)}:${inner}`;
   }
   return `${text}}`;
 }
@@ -55,7 +55,7 @@ function numbersJson(m: Record<string, unknown>): string | undefined {
   for (const name of Object.keys(m)) {
     const v = m[name];
     if (typeof v !== "number" || !Number.isFinite(v)) return undefined;
-    text += `${text.length > 1 ? "," : ""}${JSON.stringify(name)}:${numberJson(v)}`;
+    text += `${text.length > 1 ? "," : ""}${quoteJson(name)}:${numberJson(v)}`;
   }
   return `${text}}`;
 }

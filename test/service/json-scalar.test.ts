@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { quoteJson } from "../../src/json.js";
 import { scalarAnswerJson } from "../../src/service/json-scalar.js";
 import { jsonBody, serializeJson } from "../../src/service/json-view.js";
 import type { DifferentiateOutput } from "../../src/service/types.js";
@@ -28,6 +29,15 @@ describe("the scalar answer's direct JSON", () => {
         },
       ),
       { numRuns: 500 },
+    );
+  });
+
+  it("quotes any string as JSON.stringify does: controls, quotes, backslashes, lone surrogates and pairs", () => {
+    for (const s of ["", "x1", 'a"b', "a\\b", "\n\t\u0000\u001f", "\ud800", "x\udc00y", "😀", "\u2028é"])
+      expect(quoteJson(s)).toBe(JSON.stringify(s));
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 12 }), (s) => quoteJson(s) === JSON.stringify(s)),
+      { numRuns: 2000 },
     );
   });
 
