@@ -1,6 +1,6 @@
 import type { Value } from "../engine/values.js";
 import { decodeGraph } from "../ir/graph-codec.js";
-import type { Batch, EvaluatedRange } from "../runtime/batch.js";
+import type { Batch } from "../runtime/batch.js";
 import type { SplitBody } from "../runtime/json-body.js";
 import { type JsonTextTask, writeJsonText } from "../runtime/json-text.js";
 import { type ParseTask, parseCostUs } from "../runtime/parse-function.js";
@@ -384,26 +384,15 @@ export class AdjointService {
       point !== undefined
         ? pointBatch(entry, plan, point, this.limits)
         : decodePointBatch(entry, plan, input.point as NamedValues, decode.deferFiniteChecks(), this.limits);
-    const ran = this.run.onPool(entry, batch, cost, ctx, deadline);
     // While the worker computes: the raw tensors' finiteness, left by decoding for now. A request it
     // refuses is answered once the worker is done with the memory, as any other.
-    let refused: unknown;
-    try {
-      decode.checkDeferred();
-    } catch (e) {
-      refused = e;
+    const [ran, scanned] = await Promise.allSettled([this.run.onPool(entry, batch, cost, ctx, deadline), decode.checkDeferred()]);
+    if (scanned.status === "rejected") {
+      if (ran.status === "fulfilled") this.giveBack(batch, undefined);
+      throw scanned.reason;
     }
-    let evaluated: EvaluatedRange;
-    try {
-      evaluated = await ran;
-    } catch (e) {
-      throw refused ?? e;
-    }
-    if (refused !== undefined) {
-      this.giveBack(batch, undefined);
-      throw refused;
-    }
-    const { extras, finite } = evaluated;
+    if (ran.status === "rejected") throw ran.reason;
+    const { extras, finite } = ran.value;
     // Results the worker found finite as it wrote them are not scanned again here.
     const unchecked = head.allowNonFinite || finite;
     const result = rowsOf(batch.layout, batch.outputs, extras, unchecked, () => "point", plan.annotations, lent !== undefined)[0];

@@ -1,4 +1,5 @@
 import { endianness } from "node:os";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { firstNonFinite, type Value } from "../engine/values.js";
 import { AdjointError, exhausted, invalid, listed } from "../errors.js";
 import { record } from "../names.js";
@@ -59,16 +60,31 @@ export class DecodeContext {
     else this.scan(data, where, input);
   }
 
-  /** Throws for the first non-finite value of the tensors whose check was deferred, as decoding would have. */
-  checkDeferred(): void {
+  /**
+   * Rejects with the first non-finite value of the tensors whose check was deferred, as decoding would
+   * have thrown. Scanned a slice at a time between turns of the event loop: in one piece, a training
+   * step's inputs held the loop 0.6 ms on top of decoding them, and small requests waited behind both.
+   */
+  async checkDeferred(): Promise<void> {
     const deferred = this.deferred ?? [];
     this.deferred = undefined;
-    for (const { data, where, input } of deferred) this.scan(data, where, input);
+    let scanned = 0;
+    for (const { data, where, input } of deferred) {
+      for (let from = 0; from < data.length; from += SCAN_SLICE) {
+        if (scanned >= SCAN_SLICE) {
+          scanned = 0;
+          await nextTurn();
+        }
+        const slice = data.subarray(from, from + SCAN_SLICE);
+        this.scan(slice, where, input, from);
+        scanned += slice.length;
+      }
+    }
   }
 
-  private scan(data: Float64Array, where: string, input?: string): void {
+  private scan(data: Float64Array, where: string, input?: string, offset = 0): void {
     const bad = firstNonFinite(data);
-    if (bad >= 0) this.number(data[bad], `${where}[${bad}]`, input);
+    if (bad >= 0) this.number(data[bad], `${where}[${offset + bad}]`, input);
   }
 
   /** A number from JSON: finite, or a non-finite one spelled as a string where allowed. */
@@ -92,6 +108,9 @@ function describe(x: unknown): string {
 }
 
 const LITTLE_ENDIAN = endianness() === "LE";
+
+/** Numbers a deferred finiteness check scans in one turn of the event loop: about 0.1 ms. */
+const SCAN_SLICE = 64 * 1024;
 
 /**
  * Decodes any tensor form. `input` names the function input, for the error's location. With `into`

@@ -235,6 +235,43 @@ describe("a model step with its tensors as bytes, on the pool", () => {
     );
   });
 
+  it("scans a large tensor's bytes a slice at a time and still names the first non-finite element, and answers a clean one exactly", async () => {
+    // 150,000 numbers: the check yields the event loop between slices of 65,536, so the bad elements lie past the first.
+    const n = 150_000;
+    const x = Float64Array.from({ length: n }, (_, i) => ((i % 7) - 3) / 4);
+    const call = (xs: Float64Array, ys: Float64Array) =>
+      s.differentiate({
+        function: {
+          source: { case: "expression", value: "sum(x^2) + sum(y)" },
+          inputs: [
+            { name: "x", shape: [n] },
+            { name: "y", shape: [4] },
+          ],
+        },
+        point: {
+          tensors: {
+            x: { shape: [n], dtype: ElementType.FLOAT64, raw: new Uint8Array(xs.buffer.slice(0)) },
+            y: { shape: [4], dtype: ElementType.FLOAT64, raw: new Uint8Array(ys.buffer.slice(0)) },
+          },
+        },
+      });
+    const y = Float64Array.of(1, 2, 3, 4);
+    const badX = x.slice();
+    badX[100_003] = Number.NaN;
+    badX[140_000] = Number.POSITIVE_INFINITY;
+    await expect(call(badX, y)).rejects.toThrow("point.x.raw[100003] is NaN; non-finite values are rejected");
+    const badY = y.slice();
+    badY[3] = Number.NEGATIVE_INFINITY;
+    await expect(call(x, badY)).rejects.toThrow("point.y.raw[3] is -Infinity; non-finite values are rejected");
+    const ok = await call(x, y);
+    let want = 10;
+    for (const v of x) want += v * v;
+    expect(ok.result?.outputs.f?.values[0] ?? ok.result?.value).toBeCloseTo(want, 6);
+    const gradient = float64s(ok.result?.gradient.x?.raw ?? new Uint8Array());
+    expect(gradient.length).toBe(n);
+    for (const i of [0, 65_535, 65_536, 131_072, n - 1]) expect(gradient[i]).toBe(2 * x[i]);
+  });
+
   it("refuses bytes of the wrong shape in the engine's words", async () => {
     const want = pointAndAnswer(13);
     const tensors = want.tensors.map(([n, shape, d]) => [n, n === "out.weight" ? [...shape].reverse() : shape, d]) as typeof want.tensors;
