@@ -10,13 +10,16 @@ import { LruMap } from "../src/runtime/lru.js";
 import { MemorySteward } from "../src/runtime/memory.js";
 import { runMinimize, warmMinimize } from "../src/runtime/minimize.js";
 import { type ParseTask, parseFunction, prebuildGraph } from "../src/runtime/parse-function.js";
+import { lowerThreadPriority } from "../src/runtime/priority.js";
 import { type JsonBodyTask, now, type PoolTask, type TaskResult } from "../src/runtime/task.js";
 
 /**
  * The pool's worker: evaluates a slice of a batch in place in shared memory. Compiled functions are
  * cached by content hash, so a function is compiled once per worker, on the first task that needs it.
  */
-const settings = (workerData ?? {}) as { cacheSize?: number; cacheBytes?: number; heapBytes?: number };
+const settings = (workerData ?? {}) as { cacheSize?: number; cacheBytes?: number; heapBytes?: number; nice?: number };
+// Computing gives way to the event loops when both want a core (src/runtime/priority.ts).
+lowerThreadPriority(settings.nice ?? 0);
 const cache = new LruMap<string, CompiledFunction>(settings.cacheSize ?? 1000, {
   maxBytes: settings.cacheBytes ?? 128 * 1024 * 1024,
   weigh: (fn) => fn.estimatedBytes(),

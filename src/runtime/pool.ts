@@ -27,6 +27,8 @@ export interface PoolOptions {
   readonly cacheSize: number;
   /** Each worker's cache budget in estimated bytes. */
   readonly cacheBytes?: number;
+  /** How many nice levels below its process each worker thread runs (priority.ts; Linux only). */
+  readonly workerNice?: number;
   /**
    * The most estimated work (µs, the scheduler's estimates) ahead of a new task, running and waiting,
    * across the workers: past it a task is refused, so that nothing admitted waits longer than about
@@ -85,6 +87,7 @@ export class WorkerPool {
       workerData: {
         cacheSize: options.cacheSize,
         cacheBytes: options.cacheBytes,
+        nice: options.workerNice ?? 0,
         // Room for one large task's working memory above a full cache before the worker is replaced.
         heapBytes: (options.cacheBytes ?? 48 * 1024 * 1024) + 64 * 1024 * 1024,
       },

@@ -78,6 +78,8 @@ export interface ServiceConfig {
   cacheBytes: number;
   /** Estimated bytes of compiled functions kept by each worker. */
   workerCacheBytes: number;
+  /** Nice levels below its process at which each pool worker thread runs (runtime/priority.ts). */
+  workerNice: number;
 }
 
 interface Setting {
@@ -230,6 +232,16 @@ export const SETTINGS: readonly Setting[] = [
     kind: "int",
     fallback: (loaded) => workersPerProcess(loaded.processes ?? defaultWorkers()),
     doc: "worker threads per process (default: CPU count ÷ processes, at least 1)",
+  },
+  {
+    key: "workerNice",
+    env: "ADJOINT_WORKER_NICE",
+    flag: "worker-nice",
+    kind: "int",
+    min: 0,
+    max: 19,
+    fallback: () => 0,
+    doc: "nice levels below its process at which each pool worker thread runs, so that event loops get a core first (Linux; 0, the default: the same)",
   },
   {
     key: "queueSize",
