@@ -54,9 +54,9 @@ export function asAdjointError(e: unknown): AdjointError {
   return new AdjointError("internal", "internal error; the server log has the details (search for the request id)");
 }
 
-/** Names as a sentence lists them: "a", "a and b", "a, b and c" (`or` in place of `and` where asked). */
-export function listed(names: readonly string[], last: "and" | "or" = "and"): string {
-  return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} ${last} ${names[names.length - 1]}`;
+/** Names as a sentence lists them: "a", "a and b", "a, b and c". */
+export function listed(names: readonly string[]): string {
+  return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
 }
 
 export function invalid(message: string, location: ErrorLocation = {}): AdjointError {

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyServerOptions } from "fastify";
-import type { Bindings, ChildLoggerOptions } from "pino";
+import type { Bindings, ChildLoggerOptions, Logger } from "pino";
 
 type Level = "fatal" | "error" | "warn" | "info" | "debug" | "trace";
 
@@ -8,6 +8,7 @@ type Level = "fatal" | "error" | "warn" | "info" | "debug" | "trace";
  * makes a pino child per request to carry the request id, and pino writes its bindings out as JSON at
  * once: under load, 0.8 µs and half a kilobyte of garbage a request, for a logger that most requests
  * never use (success lines are bounded a second, access-log.ts; refusals are few). Lines read the same.
+ * The parent is the service's pino logger (http/server.ts takes no other).
  */
 class RequestLogger implements FastifyBaseLogger {
   private made: FastifyBaseLogger | undefined;
@@ -33,7 +34,7 @@ class RequestLogger implements FastifyBaseLogger {
 
   private write(level: Level, args: unknown[]): void {
     // A level the parent leaves out costs no child: pino's own methods are no-ops there.
-    if (this.made === undefined && this.options.level === undefined && !isEnabled(this.parent, level)) return;
+    if (this.made === undefined && this.options.level === undefined && !(this.parent as Logger).isLevelEnabled(level)) return;
     (this.logger[level] as (...a: unknown[]) => void)(...args);
   }
 
@@ -60,12 +61,6 @@ class RequestLogger implements FastifyBaseLogger {
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
     return this.logger.child(bindings, options);
   }
-}
-
-/** Whether a pino logger writes `level` (any other logger: assumed so, and asked by making the child). */
-function isEnabled(logger: FastifyBaseLogger, level: Level): boolean {
-  const asked = (logger as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled;
-  return asked === undefined || asked.call(logger, level);
 }
 
 /** fastify's childLoggerFactory: each request's logger, made on its first line. */
