@@ -33,16 +33,17 @@ export function sharedFloat64(length: number, zeroed = true): Float64Array {
   return array;
 }
 
-/** Zeros copied from, a step at a time: ordinary memory. */
-const ZEROS = new Float64Array(8 * 1024);
+/** Eight zero bytes: the value Buffer#fill repeats. */
+const ZERO_WORD = Buffer.alloc(8);
 
 /**
- * Zeroes shared memory. V8 fills a SharedArrayBuffer element by element with atomic stores: twice as
- * slow as copying zeros into it from ordinary memory (0.20 against 0.10 ms for a training step's 1.6 MB
- * of gradients; an ordinary array fills in 0.04).
+ * Zeroes shared memory. V8 fills a SharedArrayBuffer element by element with atomic stores, and so
+ * does Buffer#fill given the number 0; given bytes, Node repeats them with memcpy, whatever the memory
+ * (a training step's 1.6 MB of gradients: 0.05 ms, against 0.12 copying zeros in with
+ * TypedArray#set and 0.68 filling with 0).
  */
 function zero(array: Float64Array): void {
-  for (let at = 0; at < array.length; at += ZEROS.length) array.set(ZEROS.subarray(0, Math.min(ZEROS.length, array.length - at)), at);
+  if (array.length > 0) Buffer.from(array.buffer, array.byteOffset, array.byteLength).fill(ZERO_WORD);
 }
 
 /**
@@ -87,42 +88,22 @@ function keep<T extends ArrayBufferLike>(lists: Map<number, T[]>, buffer: T): vo
   held += buffer.byteLength;
 }
 
-/** Bytes copied per step by copyBytes. */
-const STEP = 64 * 1024;
-/** Bounce buffers for copyBytes: ordinary memory, reused, 8 bytes spare to hold a step at any alignment. */
-const BOUNCE_OUT_OF_SHARED = new Uint8Array(STEP + 8);
-const BOUNCE_INTO_SHARED = new Uint8Array(STEP + 8);
-
 /**
  * Copies `source` into `destination` at byte `at`, either of them in shared memory. V8 copies to or
  * from a SharedArrayBuffer with relaxed atomic accesses, a word at a time when both sides are aligned
  * alike but a byte at a time otherwise (a protobuf bytes field, a tensor after a JSON header, a socket's
- * chunk of a body lie at any offset). Ordinary memory copies as fast at any alignment: a step is read
- * out of shared memory into ordinary memory aligned like it, and written into shared memory from
- * ordinary memory aligned like the place it goes, about eight times faster for megabytes.
+ * chunk of a body lie at any offset); Buffer#copy does the same on Node 20. Buffer#fill given bytes
+ * exactly as long as the range copies them with one memcpy, whatever the memory and the alignment:
+ * a gRPC request's 2.4 MB of tensors into a batch in 0.23 ms, against 1.4 byte by byte and 0.32
+ * through bounce buffers of ordinary memory.
  */
 export function copyBytes(destination: Uint8Array, source: Uint8Array, at = 0): void {
-  const toShared = destination.buffer instanceof SharedArrayBuffer;
-  const fromShared = source.buffer instanceof SharedArrayBuffer;
-  const destinationAlignment = (destination.byteOffset + at) % 8;
-  const sourceAlignment = source.byteOffset % 8;
-  if ((!toShared && !fromShared) || destinationAlignment === sourceAlignment) {
+  if (!(destination.buffer instanceof SharedArrayBuffer) && !(source.buffer instanceof SharedArrayBuffer)) {
     destination.set(source, at);
     return;
   }
-  // Steps are multiples of 8 bytes: every step keeps the alignments of the first.
-  for (let from = 0; from < source.byteLength; from += STEP) {
-    const piece = source.subarray(from, Math.min(source.byteLength, from + STEP));
-    let chunk = piece;
-    if (fromShared) {
-      chunk = BOUNCE_OUT_OF_SHARED.subarray(sourceAlignment, sourceAlignment + piece.byteLength);
-      chunk.set(piece);
-    }
-    if (toShared) {
-      const aligned = BOUNCE_INTO_SHARED.subarray(destinationAlignment, destinationAlignment + piece.byteLength);
-      aligned.set(chunk);
-      chunk = aligned;
-    }
-    destination.set(chunk, at + from);
-  }
+  // fill() refuses an empty value; there is nothing to copy then.
+  if (source.byteLength === 0) return;
+  if (at < 0 || at + source.byteLength > destination.byteLength) throw new RangeError("copyBytes: the source does not fit at that offset");
+  Buffer.from(destination.buffer, destination.byteOffset, destination.byteLength).fill(source, at, at + source.byteLength);
 }
