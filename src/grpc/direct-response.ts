@@ -4,6 +4,7 @@ import { copyBytes } from "../runtime/shared-memory.js";
 import { toLittleEndianBytes } from "../service/tensor.js";
 import type { DifferentiateOutput } from "../service/types.js";
 import { ElementType } from "./gen/adjoint/v1/adjoint_pb.js";
+import { allowFraming } from "./message-memory.js";
 
 /**
  * The DifferentiateResponse of a one-point answer whose every number is a scalar or a tensor (the worked
@@ -175,8 +176,9 @@ class BackwardWriter {
     if (this.buffer !== this.scratch) {
       const out = this.buffer.subarray(this.position);
       // Not kept for the next answer: the last training step's megabytes would stay reachable while
-      // the service idles.
+      // the service idles. What lies in front of the answer is unused, room for its frame header.
       this.buffer = this.scratch;
+      allowFraming(out);
       return out;
     }
     const out = Buffer.allocUnsafe(this.length);

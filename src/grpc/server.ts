@@ -21,6 +21,7 @@ import { directResponseBytes } from "./direct-response.js";
 import { bindWithFlowWindow } from "./flow-control.js";
 import {
   AdjointService as AdjointServiceDesc,
+  type DifferentiateRequest,
   DifferentiateRequestSchema,
   type DifferentiateResponse,
   DifferentiateResponseSchema,
@@ -30,6 +31,7 @@ import {
   ListOpsResponseSchema,
   RegisterFunctionRequestSchema,
 } from "./gen/adjoint/v1/adjoint_pb.js";
+import { installMessageMemory, noteLargestTensor, releaseMessage, SHARED_MESSAGE_BYTES } from "./message-memory.js";
 import { minimizeHandler } from "./minimize.js";
 
 export const SERVICE_NAME = AdjointServiceDesc.typeName;
@@ -72,13 +74,19 @@ function encode<Desc extends DescMessage>(hc: HandlerContext, schema: Desc, mess
   return bytes;
 }
 
-/** A unary handler: admits the request by size, then decodes it, calls `handle` and encodes the answer. */
+/**
+ * A unary handler: admits the request by size, then decodes it, calls `handle` and encodes the answer.
+ * With `largestTensor`, a large request's shared memory (message-memory.ts) goes back to the pool once
+ * answered, unless `largestTensor` says views of it may outlive the call (undefined for no tensor, null
+ * for "keep"); its largest tensor aligns the method's next message.
+ */
 function unary<In extends DescMessage, Out extends DescMessage>(
   hc: HandlerContext,
   method: string,
   input: In,
   output: Out,
   handle: (request: MessageShape<In>, ctx: CallContext) => MessageShape<Out> | Uint8Array | Promise<MessageShape<Out> | Uint8Array>,
+  largestTensor?: (request: MessageShape<In>) => Uint8Array | undefined | null,
 ): grpc.handleUnaryCall<Buffer, Uint8Array> {
   const { admission } = hc;
   return (call, callback) => {
@@ -110,17 +118,26 @@ function unary<In extends DescMessage, Out extends DescMessage>(
       if (encoded.byteLength > LARGE_BODY) setImmediate(deliver, encoded);
       else deliver(encoded);
     };
+    let reusable = false;
     const deliver = (encoded: Uint8Array) => {
       admission?.release(size);
       record.finish();
       callback(null, encoded);
+      // Answered in full: no worker reads the request's memory any more (a failed call's might).
+      if (reusable) releaseMessage(bytes);
     };
     // Called straight from grpc-js's callback rather than a promise chain: an answer that is ready at
     // once (inline evaluation) costs no extra turns of the microtask queue.
     const run = () => {
       let response: ReturnType<typeof handle>;
       try {
-        response = handle(decode(input, bytes), callContext(call as ServerCall));
+        const request = decode(input, bytes);
+        if (largestTensor !== undefined && size >= SHARED_MESSAGE_BYTES) {
+          const largest = largestTensor(request);
+          reusable = largest !== null;
+          if (largest) noteLargestTensor(call.getPath(), bytes, largest);
+        }
+        response = handle(request, callContext(call as ServerCall));
       } catch (e) {
         fail(e);
         return;
@@ -205,12 +222,32 @@ function answerMessage(out: DifferentiateOutput, sequence = 0): DifferentiateRes
   return directResponseBytes(out, sequence) ?? differentiateResponse(out, sequence);
 }
 
+/**
+ * A Differentiate request's largest raw tensor among its point and columns, whose memory lives only as
+ * long as the call; null when the request holds a graph, whose constants a compiled function may keep.
+ */
+function largestRequestTensor(request: DifferentiateRequest): Uint8Array | undefined | null {
+  if (request.function?.source.case === "graph") return null;
+  let largest: Uint8Array | undefined;
+  const tensors = [...Object.values(request.point?.tensors ?? {}), ...Object.values(request.columns)];
+  for (const t of tensors) if (t.raw.byteLength > (largest?.byteLength ?? 0)) largest = t.raw;
+  return largest;
+}
+
 /** Adds the adjoint service's handlers to the server. */
 function addAdjointService(server: grpc.Server, hc: HandlerContext): void {
   const { service } = hc;
   server.addService(grpcServiceDefinition(AdjointServiceDesc, true), {
-    differentiate: unary(hc, "Differentiate", DifferentiateRequestSchema, DifferentiateResponseSchema, (request, ctx) =>
-      service.differentiateEncoded(differentiateInput(request), ctx, (out) => encode(hc, DifferentiateResponseSchema, answerMessage(out))),
+    differentiate: unary(
+      hc,
+      "Differentiate",
+      DifferentiateRequestSchema,
+      DifferentiateResponseSchema,
+      (request, ctx) =>
+        service.differentiateEncoded(differentiateInput(request), ctx, (out) =>
+          encode(hc, DifferentiateResponseSchema, answerMessage(out)),
+        ),
+      largestRequestTensor,
     ),
     differentiateStream: differentiateStream(hc),
     minimize: minimizeHandler(hc),
@@ -250,6 +287,13 @@ export function buildGrpcServer(options: GrpcServerOptions): {
       : {}),
   });
   const { service, metrics, logger, maxMessage, admission, accessLog, flowWindow } = options;
+  const memory = installMessageMemory();
+  if (!memory.receive || !memory.send) {
+    logger.warn(
+      memory,
+      "this grpc-js's server calls have moved: large messages are copied as grpc-js copies them (grpc/message-memory.ts)",
+    );
+  }
   addAdjointService(server, {
     service,
     metrics,
