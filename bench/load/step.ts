@@ -61,112 +61,117 @@ function jsonBase64Body(): Buffer {
 
 async function main(): Promise<void> {
   const service = await startService(repoRoot());
-  const w3 = SCENARIOS.W3();
-  const json = jsonBase64Body();
-  const agent = keepAliveAgent(1);
-  const url = new URL(`http://127.0.0.1:${service.httpPort}/v1/differentiate`);
-  const client = grpcClient(service.grpcPort);
-  const data = generateW3();
-  const grads = {
-    W1: new Float64Array(data.W1.length),
-    b1: new Float64Array(data.b1.length),
-    W2: new Float64Array(data.W2.length),
-    b2: new Float64Array(data.b2.length),
-  };
-  const ours = oursW3().find((i) => i.lossAndGradient !== undefined);
-  if (ours?.lossAndGradient === undefined) throw new Error("no in-process W3 step");
-  const step = ours.lossAndGradient;
-  // Every answer's numbers are checked once, before timing; timed calls only receive the bytes, so that
-  // decoding 2 MB answers in this (JavaScript) client is not counted against the server.
-  const binaryAnswer = await httpPost(agent, url, w3.http.body, w3.http.headers);
-  checkHttp(binaryAnswer, w3);
-  const grpcAnswer = await grpcCall(client, DIFFERENTIATE, w3.grpc);
-  checkGrpc(w3.checkGrpc(grpcAnswer));
-  const jsonAnswer = await httpPost(agent, url, json, { "content-type": "application/json" });
-  checkJson(jsonAnswer);
-  const echo = await startEcho(binaryAnswer.body, binaryAnswer.headerLength ?? "0", jsonAnswer.body, grpcAnswer);
-  const echoAgent = keepAliveAgent(1);
-  const echoUrl = new URL(`http://127.0.0.1:${echo.httpPort}/v1/differentiate`);
-  const echoClient = grpcClient(echo.grpcPort);
-  const serverPids = { service: service.child.pid ?? -1, echo: echo.child.pid ?? -1 };
-  const dir = mkdtempSync(join(tmpdir(), "adjoint-step-load-"));
-  const binaryFiles = prepareFiles(dir, "w3-binary", w3.http.body, w3.http.headers, w3.grpc);
-  const jsonFiles = prepareFiles(dir, "w3-json", json, { "content-type": "application/json" }, w3.grpc);
-  /** One call at a time from a C client for SECONDS: ms per call and the client's CPU share. */
-  const cRun = async (run: Promise<Figures>): Promise<Timed> => {
-    const f = await run;
-    if (f.errors > 0 || !(f.rps > 0)) throw new Error(`${f.errors} errors, ${f.rps} calls/s`);
-    return { ms: 1000 / f.rps, clientCpu: f.clientCpu };
-  };
-  const http = (port: number, pid: number, files: LoadFiles) => () =>
-    cRun(wrk({ url: `http://127.0.0.1:${port}/v1/differentiate`, serverPid: pid, seconds: SECONDS, connections: 1 }, files));
-  const grpc = (port: number, pid: number) => () =>
-    cRun(
-      h2load(
-        { url: `http://127.0.0.1:${port}${DIFFERENTIATE}`, serverPid: pid, seconds: SECONDS, connections: 1, streams: 1 },
-        binaryFiles,
-      ),
-    );
-  type Contender = [string, () => Promise<Timed>];
-  const cClients: Contender[] = [
-    ["HTTP binary framing", http(service.httpPort, serverPids.service, binaryFiles)],
-    ["gRPC raw bytes", grpc(service.grpcPort, serverPids.service)],
-    ["HTTP JSON + base64", http(service.httpPort, serverPids.service, jsonFiles)],
-    ["floor: HTTP binary", http(echo.httpPort, serverPids.echo, binaryFiles)],
-    ["floor: gRPC raw", grpc(echo.grpcPort, serverPids.echo)],
-    ["floor: HTTP JSON", http(echo.httpPort, serverPids.echo, jsonFiles)],
-  ];
-  const jsClients: Contender[] = [
-    ["HTTP binary framing", timed(async () => ok(await httpPost(agent, url, w3.http.body, w3.http.headers)))],
-    ["gRPC raw bytes", timed(async () => void (await grpcCall(client, DIFFERENTIATE, w3.grpc)))],
-    ["HTTP JSON + base64", timed(async () => ok(await httpPost(agent, url, json, { "content-type": "application/json" })))],
-    ["floor: HTTP binary", timed(async () => ok(await httpPost(echoAgent, echoUrl, w3.http.body, w3.http.headers)))],
-    ["floor: gRPC raw", timed(async () => void (await grpcCall(echoClient, DIFFERENTIATE, w3.grpc)))],
-    ["floor: HTTP JSON", timed(async () => ok(await httpPost(echoAgent, echoUrl, json, { "content-type": "application/json" })))],
-  ];
-  const contenders: Contender[] = [
-    ["in-process step", timed(async () => check(step(data, data, grads)))],
-    ...(C_CLIENTS ? cClients : jsClients),
-  ];
-  if (!C_CLIENTS) console.log(`wrk or h2load missing (${INSTALL_HINT}): JavaScript clients in this process, whose own time counts`);
-  for (const [, run] of contenders) await run();
-  const times = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
-  const ratios = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
-  const clientCpu = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
-  for (let round = 0; round < ROUNDS; round++) {
-    const perCall = new Map<string, number>();
-    for (const [name, run] of contenders) {
-      const t = await run();
-      perCall.set(name, t.ms);
-      times.get(name)?.push(t.ms);
-      if (t.clientCpu !== undefined) clientCpu.get(name)?.push(t.clientCpu);
+  // Stopped however the run ends: a run that fails must not leave the service serving.
+  let echo: Started | undefined;
+  try {
+    const w3 = SCENARIOS.W3();
+    const json = jsonBase64Body();
+    const agent = keepAliveAgent(1);
+    const url = new URL(`http://127.0.0.1:${service.httpPort}/v1/differentiate`);
+    const client = grpcClient(service.grpcPort);
+    const data = generateW3();
+    const grads = {
+      W1: new Float64Array(data.W1.length),
+      b1: new Float64Array(data.b1.length),
+      W2: new Float64Array(data.W2.length),
+      b2: new Float64Array(data.b2.length),
+    };
+    const ours = oursW3().find((i) => i.lossAndGradient !== undefined);
+    if (ours?.lossAndGradient === undefined) throw new Error("no in-process W3 step");
+    const step = ours.lossAndGradient;
+    // Every answer's numbers are checked once, before timing; timed calls only receive the bytes, so that
+    // decoding 2 MB answers in this (JavaScript) client is not counted against the server.
+    const binaryAnswer = await httpPost(agent, url, w3.http.body, w3.http.headers);
+    checkHttp(binaryAnswer, w3);
+    const grpcAnswer = await grpcCall(client, DIFFERENTIATE, w3.grpc);
+    checkGrpc(w3.checkGrpc(grpcAnswer));
+    const jsonAnswer = await httpPost(agent, url, json, { "content-type": "application/json" });
+    checkJson(jsonAnswer);
+    echo = await startEcho(binaryAnswer.body, binaryAnswer.headerLength ?? "0", jsonAnswer.body, grpcAnswer);
+    const echoAgent = keepAliveAgent(1);
+    const echoUrl = new URL(`http://127.0.0.1:${echo.httpPort}/v1/differentiate`);
+    const echoClient = grpcClient(echo.grpcPort);
+    const serverPids = { service: service.child.pid ?? -1, echo: echo.child.pid ?? -1 };
+    const dir = mkdtempSync(join(tmpdir(), "adjoint-step-load-"));
+    const binaryFiles = prepareFiles(dir, "w3-binary", w3.http.body, w3.http.headers, w3.grpc);
+    const jsonFiles = prepareFiles(dir, "w3-json", json, { "content-type": "application/json" }, w3.grpc);
+    /** One call at a time from a C client for SECONDS: ms per call and the client's CPU share. */
+    const cRun = async (run: Promise<Figures>): Promise<Timed> => {
+      const f = await run;
+      if (f.errors > 0 || !(f.rps > 0)) throw new Error(`${f.errors} errors, ${f.rps} calls/s`);
+      return { ms: 1000 / f.rps, clientCpu: f.clientCpu };
+    };
+    const http = (port: number, pid: number, files: LoadFiles) => () =>
+      cRun(wrk({ url: `http://127.0.0.1:${port}/v1/differentiate`, serverPid: pid, seconds: SECONDS, connections: 1 }, files));
+    const grpc = (port: number, pid: number) => () =>
+      cRun(
+        h2load(
+          { url: `http://127.0.0.1:${port}${DIFFERENTIATE}`, serverPid: pid, seconds: SECONDS, connections: 1, streams: 1 },
+          binaryFiles,
+        ),
+      );
+    type Contender = [string, () => Promise<Timed>];
+    const cClients: Contender[] = [
+      ["HTTP binary framing", http(service.httpPort, serverPids.service, binaryFiles)],
+      ["gRPC raw bytes", grpc(service.grpcPort, serverPids.service)],
+      ["HTTP JSON + base64", http(service.httpPort, serverPids.service, jsonFiles)],
+      ["floor: HTTP binary", http(echo.httpPort, serverPids.echo, binaryFiles)],
+      ["floor: gRPC raw", grpc(echo.grpcPort, serverPids.echo)],
+      ["floor: HTTP JSON", http(echo.httpPort, serverPids.echo, jsonFiles)],
+    ];
+    const jsClients: Contender[] = [
+      ["HTTP binary framing", timed(async () => ok(await httpPost(agent, url, w3.http.body, w3.http.headers)))],
+      ["gRPC raw bytes", timed(async () => void (await grpcCall(client, DIFFERENTIATE, w3.grpc)))],
+      ["HTTP JSON + base64", timed(async () => ok(await httpPost(agent, url, json, { "content-type": "application/json" })))],
+      ["floor: HTTP binary", timed(async () => ok(await httpPost(echoAgent, echoUrl, w3.http.body, w3.http.headers)))],
+      ["floor: gRPC raw", timed(async () => void (await grpcCall(echoClient, DIFFERENTIATE, w3.grpc)))],
+      ["floor: HTTP JSON", timed(async () => ok(await httpPost(echoAgent, echoUrl, json, { "content-type": "application/json" })))],
+    ];
+    const contenders: Contender[] = [
+      ["in-process step", timed(async () => check(step(data, data, grads)))],
+      ...(C_CLIENTS ? cClients : jsClients),
+    ];
+    if (!C_CLIENTS) console.log(`wrk or h2load missing (${INSTALL_HINT}): JavaScript clients in this process, whose own time counts`);
+    for (const [, run] of contenders) await run();
+    const times = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
+    const ratios = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
+    const clientCpu = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      const perCall = new Map<string, number>();
+      for (const [name, run] of contenders) {
+        const t = await run();
+        perCall.set(name, t.ms);
+        times.get(name)?.push(t.ms);
+        if (t.clientCpu !== undefined) clientCpu.get(name)?.push(t.clientCpu);
+      }
+      const base = perCall.get("in-process step") as number;
+      for (const [name] of contenders) ratios.get(name)?.push((perCall.get(name) as number) / base);
     }
-    const base = perCall.get("in-process step") as number;
-    for (const [name] of contenders) ratios.get(name)?.push((perCall.get(name) as number) / base);
+    checkHttp(await httpPost(agent, url, w3.http.body, w3.http.headers), w3);
+    checkGrpc(w3.checkGrpc(await grpcCall(client, DIFFERENTIATE, w3.grpc)));
+    checkJson(await httpPost(agent, url, json, { "content-type": "application/json" }));
+    const how = C_CLIENTS ? `wrk -c1 / h2load -c1 -m1 for ${SECONDS} s` : `${CALLS} calls`;
+    console.log(`W3 training step, one request at a time, ${ROUNDS} interleaved rounds (${how}; ms per call, median):`);
+    for (const [name] of contenders) {
+      const cpu = clientCpu.get(name) as number[];
+      console.log(
+        `  ${name.padEnd(22)} ${median(times.get(name) as number[])
+          .toFixed(2)
+          .padStart(8)}   ${median(ratios.get(name) as number[]).toFixed(2)}× the in-process step${
+          cpu.length > 0 ? `   client CPU ${median(cpu).toFixed(2)} s/s` : ""
+        }`,
+      );
+    }
+    console.log("  targets (issue 10): binary framing and gRPC raw bytes ≤ 1.5×, JSON with base64 ≤ 3×");
+    console.log("  floor: the same request and answer bytes through a route or method that computes nothing (echo-server.ts)");
+    agent.destroy();
+    client.close();
+    echoAgent.destroy();
+    echoClient.close();
+  } finally {
+    await stopProcess(service.child);
+    if (echo) await stopProcess(echo.child);
   }
-  checkHttp(await httpPost(agent, url, w3.http.body, w3.http.headers), w3);
-  checkGrpc(w3.checkGrpc(await grpcCall(client, DIFFERENTIATE, w3.grpc)));
-  checkJson(await httpPost(agent, url, json, { "content-type": "application/json" }));
-  const how = C_CLIENTS ? `wrk -c1 / h2load -c1 -m1 for ${SECONDS} s` : `${CALLS} calls`;
-  console.log(`W3 training step, one request at a time, ${ROUNDS} interleaved rounds (${how}; ms per call, median):`);
-  for (const [name] of contenders) {
-    const cpu = clientCpu.get(name) as number[];
-    console.log(
-      `  ${name.padEnd(22)} ${median(times.get(name) as number[])
-        .toFixed(2)
-        .padStart(8)}   ${median(ratios.get(name) as number[]).toFixed(2)}× the in-process step${
-        cpu.length > 0 ? `   client CPU ${median(cpu).toFixed(2)} s/s` : ""
-      }`,
-    );
-  }
-  console.log("  targets (issue 10): binary framing and gRPC raw bytes ≤ 1.5×, JSON with base64 ≤ 3×");
-  console.log("  floor: the same request and answer bytes through a route or method that computes nothing (echo-server.ts)");
-  agent.destroy();
-  client.close();
-  echoAgent.destroy();
-  echoClient.close();
-  await stopProcess(service.child);
-  await stopProcess(echo.child);
 }
 
 /** The echo server (echo-server.ts), answering the service's own answer bytes. */
