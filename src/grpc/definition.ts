@@ -3,12 +3,8 @@ import { FileDescriptorSetSchema, file_google_protobuf_struct } from "@bufbuild/
 import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
 import { loadFileDescriptorSetFromBuffer, loadSync, type PackageDefinition } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
+import { bufferView } from "../runtime/shared-memory.js";
 import { file_adjoint_v1_adjoint } from "./gen/adjoint/v1/adjoint_pb.js";
-
-/** A Uint8Array as a Buffer over the same memory (Buffer.from(u8) would copy). */
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
 
 /**
  * A grpc-js service definition from a protobuf-es v2 service descriptor: each method's path and
@@ -29,9 +25,9 @@ export function grpcServiceDefinition(service: DescService, rawRequests = false)
       originalName: method.localName,
       requestStream: kind === "client_streaming" || kind === "bidi_streaming",
       responseStream: kind === "server_streaming" || kind === "bidi_streaming",
-      requestSerialize: (m) => asBuffer(toBinary(method.input, m as never)),
+      requestSerialize: (m) => bufferView(toBinary(method.input, m as never)),
       requestDeserialize: rawRequests ? (b: Buffer) => b : (b) => fromBinary(method.input, b),
-      responseSerialize: (m) => (m instanceof Uint8Array ? asBuffer(m) : asBuffer(toBinary(method.output, m as never))),
+      responseSerialize: (m) => (m instanceof Uint8Array ? bufferView(m) : bufferView(toBinary(method.output, m as never))),
       responseDeserialize: (b) => fromBinary(method.output, b),
     };
   }
@@ -44,7 +40,7 @@ export function grpcServiceDefinition(service: DescService, rawRequests = false)
  */
 export function reflectionPackage(): PackageDefinition {
   const set = create(FileDescriptorSetSchema, { file: [file_google_protobuf_struct.proto, file_adjoint_v1_adjoint.proto] });
-  const adjoint = loadFileDescriptorSetFromBuffer(asBuffer(toBinary(FileDescriptorSetSchema, set)));
+  const adjoint = loadFileDescriptorSetFromBuffer(bufferView(toBinary(FileDescriptorSetSchema, set)));
   // The health service is listed too, from the .proto file that grpc-health-check ships.
   return { ...adjoint, ...loadSync(healthProtoPath) };
 }

@@ -16,7 +16,7 @@ import { copyBytes, releaseShared, sharedBytes } from "../runtime/shared-memory.
  * into fresh memory; an answer written with room in front (direct-response.ts) is framed where it lies.
  *
  * Both are grpc-js server internals (BaseServerInterceptingCall's decoder, handleDataFrame and
- * serializeMessage, present throughout grpc-js 1.x), patched once per process. install() says what
+ * serializeMessage, present throughout grpc-js 1.x), patched once per process. installMessageMemory() says what
  * took, so that an upgrade that moves them shows as a warning and a failing test, not as a silent
  * return to the copies; the service works either way.
  */
@@ -31,7 +31,7 @@ interface MessageDecoder {
 
 interface ServerCallInternals {
   decoder: MessageDecoder & { maxReadMessageLength?: number };
-  handler: { path: string; serialize(value: unknown): Buffer };
+  handler: { path: string };
   handleDataFrame(data: Buffer): void;
   serializeMessage(value: unknown): Buffer;
 }
@@ -123,9 +123,9 @@ export function noteLargestTensor(path: string, body: Uint8Array, largest: Uint8
   alignment.set(path, (8 - (inMessage % 8)) % 8);
 }
 
-/** Gives a large message's shared memory back to the pool: only once nothing reads it, or any view of it, again. */
+/** Gives a message's shared memory, if it has any, back to the pool: only once nothing reads it, or any view of it, again. */
 export function releaseMessage(body: Uint8Array): void {
-  if (body.buffer instanceof SharedArrayBuffer && body.byteLength + 5 >= SHARED_MESSAGE_BYTES) releaseShared(body);
+  if (body.buffer instanceof SharedArrayBuffer) releaseShared(body);
 }
 
 /**

@@ -31,7 +31,7 @@ import {
   ListOpsResponseSchema,
   RegisterFunctionRequestSchema,
 } from "./gen/adjoint/v1/adjoint_pb.js";
-import { installMessageMemory, noteLargestTensor, releaseMessage, SHARED_MESSAGE_BYTES } from "./message-memory.js";
+import { installMessageMemory, noteLargestTensor, releaseMessage } from "./message-memory.js";
 import { minimizeHandler } from "./minimize.js";
 
 export const SERVICE_NAME = AdjointServiceDesc.typeName;
@@ -132,7 +132,8 @@ function unary<In extends DescMessage, Out extends DescMessage>(
       let response: ReturnType<typeof handle>;
       try {
         const request = decode(input, bytes);
-        if (largestTensor !== undefined && size >= SHARED_MESSAGE_BYTES) {
+        // Only a message the decoder assembled in shared memory (message-memory.ts) is aligned or given back.
+        if (largestTensor !== undefined && bytes.buffer instanceof SharedArrayBuffer) {
           const largest = largestTensor(request);
           reusable = largest !== null;
           if (largest) noteLargestTensor(call.getPath(), bytes, largest);

@@ -1,4 +1,5 @@
 import { invalid } from "../errors.js";
+import { bufferView } from "../runtime/shared-memory.js";
 import { jsonBody, serializeJson } from "../service/json-view.js";
 import type { AnswerMemory } from "../service/service.js";
 import { toLittleEndianBytes } from "../service/tensor.js";
@@ -64,7 +65,7 @@ export class BinaryWriter {
     const length = header.byteLength + this.length;
     // A small answer in one piece: one write, and nothing to keep.
     if (length <= ONE_PIECE) return { parts: [Buffer.concat([header, ...this.parts], length)], length, headerLength: header.byteLength };
-    const parts = [header, ...this.parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength))];
+    const parts = [header, ...this.parts.map((p) => bufferView(p))];
     return { parts, length, headerLength: header.byteLength, viewsMemory: true };
   }
 }

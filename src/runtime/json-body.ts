@@ -1,6 +1,7 @@
 import { isAscii } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import type { PrebuiltGraph } from "./parse-function.js";
+import { bufferView } from "./shared-memory.js";
 
 /**
  * A large JSON request body, read on a worker: parsed with the protections REST applies to every
@@ -49,7 +50,7 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * the same text, made without UTF-8 decoding.
  */
 export function jsonText(bytes: Uint8Array): string {
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const buffer = bufferView(bytes);
   return buffer.toString(isAscii(buffer) ? "latin1" : "utf8");
 }
 

@@ -33,6 +33,11 @@ export function sharedFloat64(length: number, zeroed = true): Float64Array {
   return array;
 }
 
+/** A Buffer over the same memory as `bytes`, not a copy (Buffer.from(bytes) would copy). */
+export function bufferView(bytes: ArrayBufferView): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** Eight zero bytes: the value Buffer#fill repeats. */
 const ZERO_WORD = Buffer.alloc(8);
 
@@ -43,7 +48,7 @@ const ZERO_WORD = Buffer.alloc(8);
  * TypedArray#set and 0.68 filling with 0).
  */
 function zero(array: Float64Array): void {
-  if (array.length > 0) Buffer.from(array.buffer, array.byteOffset, array.byteLength).fill(ZERO_WORD);
+  if (array.length > 0) bufferView(array).fill(ZERO_WORD);
 }
 
 /**
@@ -102,8 +107,7 @@ export function copyBytes(destination: Uint8Array, source: Uint8Array, at = 0): 
     destination.set(source, at);
     return;
   }
-  // fill() refuses an empty value; there is nothing to copy then.
+  // fill() refuses an empty value; there is nothing to copy then. It checks the range before writing.
   if (source.byteLength === 0) return;
-  if (at < 0 || at + source.byteLength > destination.byteLength) throw new RangeError("copyBytes: the source does not fit at that offset");
-  Buffer.from(destination.buffer, destination.byteOffset, destination.byteLength).fill(source, at, at + source.byteLength);
+  bufferView(destination).fill(source, at, at + source.byteLength);
 }

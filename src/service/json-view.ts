@@ -4,7 +4,7 @@ import { everySectionValue, mapSections, SECTION_NAMES, type Section } from "../
 import type { Value } from "../engine/values.js";
 import { stringifyExact } from "../json.js";
 import { own, recordOf } from "../names.js";
-import { pooledBytes } from "../runtime/shared-memory.js";
+import { bufferView, pooledBytes } from "../runtime/shared-memory.js";
 import { scalarAnswerJson } from "./json-scalar.js";
 import { toLittleEndianBytes } from "./tensor.js";
 import type { Column, ColumnsResult, DifferentiateOutput, ResultRow, SparseStructure } from "./types.js";
@@ -38,7 +38,7 @@ export function jsonBody(out: DifferentiateOutput, tensor: TensorWriter = tensor
  */
 export function tensorBase64(t: { readonly shape: readonly number[]; readonly data: Float64Array }): unknown {
   const bytes = toLittleEndianBytes(t.data);
-  return { shape: t.shape, dtype: "float64", base64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64") };
+  return { shape: t.shape, dtype: "float64", base64: bufferView(bytes).toString("base64") };
 }
 
 /** A tensor as JSON: {shape, data} with the data as a plain array. */
@@ -240,7 +240,7 @@ const BASE64_STEP = 3 * 16 * 1024;
 
 /** Writes `source` as base64 text into `target` at `at`; where it ends. */
 function writeBase64(target: Buffer, source: Uint8Array, at: number): number {
-  const view = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+  const view = bufferView(source);
   for (let from = 0; from < view.byteLength; from += BASE64_STEP) {
     at += target.write(view.subarray(from, from + BASE64_STEP).toString("base64"), at, "latin1");
   }
