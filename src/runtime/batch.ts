@@ -5,6 +5,7 @@ import type { Value } from "../engine/values.js";
 import { AdjointError, asAdjointError, type ErrorKind, type ErrorLocation } from "../errors.js";
 import { record, recordOf } from "../names.js";
 import { COST } from "./scheduler.js";
+import { zero } from "./shared-memory.js";
 
 /** A block of a batch's memory: one input, or one result field, for every point. */
 export interface Slot {
@@ -62,6 +63,8 @@ export interface Batch {
    * `placed[k]` where it is set, its block in `inputs` unused.
    */
   readonly placed?: readonly (Float64Array | undefined)[];
+  /** The outputs may hold an earlier request's numbers: evaluateRange zeroes each range before writing it. */
+  readonly outputsUnzeroed?: boolean;
 }
 
 /**
@@ -140,6 +143,9 @@ export const DIAGNOSED_POINTS = 16;
  * plan allows (evaluatePointInto), else through the engine's answer.
  */
 export function evaluateRange(fn: CompiledFunction, batch: Batch, start: number, end: number): EvaluatedRange {
+  if (batch.outputsUnzeroed) {
+    for (const f of batch.layout.fields) zero(batch.outputs.subarray(f.offset + start * f.size, f.offset + end * f.size));
+  }
   if (vectorized(fn, batch, start, end)) {
     // The diagnosis scans the whole range, and finds nothing only when every result is finite.
     const extras = diagnose(fn, batch, start, end);

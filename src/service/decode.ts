@@ -125,9 +125,11 @@ export function allocate(entry: FunctionEntry, plan: ModePlan, count: number, sh
       `the batch of ${count} points needs ${elements} elements of memory; the limit is ${2 * limits.maxTensorElements} (twice ADJOINT_MAX_TENSOR_ELEMENTS)`,
     );
   }
-  // Every input is written before a worker reads it (pointBatch, fillBatch): only the outputs start at zero.
-  const alloc = (n: number, zeroed: boolean) => (shared ? sharedFloat64(n, zeroed) : new Float64Array(n));
-  return { layout, inputs: alloc(ins.length, false), outputs: alloc(outs.length, true) };
+  // Every input is written before a worker reads it (pointBatch, fillBatch). The outputs start at zero,
+  // but pooled memory is zeroed by whoever evaluates each range (evaluateRange), not here: a worker then
+  // writes results into memory its own core just touched, and the event loop is spared the pass.
+  if (!shared) return { layout, inputs: new Float64Array(ins.length), outputs: new Float64Array(outs.length) };
+  return { layout, inputs: sharedFloat64(ins.length, false), outputs: sharedFloat64(outs.length, false), outputsUnzeroed: true };
 }
 
 /** A batch of one point, in shared memory for the pool. */

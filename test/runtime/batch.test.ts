@@ -74,6 +74,65 @@ const gradientFields = [
   ...names.map((name) => ({ section: "gradient" as const, name, shape: shapes[name] })),
 ];
 
+describe("a batch in pooled memory that still holds an earlier request's numbers", () => {
+  const scalar = new CompiledFunction(
+    parseExpressions({
+      inputs: [
+        { name: "x", shape: [] },
+        { name: "y", shape: [] },
+      ],
+      outputs: [{ name: "f", text: "x * exp(y)" }],
+    }),
+  );
+  /** 10 points (the vectorised pass) with a field the request's plan does not produce: y's gradient, not asked for. */
+  function staleBatch(outputsUnzeroed: boolean): Batch {
+    const count = 10;
+    const ins = slots(
+      ["x", "y"].map((name) => ({ name, shape: [], size: 1 })),
+      count,
+    );
+    const fields = [
+      { section: "outputs" as const, name: "f", shape: [], size: 1 },
+      { section: "gradient" as const, name: "x", shape: [], size: 1 },
+      { section: "gradient" as const, name: "y", shape: [], size: 1 },
+    ];
+    const outs = slots(fields, count);
+    const inputs = new Float64Array(new SharedArrayBuffer(ins.length * 8)).map((_, i) => 0.1 * (i + 1));
+    const outputs = new Float64Array(new SharedArrayBuffer(outs.length * 8)).fill(-7);
+    const layout = {
+      request: { mode: "reverse", wrt: ["x"] } as EvaluateRequest,
+      count,
+      inputs: ins.slots,
+      fields: outs.slots,
+      inputLength: ins.length,
+      outputLength: outs.length,
+    };
+    return { layout, inputs, outputs, ...(outputsUnzeroed ? { outputsUnzeroed } : {}) };
+  }
+
+  it("is zeroed over the range evaluated, so that a field no pass writes reads zero, never the earlier numbers", () => {
+    const batch = staleBatch(true);
+    evaluateRange(scalar, batch, 2, 10);
+    const [f, gx, gy] = batch.layout.fields as Field[];
+    for (let i = 2; i < 10; i++) {
+      const x = batch.inputs[i];
+      const y = batch.inputs[10 + i];
+      expect(batch.outputs[f.offset + i]).toBe(x * Math.exp(y));
+      expect(batch.outputs[gx.offset + i]).toBe(Math.exp(y));
+      expect(batch.outputs[gy.offset + i]).toBe(0);
+    }
+    // Points outside the range are another task's: untouched.
+    for (const field of [f, gx, gy]) expect(Array.from(batch.outputs.subarray(field.offset, field.offset + 2))).toEqual([-7, -7]);
+  });
+
+  it("is left as it is when the batch says its outputs start at zero (memory fresh from the system)", () => {
+    const batch = staleBatch(false);
+    evaluateRange(scalar, batch, 0, 10);
+    const gy = (batch.layout.fields as Field[])[2];
+    expect(Array.from(batch.outputs.subarray(gy.offset, gy.offset + 10))).toEqual(Array(10).fill(-7));
+  });
+});
+
 describe("a tensor function's batch, point by point", () => {
   it.each([
     ["reverse", { mode: "reverse" } as EvaluateRequest, gradientFields],
