@@ -19,20 +19,53 @@ export function isTensor(v: unknown): v is Tensor {
 
 /**
  * Index of the first non-finite element, or −1. Every answer's results are scanned, megabytes of them
- * for a training step: four elements at a time, as x·0, which is NaN exactly for NaN and ±∞ (about
- * three times faster than a test per element); the group that holds one is then searched element by element.
+ * for a training step, so float arrays take scanFloats; a plain array (JSON) is tested element by element.
  */
 export function firstNonFinite(data: number | ArrayLike<number>): number {
-  if (typeof data === "number") return Number.isFinite(data) ? -1 : 0;
-  const n = data.length;
-  let i = 0;
+  if (typeof data === "number") return data - data === 0 ? -1 : 0;
   // Only float arrays: in a plain array, x·0 is 0 for a string of digits or null, which are not finite numbers.
-  const floats = data instanceof Float64Array || data instanceof Float32Array;
-  for (; floats && i + 4 <= n; i += 4) {
-    const zero = data[i] * 0 + data[i + 1] * 0 + data[i + 2] * 0 + data[i + 3] * 0;
-    if (Number.isNaN(zero)) break;
+  if (data instanceof Float64Array || data instanceof Float32Array) return scanFloats(data);
+  const n = data.length;
+  for (let i = 0; i < n; i++) if (!Number.isFinite(data[i])) return i;
+  return -1;
+}
+
+/**
+ * Four elements at a time, as x·0, which is NaN exactly for NaN and ±∞ (about three times faster than
+ * a test per element), a block at a time; the block that holds one is then searched element by element.
+ *
+ * The hot loop is a function of its own, called per block, rather than a loop here over the whole
+ * array: a single long loop ran its first calls through on-stack replacement, compiled before the code
+ * after the loop had ever run, and V8 then deoptimised that compiled loop at its exit on nearly every
+ * call ("insufficient type feedback"), running it in the interpreter meanwhile and compiling it again
+ * on a background thread (docs/service.md, "The finiteness scan stays compiled").
+ */
+function scanFloats(data: Float64Array | Float32Array): number {
+  const n = data.length;
+  const whole = n - (n % 4);
+  for (let from = 0; from < whole; from += SCAN_BLOCK) {
+    const to = Math.min(whole, from + SCAN_BLOCK);
+    if (!groupsAreFinite(data, from, to)) return firstNonFiniteIn(data, from, to);
   }
-  for (; i < n; i++) if (!Number.isFinite(data[i])) return i;
+  return firstNonFiniteIn(data, whole, n);
+}
+
+/** Elements per call of groupsAreFinite: its loop stays short, the calls few. */
+const SCAN_BLOCK = 1024;
+
+/** Whether data[from..to) is all finite; to − from a multiple of 4. */
+function groupsAreFinite(data: Float64Array | Float32Array, from: number, to: number): boolean {
+  let zero = 0;
+  for (let i = from; i < to; i += 4) zero += data[i] * 0 + data[i + 1] * 0 + data[i + 2] * 0 + data[i + 3] * 0;
+  // A sum of zeros is ±0; of anything with a NaN in it, NaN.
+  return zero === 0;
+}
+
+function firstNonFiniteIn(data: Float64Array | Float32Array, from: number, to: number): number {
+  for (let i = from; i < to; i++) {
+    const x = data[i];
+    if (x - x !== 0) return i;
+  }
   return -1;
 }
 

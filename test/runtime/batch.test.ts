@@ -273,6 +273,22 @@ describe("firstNonFinite", () => {
     expect(firstNonFinite([1, 2, 3, "4" as unknown as number, 5])).toBe(3);
     expect(firstNonFinite([1, 2, null as unknown as number, 4, 5])).toBe(2);
     expect(firstNonFinite(Number.NaN)).toBe(0);
+    expect(firstNonFinite(Number.NEGATIVE_INFINITY)).toBe(0);
     expect(firstNonFinite(-0)).toBe(-1);
+  });
+
+  it("finds it across the scan's blocks of 1024, in a subarray, and after the largest finite values", () => {
+    for (const n of [1023, 1024, 1025, 2048, 3001]) {
+      for (const at of [0, 1019, 1020, 1023, 1024, 1025, 2047, 2048, n - 1]) {
+        if (at >= n) continue;
+        const data = Float64Array.from({ length: n }, (_, i) => (i % 2 === 0 ? Number.MAX_VALUE : -Number.MAX_VALUE));
+        expect(firstNonFinite(data)).toBe(-1);
+        data[at] = Number.NEGATIVE_INFINITY;
+        if (at + 1000 < n) data[at + 1000] = Number.NaN;
+        expect(firstNonFinite(data)).toBe(at);
+        // A view that starts past the first element counts from its own start.
+        if (at > 0) expect(firstNonFinite(data.subarray(1))).toBe(at - 1);
+      }
+    }
   });
 });
