@@ -32,9 +32,13 @@ interface MessageDecoder {
 interface ServerCallInternals {
   decoder: MessageDecoder & { maxReadMessageLength?: number };
   handler: { path: string };
+  stream: { write: StreamWrite; cork(): void; uncork(): void };
   handleDataFrame(data: Buffer): void;
   serializeMessage(value: unknown): Buffer;
+  sendMessage(message: unknown, callback: () => void): void;
 }
+
+type StreamWrite = (chunk: Buffer, callback?: (error?: Error | null) => void) => boolean;
 
 /** Per method path: the offset (0–7) at which to start the next large message so that its largest tensor is aligned. */
 const alignment = new Map<string, number>();
@@ -146,6 +150,51 @@ function framedInPlace(message: Uint8Array): Buffer | undefined {
   return framed;
 }
 
+/**
+ * An answer whose large tensors are sent from the batch memory where the worker wrote them, not copied
+ * into it: `parts` in order, the first with five unused bytes in front for the frame header, the tensors
+ * views of the batch's memory, held from the pool (AnswerMemory.keep) until `settle` calls `giveBack`.
+ * Only grpc-js's patched sendMessage writes one (partedAnswers()).
+ */
+export class PartedAnswer {
+  private settled = false;
+
+  constructor(
+    /** The message's bytes in order; parts[0] begins five bytes into its memory. */
+    readonly parts: readonly Buffer[],
+    /** The message's length, frame header not included. */
+    readonly byteLength: number,
+    private readonly giveBack: () => void,
+  ) {}
+
+  /** The first part behind its frame header, which announces the whole message. */
+  framedHead(): Buffer {
+    const first = this.parts[0];
+    const framed = Buffer.from(first.buffer, first.byteOffset - 5, first.byteLength + 5);
+    framed[0] = 0;
+    framed.writeUInt32BE(this.byteLength, 1);
+    return framed;
+  }
+
+  /**
+   * Once the socket has taken every part (`sent`), or once none of them will be written, the batch
+   * memory goes back to the pool. A write that failed may have left pieces of it in HTTP/2's queue for
+   * the socket: that memory is left to the collector, never handed to another request.
+   */
+  settle(sent: boolean): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (sent) this.giveBack();
+  }
+}
+
+let partsTook = false;
+
+/** Whether answers may be sent as parts (PartedAnswer): grpc-js's sendMessage took the patch. */
+export function partedAnswers(): boolean {
+  return partsTook;
+}
+
 let installed: { receive: boolean; send: boolean } | undefined;
 
 /** grpc-js's server call class, where this version of grpc-js has it. */
@@ -181,9 +230,62 @@ export function installMessageMemory(): { receive: boolean; send: boolean } {
   if (proto !== undefined && send) {
     const serializeMessage = proto.serializeMessage as ServerCallInternals["serializeMessage"];
     proto.serializeMessage = function (this: ServerCallInternals, value: unknown) {
+      if (value instanceof PartedAnswer) return value.framedHead();
       return (value instanceof Uint8Array ? framedInPlace(value) : undefined) ?? serializeMessage.call(this, value);
     };
+    if (typeof proto.sendMessage === "function") {
+      const sendMessage = proto.sendMessage as ServerCallInternals["sendMessage"];
+      proto.sendMessage = function (this: ServerCallInternals, message: unknown, callback: () => void) {
+        if (!(message instanceof PartedAnswer)) return sendMessage.call(this, message, callback);
+        sendParts(this, message, () => sendMessage.call(this, message, callback));
+      };
+      partsTook = true;
+    }
   }
   installed = { receive, send };
   return installed;
+}
+
+/**
+ * grpc-js's sendMessage for an answer in parts: its own checks, metadata and bookkeeping run as for any
+ * message, and where it writes the serialised message (the framed first part) the other parts follow in
+ * the same corked write, the last one carrying grpc-js's callback. HTTP/2 calls that back once the
+ * socket has taken the bytes of every part (Node completes a stream's write after its data frames are
+ * written), so the memory they view is given back then; never, if grpc-js wrote nothing (a cancelled
+ * call), before it is known nothing will read it.
+ */
+function sendParts(call: ServerCallInternals, answer: PartedAnswer, send: () => void): void {
+  const stream = call.stream;
+  const write = stream.write;
+  const own = Object.hasOwn(stream, "write");
+  // The stream's own write again: grpc-js's later messages and trailers go through it as usual.
+  const restore = () => {
+    if (own) stream.write = write;
+    else delete (stream as { write?: StreamWrite }).write;
+  };
+  let wrote = false;
+  stream.write = (head, callback) => {
+    restore();
+    wrote = true;
+    const last = answer.parts.length - 1;
+    stream.cork();
+    try {
+      write.call(stream, head);
+      for (let i = 1; i < last; i++) write.call(stream, answer.parts[i]);
+      return write.call(stream, answer.parts[last], (error) => {
+        answer.settle(!error);
+        callback?.(error);
+      });
+    } finally {
+      stream.uncork();
+    }
+  };
+  try {
+    send();
+  } finally {
+    if (!wrote) {
+      restore();
+      answer.settle(true);
+    }
+  }
 }

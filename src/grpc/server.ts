@@ -12,7 +12,7 @@ import { type Admission, LARGE_BODY, overloaded, type ShedReason } from "../serv
 const ADMISSION_WAIT_MS = 5000;
 
 import type { Metrics } from "../service/metrics.js";
-import type { AdjointService } from "../service/service.js";
+import type { AdjointService, AnswerMemory } from "../service/service.js";
 import type { CallContext, DifferentiateOutput } from "../service/types.js";
 import { CallRecord, type CallReporting, callContext, decode, type ServerCall, status } from "./call.js";
 import { differentiateInput, differentiateResponse, functionInfo, functionSpec, listOpsResponse } from "./convert.js";
@@ -31,7 +31,7 @@ import {
   ListOpsResponseSchema,
   RegisterFunctionRequestSchema,
 } from "./gen/adjoint/v1/adjoint_pb.js";
-import { installMessageMemory, noteLargestTensor, releaseMessage } from "./message-memory.js";
+import { installMessageMemory, noteLargestTensor, PartedAnswer, releaseMessage } from "./message-memory.js";
 import { minimizeHandler } from "./minimize.js";
 
 export const SERVICE_NAME = AdjointServiceDesc.typeName;
@@ -60,13 +60,22 @@ interface HandlerContext extends CallReporting {
   readonly admission?: Admission;
 }
 
+/** An answer's bytes: in one piece, or in parts that view the batch memory its tensors lie in. */
+type Encoded = Uint8Array | PartedAnswer;
+
 /**
  * An answer's bytes (encoded here, or already by a fast path), refused when over the message limit
  * (grpc-js would fail the call after the handler).
  */
-function encode<Desc extends DescMessage>(hc: HandlerContext, schema: Desc, message: MessageShape<Desc> | Uint8Array): Uint8Array {
-  const bytes = message instanceof Uint8Array ? message : toBinary(schema, message);
+function encode<Desc extends DescMessage, E extends Encoded>(
+  hc: HandlerContext,
+  schema: Desc,
+  message: MessageShape<Desc> | E,
+): E | Uint8Array {
+  const bytes: E | Uint8Array =
+    message instanceof Uint8Array || message instanceof PartedAnswer ? (message as E) : toBinary(schema, message as MessageShape<Desc>);
   if (bytes.byteLength > hc.maxMessage) {
+    if (bytes instanceof PartedAnswer) bytes.settle(true);
     throw exhausted(
       `the answer is ${bytes.byteLength} bytes, over the message limit of ${hc.maxMessage} bytes (ADJOINT_GRPC_MAX_MESSAGE); ask for fewer points, or send them in several requests or over DifferentiateStream`,
     );
@@ -85,9 +94,9 @@ function unary<In extends DescMessage, Out extends DescMessage>(
   method: string,
   input: In,
   output: Out,
-  handle: (request: MessageShape<In>, ctx: CallContext) => MessageShape<Out> | Uint8Array | Promise<MessageShape<Out> | Uint8Array>,
+  handle: (request: MessageShape<In>, ctx: CallContext) => MessageShape<Out> | Encoded | Promise<MessageShape<Out> | Encoded>,
   largestTensor?: (request: MessageShape<In>) => Uint8Array | undefined | null,
-): grpc.handleUnaryCall<Buffer, Uint8Array> {
+): grpc.handleUnaryCall<Buffer, Encoded> {
   const { admission } = hc;
   return (call, callback) => {
     const record = new CallRecord(call as ServerCall, hc, method);
@@ -104,8 +113,8 @@ function unary<In extends DescMessage, Out extends DescMessage>(
       record.finish(error, e);
       callback(status(error, record.id));
     };
-    const answer = (response: MessageShape<Out> | Uint8Array) => {
-      let encoded: Uint8Array;
+    const answer = (response: MessageShape<Out> | Encoded) => {
+      let encoded: Encoded;
       try {
         encoded = encode(hc, output, response);
       } catch (e) {
@@ -119,7 +128,7 @@ function unary<In extends DescMessage, Out extends DescMessage>(
       else deliver(encoded);
     };
     let reusable = false;
-    const deliver = (encoded: Uint8Array) => {
+    const deliver = (encoded: Encoded) => {
       admission?.release(size);
       record.finish();
       callback(null, encoded);
@@ -196,7 +205,7 @@ function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<B
           if (failed) return;
           const request = decode(DifferentiateRequestSchema, bytes);
           const answer = await session.next(differentiateInput(request), ctx, (out) =>
-            encode(hc, DifferentiateResponseSchema, answerMessage(out, n)),
+            encode<typeof DifferentiateResponseSchema, Uint8Array>(hc, DifferentiateResponseSchema, answerMessage(out, n)),
           );
           // A client that does not read its answers is not given more work to produce.
           if (!call.write(answer)) await once(call, "drain", { signal: ctx.signal });
@@ -223,6 +232,11 @@ function answerMessage(out: DifferentiateOutput, sequence = 0): DifferentiateRes
   return directResponseBytes(out, sequence) ?? differentiateResponse(out, sequence);
 }
 
+/** A unary call's answer, whose large tensors may be sent from the batch memory they lie in (PartedAnswer). */
+function unaryAnswer(out: DifferentiateOutput, memory: AnswerMemory): DifferentiateResponse | Encoded {
+  return directResponseBytes(out, 0, memory) ?? differentiateResponse(out, 0);
+}
+
 /**
  * A Differentiate request's largest raw tensor among its point and columns, whose memory lives only as
  * long as the call; null when the request holds a graph, whose constants a compiled function may keep.
@@ -245,8 +259,8 @@ function addAdjointService(server: grpc.Server, hc: HandlerContext): void {
       DifferentiateRequestSchema,
       DifferentiateResponseSchema,
       (request, ctx) =>
-        service.differentiateEncoded(differentiateInput(request), ctx, (out) =>
-          encode(hc, DifferentiateResponseSchema, answerMessage(out)),
+        service.differentiateEncoded(differentiateInput(request), ctx, (out, memory) =>
+          encode(hc, DifferentiateResponseSchema, unaryAnswer(out, memory)),
         ),
       largestRequestTensor,
     ),

@@ -63,6 +63,11 @@ class LentMemory implements AnswerMemory {
     this.held.push(memory);
   }
 
+  lends(data: Float64Array): boolean {
+    for (const block of this.held) if (block.buffer === data.buffer) return true;
+    return false;
+  }
+
   keep(): () => void {
     const kept = this.held;
     this.held = [];
@@ -86,6 +91,8 @@ class LentMemory implements AnswerMemory {
  */
 export interface AnswerMemory {
   keep(): () => void;
+  /** Whether `data` lies in this memory (so that keep() holds it); absent where nothing is lent. */
+  lends?(data: Float64Array): boolean;
 }
 
 /** The memory of an answer computed in memory of its own, which it keeps by itself: nothing to keep. */

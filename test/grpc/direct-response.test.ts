@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { differentiateResponse } from "../../src/grpc/convert.js";
 import { directResponseBytes } from "../../src/grpc/direct-response.js";
 import { DifferentiateResponseSchema } from "../../src/grpc/gen/adjoint/v1/adjoint_pb.js";
+import { installMessageMemory, PartedAnswer } from "../../src/grpc/message-memory.js";
 import type { DifferentiateOutput } from "../../src/service/types.js";
 import { elements, num, startTestServer, type TestServer } from "../service/helpers.js";
 import { clientName } from "../support/arbitraries.js";
@@ -67,6 +68,65 @@ describe("the one-point answer's direct protobuf encoding", () => {
       expect(Buffer.from(first).equals(general(big as unknown as DifferentiateOutput, sequence))).toBe(true);
       expect(Buffer.from(second).equals(general(small as unknown as DifferentiateOutput, sequence))).toBe(true);
     }
+  });
+
+  it("sends large tensors in lent batch memory from where they lie: its parts are toBinary's bytes, and the memory goes back once sent", () => {
+    installMessageMemory();
+    const lent = (n: number, seed: number) => Float64Array.from({ length: n }, (_, i) => Math.sin(seed + i));
+    const shared = (a: Float64Array) => {
+      const s = new Float64Array(new SharedArrayBuffer(a.byteLength + 64), 16, a.length);
+      s.set(a);
+      return s;
+    };
+    // Three tensors in lent memory (the one output, a gradient, a Jacobian row), one as large in
+    // memory of the answer's own (copied), and small ones (copied) between them.
+    const value = shared(lent(9000, 1));
+    const gx = shared(lent(8192, 2));
+    const row = shared(lent(10_000, 3));
+    const own = lent(12_000, 4);
+    const lentBuffers = new Set<ArrayBufferLike>([value.buffer, gx.buffer, row.buffer]);
+    let released = 0;
+    const memory = { keep: () => () => void released++, lends: (d: Float64Array) => lentBuffers.has(d.buffer) };
+    const out = {
+      id: "fn_parts",
+      mode: "reverse",
+      allowNonFinite: false,
+      result: {
+        outputs: record([["loss", { shape: [90, 100], data: value }]]),
+        gradient: record([
+          ["w", { shape: [8192], data: gx }],
+          ["b", { shape: [3], data: Float64Array.of(1, -2, 3.5) }],
+          ["own", { shape: [12_000], data: own }],
+        ]),
+        jacobian: record([["loss", record([["w", { shape: [100, 100], data: row }]])]]),
+      },
+    } as unknown as DifferentiateOutput;
+    const parted = directResponseBytes(out, 0, memory);
+    expect(parted).toBeInstanceOf(PartedAnswer);
+    const answer = parted as PartedAnswer;
+    const bytes = Buffer.concat(answer.parts);
+    expect(bytes.equals(general(out))).toBe(true);
+    expect(answer.byteLength).toBe(bytes.byteLength);
+    // The lent tensors are the very memory (the one output twice: in outputs and as Result.value), the others copies.
+    const viewed = answer.parts.filter((p) => lentBuffers.has(p.buffer));
+    expect(viewed.map((p) => p.byteLength).sort((a, b) => a - b)).toEqual([8192 * 8, 9000 * 8, 9000 * 8, 10_000 * 8]);
+    expect(answer.parts.some((p) => p.buffer === own.buffer)).toBe(false);
+    // The frame header goes in the five bytes before the first part, announcing the whole message.
+    const head = answer.framedHead();
+    expect([...head.subarray(0, 5)]).toEqual([0, ...Buffer.from(Uint32Array.of(bytes.byteLength).buffer).reverse()]);
+    expect(head.subarray(5).equals(answer.parts[0])).toBe(true);
+    // Given back once, and only when sent: not after a failed write.
+    expect(released).toBe(0);
+    answer.settle(true);
+    answer.settle(true);
+    expect(released).toBe(1);
+    const failed = directResponseBytes(out, 0, memory) as PartedAnswer;
+    failed.settle(false);
+    failed.settle(true);
+    expect(released).toBe(1);
+    // Without lent memory, or with none of it large, the answer is one buffer, as before.
+    expect(directResponseBytes(out, 0, { keep: () => () => {} })).toBeInstanceOf(Uint8Array);
+    expect(Buffer.from(directResponseBytes(out) as Uint8Array).equals(general(out))).toBe(true);
   });
 
   it("encodes the worked example's answer to its exact bytes", () => {

@@ -4,6 +4,7 @@ import {
   allowFraming,
   installMessageMemory,
   noteLargestTensor,
+  partedAnswers,
   SHARED_MESSAGE_BYTES,
   SharedMessageDecoder,
 } from "../../src/grpc/message-memory.js";
@@ -97,6 +98,7 @@ describe("SharedMessageDecoder", () => {
 describe("grpc-js's server calls", () => {
   it("take both patches in this version of grpc-js (an upgrade that moves them fails here)", () => {
     expect(installMessageMemory()).toEqual({ receive: true, send: true });
+    expect(partedAnswers()).toBe(true);
   });
 
   it("frame an answer written with room in front where it lies, and copy any other as grpc-js does", () => {

@@ -1,9 +1,11 @@
 import { once } from "node:events";
 import { request as httpRequest, type IncomingMessage } from "node:http";
+import { connect as connectHttp2 } from "node:http2";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { CompiledFunction } from "../../src/engine/compiled-function.js";
 import type { Tensor } from "../../src/engine/values.js";
-import { ElementType } from "../../src/grpc/gen/adjoint/v1/adjoint_pb.js";
+import { DifferentiateRequestSchema, DifferentiateResponseSchema, ElementType } from "../../src/grpc/gen/adjoint/v1/adjoint_pb.js";
 import { compileModel, initializeParameters, type ModelDefinition } from "../../src/ir/model.js";
 import { answerJson, jsonBody, serializeJson, tensorBase64 } from "../../src/service/json-view.js";
 import type { DifferentiateOutput, ResultRow } from "../../src/service/types.js";
@@ -284,25 +286,33 @@ describe("a model step with its tensors as bytes, on the pool", () => {
   });
 });
 
+/**
+ * A training step with 1000 × 1000 weights: an 8 MB gradient, more than the kernel's socket buffers
+ * hold, so that most of an answer is still to be written from the batch's memory while its client is
+ * not reading. Its tensors at a point made from `seed`, and the gradient computed in this process.
+ */
+const WIDE: ModelDefinition = {
+  input: [1000],
+  layers: [{ type: "dense", units: 1000, name: "h" }, { type: "relu" }, { type: "dense", units: 2, name: "out" }],
+  loss: "softmax_cross_entropy",
+};
+
+function wideStep(seed: number): { tensors: [string, number[], Float64Array][]; want: Record<string, Tensor> } {
+  const step = compileModel(WIDE, 2);
+  const params = initializeParameters(step.parameters, seed);
+  const x = Float64Array.from({ length: 2000 }, (_, i) => Math.sin(seed + i));
+  const values = { x: { shape: [2, 1000], data: x }, y: { shape: [2], data: Float64Array.of(0, 1) }, ...params };
+  const want = new CompiledFunction(step.graph).evaluate(values, { mode: "reverse", wrt: step.parameters.map((p) => p.name) });
+  const tensors = Object.entries(values).map(
+    ([name, t]) => [name, [...t.shape], t.data as Float64Array] as [string, number[], Float64Array],
+  );
+  return { tensors, want: want.gradient as Record<string, Tensor> };
+}
+
 describe("a binary answer sent from the batch's memory", () => {
   it("keeps that memory from other requests until the answer has left, however slowly the client reads", async () => {
-    // 1000 × 1000 weights: an 8 MB gradient, more than the kernel's socket buffers hold, so that most
-    // of the answer is still to be written from the batch's memory while the client is not reading.
-    const wide: ModelDefinition = {
-      input: [1000],
-      layers: [{ type: "dense", units: 1000, name: "h" }, { type: "relu" }, { type: "dense", units: 2, name: "out" }],
-      loss: "softmax_cross_entropy",
-    };
-    const step = compileModel(wide, 2);
     const request = (seed: number) => {
-      const params = initializeParameters(step.parameters, seed);
-      const x = Float64Array.from({ length: 2000 }, (_, i) => Math.sin(seed + i));
-      const y = Float64Array.of(0, 1);
-      const values = { x: { shape: [2, 1000], data: x }, y: { shape: [2], data: y }, ...params };
-      const want = new CompiledFunction(step.graph).evaluate(values, { mode: "reverse", wrt: step.parameters.map((p) => p.name) });
-      const tensors = Object.entries(values).map(
-        ([name, t]) => [name, [...t.shape], t.data as Float64Array] as [string, number[], Float64Array],
-      );
+      const { tensors, want } = wideStep(seed);
       let offset = 0;
       const point = Object.fromEntries(
         tensors.map(([name, shape, data]) => {
@@ -311,9 +321,9 @@ describe("a binary answer sent from the batch's memory", () => {
           return [name, { shape, dtype: "float64", binary }];
         }),
       );
-      const header = Buffer.from(JSON.stringify({ function: { model: wide }, point }));
+      const header = Buffer.from(JSON.stringify({ function: { model: WIDE }, point }));
       const body = Buffer.concat([header, ...tensors.map(([, , d]) => bytesOf(d))]);
-      return { body, headerLength: header.byteLength, want: want.gradient as Record<string, Tensor> };
+      return { body, headerLength: header.byteLength, want };
     };
     const a = request(1);
     const b = request(2);
@@ -365,6 +375,75 @@ describe("a binary answer sent from the batch's memory", () => {
       for (const name of Object.keys(want)) {
         // Counted, not compared as arrays: a diff of a million numbers takes the reporter minutes.
         const got = answer.gradient[name];
+        const differing = got.filter((v, i) => !Object.is(v, want[name].data[i])).length;
+        expect({ name, length: got.length, differing }).toEqual({ name, length: want[name].data.length, differing: 0 });
+      }
+    }
+  });
+});
+
+describe("a gRPC answer sent from the batch's memory", () => {
+  it("keeps that memory from other requests until HTTP/2 has written the answer, however slowly the client reads", async () => {
+    // As for the binary framing above: an 8 MB gradient, sent in parts from where the worker wrote it
+    // (grpc/message-memory.ts PartedAnswer), to a client that reads none of it while a second request
+    // of the same shape is computed in the same pool. Memory given back before the answer had left
+    // would be written over by the second request, and the first answer would read its numbers.
+    const request = (seed: number) => {
+      const { tensors, want } = wideStep(seed);
+      const message = create(DifferentiateRequestSchema, {
+        function: { source: { case: "model", value: WIDE as never } },
+        point: {
+          tensors: Object.fromEntries(
+            tensors.map(([name, shape, data]) => [name, { shape, dtype: ElementType.FLOAT64, raw: new Uint8Array(bytesOf(data)) }]),
+          ),
+        },
+      });
+      return { message, want };
+    };
+    const a = request(1);
+    const b = request(2);
+    const server = await startTestServer({ workers: 1, inlineBudgetUs: 0, maxInflightLarge: 2 });
+    const session = connectHttp2(`http://127.0.0.1:${server.app.grpcPort}`);
+    onTestFinished(async () => {
+      session.destroy();
+      await server.close();
+    });
+    const bytes = toBinary(DifferentiateRequestSchema, a.message);
+    const framed = Buffer.alloc(5 + bytes.byteLength);
+    framed.writeUInt32BE(bytes.byteLength, 1);
+    framed.set(bytes, 5);
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/adjoint.v1.AdjointService/Differentiate",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    stream.end(framed);
+    // The answer's first bytes arrive; nothing more is read (HTTP/2 flow control holds the rest back on
+    // the server) until B has been answered.
+    const chunks: Buffer[] = [];
+    const firstChunk = await new Promise<Buffer>((resolve, reject) => {
+      stream.once("data", resolve);
+      stream.once("error", reject);
+    });
+    stream.pause();
+    chunks.push(firstChunk);
+    // Three in turn: whichever of the pool's blocks A's memory would have gone back to, one of them
+    // (a message copied in whole, or a batch written whole) lands on it.
+    let second = await server.differentiate(b.message);
+    for (let i = 0; i < 2; i++) second = await server.differentiate(b.message);
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.resume();
+    await once(stream, "end");
+    const body = Buffer.concat(chunks);
+    expect(body.readUInt32BE(1)).toBe(body.byteLength - 5);
+    const first = fromBinary(DifferentiateResponseSchema, body.subarray(5));
+    for (const [answer, want] of [
+      [first, a.want],
+      [second, b.want],
+    ] as const) {
+      for (const name of Object.keys(want)) {
+        const got = float64s(answer.result?.gradient[name]?.raw ?? new Uint8Array());
         const differing = got.filter((v, i) => !Object.is(v, want[name].data[i])).length;
         expect({ name, length: got.length, differing }).toEqual({ name, length: want[name].data.length, differing: 0 });
       }
