@@ -2,7 +2,7 @@ import { SECTION_NAMES, SECTIONS, type Section } from "../engine/sections.js";
 import { isTensor, type Value } from "../engine/values.js";
 import { copyBytes } from "../runtime/shared-memory.js";
 import type { AnswerMemory } from "../service/service.js";
-import { toLittleEndianBytes } from "../service/tensor.js";
+import { LITTLE_ENDIAN, toLittleEndianBytes } from "../service/tensor.js";
 import type { DifferentiateOutput } from "../service/types.js";
 import { ElementType } from "./gen/adjoint/v1/adjoint_pb.js";
 import { allowFraming, PartedAnswer, partedAnswers } from "./message-memory.js";
@@ -88,8 +88,6 @@ function viewableIn(memory: AnswerMemory): Viewable | undefined {
   if (!LITTLE_ENDIAN) return undefined;
   return (data) => data.byteLength >= VIEWED_BYTES && memory.lends?.(data) === true;
 }
-
-const LITTLE_ENDIAN = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
 
 /**
  * The bytes of tensor data the answer will hold (the one output counted again for Result.value), or −1

@@ -144,9 +144,17 @@ export function allowFraming(answer: Uint8Array): void {
 function framedInPlace(message: Uint8Array): Buffer | undefined {
   if (!framable.has(message)) return undefined;
   framable.delete(message);
-  const framed = Buffer.from(message.buffer, message.byteOffset - 5, message.byteLength + 5);
+  return frameBehind(message, message.byteLength);
+}
+
+/**
+ * `bytes` with the frame header of a `length`-byte uncompressed message written in the five bytes in
+ * front of them, which must be the caller's to write.
+ */
+function frameBehind(bytes: Uint8Array, length: number): Buffer {
+  const framed = Buffer.from(bytes.buffer, bytes.byteOffset - 5, bytes.byteLength + 5);
   framed[0] = 0;
-  framed.writeUInt32BE(message.byteLength, 1);
+  framed.writeUInt32BE(length, 1);
   return framed;
 }
 
@@ -169,11 +177,7 @@ export class PartedAnswer {
 
   /** The first part behind its frame header, which announces the whole message. */
   framedHead(): Buffer {
-    const first = this.parts[0];
-    const framed = Buffer.from(first.buffer, first.byteOffset - 5, first.byteLength + 5);
-    framed[0] = 0;
-    framed.writeUInt32BE(this.byteLength, 1);
-    return framed;
+    return frameBehind(this.parts[0], this.byteLength);
   }
 
   /**

@@ -107,7 +107,8 @@ function describe(x: unknown): string {
   return text === undefined ? typeof x : text.length > 40 ? `${text.slice(0, 40)}…` : text;
 }
 
-const LITTLE_ENDIAN = endianness() === "LE";
+/** Whether this machine stores a float64 as its little-endian bytes (raw tensors are sent that way). */
+export const LITTLE_ENDIAN = endianness() === "LE";
 
 /** Numbers a deferred finiteness check scans in one turn of the event loop: about 0.1 ms. */
 const SCAN_SLICE = 64 * 1024;
