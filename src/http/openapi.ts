@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parse } from "yaml";
+import { parseDocument, visit } from "yaml";
 
 export interface OpenApiDocument {
   /** The file as written, served at GET /openapi.yaml. */
@@ -31,9 +31,30 @@ export function loadOpenApi(): OpenApiDocument {
   if (loaded) return loaded;
   const path = findOpenApi();
   const text = readFileSync(path, "utf8");
-  loaded = { text, doc: parse(text), path };
+  loaded = { text, doc: parseOneByte(text), path };
   return loaded;
 }
+
+/**
+ * The document parsed with every string that Latin-1 can hold made a one-byte string. The file holds
+ * characters beyond Latin-1 (−, ∂, …), so V8 keeps its text, and every piece the parser cuts from it, as
+ * two-byte strings; the doc's keys are then the process's internalized copies of names such as
+ * `gradient`, `point` and `x1` (its examples), and every later string of the same name is made to point at
+ * them: every answer built from those names became a two-byte string, flattened and converted again to
+ * be measured and written (test/http/openapi.test.ts).
+ */
+function parseOneByte(text: string): OpenApiDocument["doc"] {
+  const document = parseDocument(text);
+  visit(document, {
+    Scalar(_key, node) {
+      if (typeof node.value === "string" && !BEYOND_LATIN1.test(node.value))
+        node.value = Buffer.from(node.value, "latin1").toString("latin1");
+    },
+  });
+  return document.toJS() as OpenApiDocument["doc"];
+}
+
+const BEYOND_LATIN1 = /[\u0100-\uffff]/;
 
 /** The id under which the document's components are registered with fastify's validator. */
 export const SCHEMA_ID = "openapi";
