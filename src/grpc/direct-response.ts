@@ -1,9 +1,8 @@
 import { SECTION_NAMES, SECTIONS, type Section } from "../engine/sections.js";
 import { isTensor, type Value } from "../engine/values.js";
 import { copyBytes } from "../runtime/shared-memory.js";
-import type { AnswerMemory } from "../service/service.js";
 import { LITTLE_ENDIAN, toLittleEndianBytes } from "../service/tensor.js";
-import type { DifferentiateOutput } from "../service/types.js";
+import type { AnswerMemory, DifferentiateOutput } from "../service/types.js";
 import { ElementType } from "./gen/adjoint/v1/adjoint_pb.js";
 import { allowFraming, PartedAnswer, partedAnswers } from "./message-memory.js";
 
@@ -28,7 +27,7 @@ export function directResponseBytes(out: DifferentiateOutput, sequence?: number)
 export function directResponseBytes(
   out: DifferentiateOutput,
   sequence: number,
-  memory: AnswerMemory,
+  memory: AnswerMemory | undefined,
 ): Uint8Array | PartedAnswer | undefined;
 export function directResponseBytes(out: DifferentiateOutput, sequence = 0, memory?: AnswerMemory): Uint8Array | PartedAnswer | undefined {
   const row = out.result;

@@ -12,8 +12,8 @@ import { type Admission, LARGE_BODY, overloaded, type ShedReason } from "../serv
 const ADMISSION_WAIT_MS = 5000;
 
 import type { Metrics } from "../service/metrics.js";
-import type { AdjointService, AnswerMemory } from "../service/service.js";
-import type { CallContext, DifferentiateOutput } from "../service/types.js";
+import type { AdjointService } from "../service/service.js";
+import type { AnswerMemory, CallContext, DifferentiateOutput } from "../service/types.js";
 import { CallRecord, type CallReporting, callContext, decode, type ServerCall, status } from "./call.js";
 import { differentiateInput, differentiateResponse, functionInfo, functionSpec, listOpsResponse } from "./convert.js";
 import { grpcServiceDefinition, reflectionPackage } from "./definition.js";
@@ -171,7 +171,7 @@ function unary<In extends DescMessage, Out extends DescMessage>(
 const STREAM_WINDOW = 8;
 
 /** Answers in order, one message at a time, against one function compiled once for the stream. */
-function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<Buffer, Uint8Array> {
+function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<Buffer, Encoded> {
   const { admission } = hc;
   return (call) => {
     const record = new CallRecord(call as ServerCall, hc, "DifferentiateStream");
@@ -204,8 +204,8 @@ function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<B
         try {
           if (failed) return;
           const request = decode(DifferentiateRequestSchema, bytes);
-          const answer = await session.next(differentiateInput(request), ctx, (out) =>
-            encode<typeof DifferentiateResponseSchema, Uint8Array>(hc, DifferentiateResponseSchema, answerMessage(out, n)),
+          const answer = await session.next(differentiateInput(request), ctx, (out, memory) =>
+            encode(hc, DifferentiateResponseSchema, answerMessage(out, n, memory)),
           );
           // A client that does not read its answers is not given more work to produce.
           if (!call.write(answer)) await once(call, "drain", { signal: ctx.signal });
@@ -227,14 +227,13 @@ function differentiateStream(hc: HandlerContext): grpc.handleBidiStreamingCall<B
   };
 }
 
-/** An answer as its encoded bytes when it is one point of scalars and tensors (direct-response.ts), else as a message. */
-function answerMessage(out: DifferentiateOutput, sequence = 0): DifferentiateResponse | Uint8Array {
-  return directResponseBytes(out, sequence) ?? differentiateResponse(out, sequence);
-}
-
-/** A unary call's answer, whose large tensors may be sent from the batch memory they lie in (PartedAnswer). */
-function unaryAnswer(out: DifferentiateOutput, memory: AnswerMemory): DifferentiateResponse | Encoded {
-  return directResponseBytes(out, 0, memory) ?? differentiateResponse(out, 0);
+/**
+ * An answer as its encoded bytes when it is one point of scalars and tensors (direct-response.ts), its
+ * large tensors sent from the batch memory they lie in where `memory` lends it (PartedAnswer); else as
+ * a message.
+ */
+function answerMessage(out: DifferentiateOutput, sequence: number, memory?: AnswerMemory): DifferentiateResponse | Encoded {
+  return directResponseBytes(out, sequence, memory) ?? differentiateResponse(out, sequence);
 }
 
 /**
@@ -260,7 +259,7 @@ function addAdjointService(server: grpc.Server, hc: HandlerContext): void {
       DifferentiateResponseSchema,
       (request, ctx) =>
         service.differentiateEncoded(differentiateInput(request), ctx, (out, memory) =>
-          encode(hc, DifferentiateResponseSchema, unaryAnswer(out, memory)),
+          encode(hc, DifferentiateResponseSchema, answerMessage(out, 0, memory)),
         ),
       largestRequestTensor,
     ),

@@ -1,9 +1,8 @@
 import { invalid } from "../errors.js";
 import { bufferView } from "../runtime/shared-memory.js";
 import { jsonBody, serializeJson } from "../service/json-view.js";
-import type { AnswerMemory } from "../service/service.js";
 import { toLittleEndianBytes } from "../service/tensor.js";
-import type { DifferentiateOutput } from "../service/types.js";
+import type { AnswerMemory, DifferentiateOutput } from "../service/types.js";
 
 /**
  * The binary framing for large tensors, after Triton's binary tensor extension: the body is a JSON

@@ -28,7 +28,16 @@ import { thenFinally } from "./settle.js";
 import { checkFinite, columnsOf, combineWeighted, rowsOf } from "./shape.js";
 import { StreamSession } from "./stream.js";
 import { DecodeContext, decodeValues } from "./tensor.js";
-import type { CallContext, DifferentiateInput, DifferentiateOutput, FunctionInfo, FunctionSpec, NamedValues, ResultRow } from "./types.js";
+import type {
+  AnswerMemory,
+  CallContext,
+  DifferentiateInput,
+  DifferentiateOutput,
+  FunctionInfo,
+  FunctionSpec,
+  NamedValues,
+  ResultRow,
+} from "./types.js";
 
 export { StreamSession } from "./stream.js";
 
@@ -82,17 +91,6 @@ class LentMemory implements AnswerMemory {
     releaseShared(...this.held);
     this.held = [];
   }
-}
-
-/**
- * The batch memory an answer's tensors view, for an encoder whose encoding views it too (the binary
- * framing's tensors, written to the socket from where the worker put them): `keep` holds it past the
- * encoder until the function it returns is called, once the answer is sent.
- */
-export interface AnswerMemory {
-  keep(): () => void;
-  /** Whether `data` lies in this memory (so that keep() holds it); absent where nothing is lent. */
-  lends?(data: Float64Array): boolean;
 }
 
 /** The memory of an answer computed in memory of its own, which it keeps by itself: nothing to keep. */
@@ -300,7 +298,11 @@ export class AdjointService {
 
   /** A stream of requests against one function, compiled once (see StreamSession). */
   openStream(): StreamSession {
-    return new StreamSession(this);
+    // Each answer is lent its batch memory, as a unary call's is: a gRPC stream sends large tensors from it.
+    return new StreamSession({
+      resolveFunction: (input, ctx) => this.resolveFunction(input, ctx),
+      evaluate: (entry, input, ctx, finish) => this.evaluate(entry, input, ctx, finish, new LentMemory()),
+    });
   }
 
   /**

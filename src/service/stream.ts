@@ -1,12 +1,18 @@
 import { invalid } from "../errors.js";
 import type { FunctionEntry } from "./functions.js";
-import type { CallContext, DifferentiateInput, DifferentiateOutput } from "./types.js";
+import type { AnswerMemory, CallContext, DifferentiateInput, DifferentiateOutput } from "./types.js";
 
 /** What a stream needs of the service (an interface, so this file does not import service.ts back). */
 export interface StreamHost {
   /** The function a message names (a long expression parsed on the pool, hence perhaps a promise). */
   resolveFunction(input: DifferentiateInput, ctx: CallContext): FunctionEntry | Promise<FunctionEntry>;
-  evaluate<T>(entry: FunctionEntry, input: DifferentiateInput, ctx: CallContext, finish: (out: DifferentiateOutput) => T): T | Promise<T>;
+  /** As AdjointService.evaluate, with the batch memory the answer's tensors lie in lent to `finish` (AnswerMemory). */
+  evaluate<T>(
+    entry: FunctionEntry,
+    input: DifferentiateInput,
+    ctx: CallContext,
+    finish: (out: DifferentiateOutput, memory: AnswerMemory) => T | Promise<T>,
+  ): T | Promise<T>;
 }
 
 /**
@@ -20,8 +26,11 @@ export class StreamSession {
 
   constructor(private readonly service: StreamHost) {}
 
-  /** The message's answer as `encode` makes it, encoded within its slot as differentiateEncoded does. */
-  async next<T>(input: DifferentiateInput, ctx: CallContext, encode: (out: DifferentiateOutput) => T): Promise<T> {
+  /**
+   * The message's answer as `encode` makes it, encoded within its slot as differentiateEncoded does,
+   * with the memory its tensors lie in (none for a message without points).
+   */
+  async next<T>(input: DifferentiateInput, ctx: CallContext, encode: (out: DifferentiateOutput, memory?: AnswerMemory) => T): Promise<T> {
     if (input.function !== undefined) {
       this.entry = await this.service.resolveFunction(input, ctx);
       const { point: _p, points: _ps, columns: _c, function: _f, ...settings } = input;

@@ -163,3 +163,14 @@ export interface FunctionInfo {
   readonly nodeCount: number;
   readonly opCount: number;
 }
+
+/**
+ * The batch memory an answer's tensors view, for an encoder whose encoding views it too (the binary
+ * framing's tensors, written to the socket from where the worker put them): `keep` holds it past the
+ * encoder until the function it returns is called, once the answer is sent.
+ */
+export interface AnswerMemory {
+  keep(): () => void;
+  /** Whether `data` lies in this memory (so that keep() holds it); absent where nothing is lent. */
+  lends?(data: Float64Array): boolean;
+}

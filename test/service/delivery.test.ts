@@ -383,44 +383,52 @@ describe("a binary answer sent from the batch's memory", () => {
 });
 
 describe("a gRPC answer sent from the batch's memory", () => {
-  it("keeps that memory from other requests until HTTP/2 has written the answer, however slowly the client reads", async () => {
-    // As for the binary framing above: an 8 MB gradient, sent in parts from where the worker wrote it
-    // (grpc/message-memory.ts PartedAnswer), to a client that reads none of it while a second request
-    // of the same shape is computed in the same pool. Memory given back before the answer had left
-    // would be written over by the second request, and the first answer would read its numbers.
-    const request = (seed: number) => {
-      const { tensors, want } = wideStep(seed);
-      const message = create(DifferentiateRequestSchema, {
-        function: { source: { case: "model", value: WIDE as never } },
-        point: {
-          tensors: Object.fromEntries(
-            tensors.map(([name, shape, data]) => [name, { shape, dtype: ElementType.FLOAT64, raw: new Uint8Array(bytesOf(data)) }]),
-          ),
-        },
-      });
-      return { message, want };
-    };
-    const a = request(1);
-    const b = request(2);
+  // As for the binary framing above: an 8 MB gradient, sent in parts from where the worker wrote it
+  // (grpc/message-memory.ts PartedAnswer), to a client that reads none of it while more requests of
+  // the same shape are computed in the same pool. Memory given back before the answer had left would
+  // be written over by them, and the first answer would read their numbers.
+  const request = (seed: number, withFunction = true) => {
+    const { tensors, want } = wideStep(seed);
+    const message = create(DifferentiateRequestSchema, {
+      function: withFunction ? { source: { case: "model", value: WIDE as never } } : undefined,
+      point: {
+        tensors: Object.fromEntries(
+          tensors.map(([name, shape, data]) => [name, { shape, dtype: ElementType.FLOAT64, raw: new Uint8Array(bytesOf(data)) }]),
+        ),
+      },
+    });
+    return { message, want };
+  };
+  const framed = (message: ReturnType<typeof request>["message"]) => {
+    const bytes = toBinary(DifferentiateRequestSchema, message);
+    const frame = Buffer.alloc(5 + bytes.byteLength);
+    frame.writeUInt32BE(bytes.byteLength, 1);
+    frame.set(bytes, 5);
+    return frame;
+  };
+
+  /**
+   * Sends `messages` to `method` from a raw HTTP/2 client that reads the answer's first bytes and then
+   * nothing (HTTP/2 flow control holds the rest back on the server) while three requests of another
+   * point run through the same pool, one after another: whichever of the pool's blocks the memory would
+   * have gone back to, one of them (a message copied in whole, or a batch written whole) lands on it.
+   * Then reads everything: the answers' messages, and the last of the three.
+   */
+  const answeredWhileUnread = async (method: string, messages: Buffer[]) => {
+    const other = request(2);
     const server = await startTestServer({ workers: 1, inlineBudgetUs: 0, maxInflightLarge: 2 });
     const session = connectHttp2(`http://127.0.0.1:${server.app.grpcPort}`);
     onTestFinished(async () => {
       session.destroy();
       await server.close();
     });
-    const bytes = toBinary(DifferentiateRequestSchema, a.message);
-    const framed = Buffer.alloc(5 + bytes.byteLength);
-    framed.writeUInt32BE(bytes.byteLength, 1);
-    framed.set(bytes, 5);
     const stream = session.request({
       ":method": "POST",
-      ":path": "/adjoint.v1.AdjointService/Differentiate",
+      ":path": `/adjoint.v1.AdjointService/${method}`,
       "content-type": "application/grpc",
       te: "trailers",
     });
-    stream.end(framed);
-    // The answer's first bytes arrive; nothing more is read (HTTP/2 flow control holds the rest back on
-    // the server) until B has been answered.
+    stream.end(Buffer.concat(messages));
     const chunks: Buffer[] = [];
     const firstChunk = await new Promise<Buffer>((resolve, reject) => {
       stream.once("data", resolve);
@@ -428,26 +436,44 @@ describe("a gRPC answer sent from the batch's memory", () => {
     });
     stream.pause();
     chunks.push(firstChunk);
-    // Three in turn: whichever of the pool's blocks A's memory would have gone back to, one of them
-    // (a message copied in whole, or a batch written whole) lands on it.
-    let second = await server.differentiate(b.message);
-    for (let i = 0; i < 2; i++) second = await server.differentiate(b.message);
+    let overwriting = await server.differentiate(other.message);
+    for (let i = 0; i < 2; i++) overwriting = await server.differentiate(other.message);
     stream.on("data", (c: Buffer) => chunks.push(c));
     stream.resume();
     await once(stream, "end");
     const body = Buffer.concat(chunks);
-    expect(body.readUInt32BE(1)).toBe(body.byteLength - 5);
-    const first = fromBinary(DifferentiateResponseSchema, body.subarray(5));
-    for (const [answer, want] of [
-      [first, a.want],
-      [second, b.want],
-    ] as const) {
-      for (const name of Object.keys(want)) {
-        const got = float64s(answer.result?.gradient[name]?.raw ?? new Uint8Array());
-        const differing = got.filter((v, i) => !Object.is(v, want[name].data[i])).length;
-        expect({ name, length: got.length, differing }).toEqual({ name, length: want[name].data.length, differing: 0 });
-      }
+    const answers = [];
+    for (let at = 0; at < body.byteLength; at += 5 + body.readUInt32BE(at + 1)) {
+      answers.push(fromBinary(DifferentiateResponseSchema, body.subarray(at + 5, at + 5 + body.readUInt32BE(at + 1))));
     }
+    return { answers, overwriting, otherWant: other.want };
+  };
+
+  const expectGradients = (answer: { result?: { gradient: Record<string, { raw: Uint8Array }> } }, want: Record<string, Tensor>) => {
+    for (const name of Object.keys(want)) {
+      const got = float64s(answer.result?.gradient[name]?.raw ?? new Uint8Array());
+      const differing = got.filter((v, i) => !Object.is(v, want[name].data[i])).length;
+      expect({ name, length: got.length, differing }).toEqual({ name, length: want[name].data.length, differing: 0 });
+    }
+  };
+
+  it("keeps that memory from other requests until HTTP/2 has written the answer, however slowly the client reads", async () => {
+    const a = request(1);
+    const { answers, overwriting, otherWant } = await answeredWhileUnread("Differentiate", [framed(a.message)]);
+    expect(answers).toHaveLength(1);
+    expectGradients(answers[0], a.want);
+    expectGradients(overwriting, otherWant);
+  });
+
+  it("does the same for a DifferentiateStream's answers, in order", async () => {
+    // The second message reuses the stream's function: its answer is computed once the first is written.
+    const a = request(1);
+    const c = request(3, false);
+    const { answers, overwriting, otherWant } = await answeredWhileUnread("DifferentiateStream", [framed(a.message), framed(c.message)]);
+    expect(answers.map((answer) => Number(answer.sequence))).toEqual([0, 1]);
+    expectGradients(answers[0], a.want);
+    expectGradients(answers[1], c.want);
+    expectGradients(overwriting, otherWant);
   });
 });
 
