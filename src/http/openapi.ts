@@ -41,7 +41,7 @@ export function loadOpenApi(): OpenApiDocument {
  * two-byte strings; the doc's keys are then the process's internalized copies of names such as
  * `gradient`, `point` and `x1` (its examples), and every later string of the same name is made to point at
  * them: every answer built from those names became a two-byte string, flattened and converted again to
- * be measured and written (test/http/openapi.test.ts).
+ * be measured and written (test/service/one-byte-names.test.ts).
  */
 function parseOneByte(text: string): OpenApiDocument["doc"] {
   const document = parseDocument(text);
