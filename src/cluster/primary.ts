@@ -149,8 +149,8 @@ export function runPrimary(config: ServiceConfig, log: Logger, flush: () => void
     }
     stopping = signal;
     stoppedAt = Date.now();
-    log.info({ signal }, "signal received: stopping every service process");
     const members = Object.values(cluster.workers ?? {});
+    log.info({ signal, processes: members.length }, "signal received: stopping every service process");
     if (members.length === 0) {
       flush();
       process.exit(process.exitCode ?? 0);
