@@ -67,13 +67,8 @@ type Encoded = Uint8Array | PartedAnswer;
  * An answer's bytes (encoded here, or already by a fast path), refused when over the message limit
  * (grpc-js would fail the call after the handler).
  */
-function encode<Desc extends DescMessage, E extends Encoded>(
-  hc: HandlerContext,
-  schema: Desc,
-  message: MessageShape<Desc> | E,
-): E | Uint8Array {
-  const bytes: E | Uint8Array =
-    message instanceof Uint8Array || message instanceof PartedAnswer ? (message as E) : toBinary(schema, message as MessageShape<Desc>);
+function encode<Desc extends DescMessage>(hc: HandlerContext, schema: Desc, message: MessageShape<Desc> | Encoded): Encoded {
+  const bytes = message instanceof Uint8Array || message instanceof PartedAnswer ? message : toBinary(schema, message);
   if (bytes.byteLength > hc.maxMessage) {
     if (bytes instanceof PartedAnswer) bytes.settle(true);
     throw exhausted(

@@ -166,8 +166,8 @@ export interface FunctionInfo {
 
 /**
  * The batch memory an answer's tensors view, for an encoder whose encoding views it too (the binary
- * framing's tensors, written to the socket from where the worker put them): `keep` holds it past the
- * encoder until the function it returns is called, once the answer is sent.
+ * framing's tensors and a gRPC answer's parts, written to the socket from where the worker put them):
+ * `keep` holds it past the encoder until the function it returns is called, once the answer is sent.
  */
 export interface AnswerMemory {
   keep(): () => void;
