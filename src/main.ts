@@ -93,6 +93,7 @@ export async function startAdjoint(config: ServiceConfig, logger?: Logger, membe
     cacheSize: config.cacheSize,
     cacheBytes: config.workerCacheBytes,
     workerNice: config.workerNice,
+    matmulHelpers: config.matmulHelpers,
     // Half the time limit of queued work per worker: what is admitted starts with half its time left.
     maxQueuedUs: config.workers * config.timeLimitMs * 500,
   });

@@ -12,14 +12,26 @@ import { runMinimize, warmMinimize } from "../src/runtime/minimize.js";
 import { type ParseTask, parseFunction, prebuildGraph } from "../src/runtime/parse-function.js";
 import { lowerThreadPriority } from "../src/runtime/priority.js";
 import { type JsonBodyTask, now, type PoolTask, type TaskResult } from "../src/runtime/task.js";
+import { useGemmHelpers, warmUpMatmul } from "../src/tensor/kernels/index.js";
 
 /**
  * The pool's worker: evaluates a slice of a batch in place in shared memory. Compiled functions are
  * cached by content hash, so a function is compiled once per worker, on the first task that needs it.
  */
-const settings = (workerData ?? {}) as { cacheSize?: number; cacheBytes?: number; heapBytes?: number; nice?: number };
-// Computing gives way to the event loops when both want a core (src/runtime/priority.ts).
+const settings = (workerData ?? {}) as {
+  cacheSize?: number;
+  cacheBytes?: number;
+  heapBytes?: number;
+  nice?: number;
+  matmulHelpers?: number;
+};
+// Computing gives way to the event loops when both want a core (src/runtime/priority.ts). Set before the
+// matmul helpers start, so that they inherit it (a thread's nice value passes to the threads it makes).
 lowerThreadPriority(settings.nice ?? 0);
+// A large product uses an idle core too (src/tensor/kernels/gemm-team.ts); the helpers start with the
+// thread's first product, here in the warm-up, so that the first request does not wait for them.
+useGemmHelpers(settings.matmulHelpers ?? 0);
+warmUpMatmul();
 const cache = new LruMap<string, CompiledFunction>(settings.cacheSize ?? 1000, {
   maxBytes: settings.cacheBytes ?? 128 * 1024 * 1024,
   weigh: (fn) => fn.estimatedBytes(),

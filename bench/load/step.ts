@@ -2,8 +2,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { loadConfig } from "../../src/service/config.js";
 import { oursW3 } from "../suites/w3.js";
-import { generateW3, W3_REFERENCE_LOSS } from "../workloads/w3.js";
+import { generateW3, W3_REFERENCE_LOSS, w3ZeroParams } from "../workloads/w3.js";
 import { DIFFERENTIATE, grpcCall, grpcClient, httpPost, keepAliveAgent } from "./clients.js";
 import { type Figures, h2load, hasTool, INSTALL_HINT, type LoadFiles, prepareFiles, wrk } from "./drivers.js";
 import { type Started, startProcess, startService, stopProcess } from "./process.js";
@@ -59,7 +61,10 @@ function jsonBase64Body(): Buffer {
   return Buffer.from(JSON.stringify({ function: { model }, point, encoding: "base64" }));
 }
 
+const HELPED_STEP = (helpers: number) => `in-process step, ${helpers} matmul helper${helpers === 1 ? "" : "s"}`;
+
 async function main(): Promise<void> {
+  let stopHelped: (() => Promise<number>) | undefined;
   const service = await startService(repoRoot());
   // Stopped however the run ends: a run that fails must not leave the service serving.
   let echo: Started | undefined;
@@ -70,12 +75,7 @@ async function main(): Promise<void> {
     const url = new URL(`http://127.0.0.1:${service.httpPort}/v1/differentiate`);
     const client = grpcClient(service.grpcPort);
     const data = generateW3();
-    const grads = {
-      W1: new Float64Array(data.W1.length),
-      b1: new Float64Array(data.b1.length),
-      W2: new Float64Array(data.W2.length),
-      b2: new Float64Array(data.b2.length),
-    };
+    const grads = w3ZeroParams();
     const ours = oursW3().find((i) => i.lossAndGradient !== undefined);
     if (ours?.lossAndGradient === undefined) throw new Error("no in-process W3 step");
     const step = ours.lossAndGradient;
@@ -127,14 +127,29 @@ async function main(): Promise<void> {
       ["floor: gRPC raw", timed(async () => void (await grpcCall(echoClient, DIFFERENTIATE, w3.grpc)))],
       ["floor: HTTP JSON", timed(async () => ok(await httpPost(echoAgent, echoUrl, json, { "content-type": "application/json" })))],
     ];
+    // The service's pool workers split large products with helper threads: the same step on a thread
+    // with as many helpers shows what transport and hand-offs add to the service's own computation.
+    const helpers = loadConfig([], process.env).matmulHelpers;
+    const helped = new Worker(new URL("./step-worker.js", import.meta.url), { workerData: { helpers } });
+    stopHelped = () => helped.terminate();
+    const helpedStep = async (): Promise<Timed> => {
+      const answer = new Promise<number>((resolve, reject) => {
+        helped.once("message", resolve);
+        helped.once("error", reject);
+      });
+      helped.postMessage(CALLS);
+      return { ms: await answer };
+    };
     const contenders: Contender[] = [
       ["in-process step", timed(async () => check(step(data, data, grads)))],
+      ...(helpers > 0 ? ([[HELPED_STEP(helpers), helpedStep]] as Contender[]) : []),
       ...(C_CLIENTS ? cClients : jsClients),
     ];
     if (!C_CLIENTS) console.log(`wrk or h2load missing (${INSTALL_HINT}): JavaScript clients in this process, whose own time counts`);
     for (const [, run] of contenders) await run();
     const times = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
     const ratios = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
+    const helpedRatios = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
     const clientCpu = new Map<string, number[]>(contenders.map(([name]) => [name, []]));
     for (let round = 0; round < ROUNDS; round++) {
       const perCall = new Map<string, number>();
@@ -145,7 +160,11 @@ async function main(): Promise<void> {
         if (t.clientCpu !== undefined) clientCpu.get(name)?.push(t.clientCpu);
       }
       const base = perCall.get("in-process step") as number;
-      for (const [name] of contenders) ratios.get(name)?.push((perCall.get(name) as number) / base);
+      const helpedBase = perCall.get(HELPED_STEP(helpers));
+      for (const [name] of contenders) {
+        ratios.get(name)?.push((perCall.get(name) as number) / base);
+        if (helpedBase !== undefined) helpedRatios.get(name)?.push((perCall.get(name) as number) / helpedBase);
+      }
     }
     checkHttp(await httpPost(agent, url, w3.http.body, w3.http.headers), w3);
     checkGrpc(w3.checkGrpc(await grpcCall(client, DIFFERENTIATE, w3.grpc)));
@@ -154,21 +173,28 @@ async function main(): Promise<void> {
     console.log(`W3 training step, one request at a time, ${ROUNDS} interleaved rounds (${how}; ms per call, median):`);
     for (const [name] of contenders) {
       const cpu = clientCpu.get(name) as number[];
+      const alike = helpedRatios.get(name) as number[];
       console.log(
-        `  ${name.padEnd(22)} ${median(times.get(name) as number[])
+        `  ${name.padEnd(34)} ${median(times.get(name) as number[])
           .toFixed(2)
           .padStart(8)}   ${median(ratios.get(name) as number[]).toFixed(2)}× the in-process step${
-          cpu.length > 0 ? `   client CPU ${median(cpu).toFixed(2)} s/s` : ""
-        }`,
+          alike.length > 0 ? `   ${median(alike).toFixed(2)}× with helpers` : ""
+        }${cpu.length > 0 ? `   client CPU ${median(cpu).toFixed(2)} s/s` : ""}`,
       );
     }
     console.log("  targets (issue 10): binary framing and gRPC raw bytes ≤ 1.5×, JSON with base64 ≤ 3×");
+    if (helpers > 0) {
+      console.log(
+        `  the service's workers split large matrix products with ${helpers} helper thread(s) (ADJOINT_MATMUL_HELPERS); "with helpers": against the in-process step split the same way`,
+      );
+    }
     console.log("  floor: the same request and answer bytes through a route or method that computes nothing (echo-server.ts)");
     agent.destroy();
     client.close();
     echoAgent.destroy();
     echoClient.close();
   } finally {
+    await stopHelped?.();
     await stopProcess(service.child);
     if (echo) await stopProcess(echo.child);
   }

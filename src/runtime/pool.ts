@@ -29,6 +29,8 @@ export interface PoolOptions {
   readonly cacheBytes?: number;
   /** How many nice levels below its process each worker thread runs (priority.ts; Linux only). */
   readonly workerNice?: number;
+  /** Helper threads each worker splits one large matrix product with (tensor/kernels/gemm-team.ts); 0 by default. */
+  readonly matmulHelpers?: number;
   /**
    * The most estimated work (µs, the scheduler's estimates) ahead of a new task, running and waiting,
    * across the workers: past it a task is refused, so that nothing admitted waits longer than about
@@ -88,6 +90,7 @@ export class WorkerPool {
         cacheSize: options.cacheSize,
         cacheBytes: options.cacheBytes,
         nice: options.workerNice ?? 0,
+        matmulHelpers: options.matmulHelpers ?? 0,
         // Room for one large task's working memory above a full cache before the worker is replaced.
         heapBytes: (options.cacheBytes ?? 48 * 1024 * 1024) + 64 * 1024 * 1024,
       },

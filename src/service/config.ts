@@ -80,6 +80,8 @@ export interface ServiceConfig {
   workerCacheBytes: number;
   /** Nice levels below its process at which each pool worker thread runs (runtime/priority.ts). */
   workerNice: number;
+  /** Helper threads with which each pool worker splits one large matrix product (tensor/kernels/gemm-team.ts). */
+  matmulHelpers: number;
 }
 
 interface Setting {
@@ -242,6 +244,16 @@ export const SETTINGS: readonly Setting[] = [
     max: 19,
     fallback: () => 0,
     doc: "nice levels below its process at which each pool worker thread runs, so that event loops get a core first (Linux; 0, the default: the same)",
+  },
+  {
+    key: "matmulHelpers",
+    env: "ADJOINT_MATMUL_HELPERS",
+    flag: "matmul-helpers",
+    kind: "int",
+    min: 0,
+    max: 16,
+    fallback: () => (defaultWorkers() > 1 ? 1 : 0),
+    doc: "helper threads with which each pool worker splits one large matrix product, same bits (default: 1 where there are two CPUs or more, else 0)",
   },
   {
     key: "queueSize",

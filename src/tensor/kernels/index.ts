@@ -8,6 +8,7 @@ export {
   RELAXED_SIMD_ENV,
   relaxedSimdSupported,
   releaseWasmGemm,
+  useGemmHelpers,
   WasmGemm,
   type WasmKernelKind,
   wasmGemmAvailable,

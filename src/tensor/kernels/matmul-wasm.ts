@@ -11,26 +11,11 @@
  * place tensors in it and skip the copies; today every context owns its memory. One context per thread:
  * `defaultWasmGemm()` is per module instance, hence per worker.
  */
+import { type GemmFn, type GemmOperands, GemmTeam, GemmTeamError } from "./gemm-team.js";
 import type { ResolvedMatmul } from "./matmul-resolve.js";
 import type { FloatArray } from "./types.js";
 import { GEMM_RELAXED_WASM_BASE64, GEMM_WASM_BASE64 } from "./wasm/gemm-wasm.generated.js";
 import { type WasmMemory, type WasmModule, wasmApi } from "./wasm/webassembly-api.js";
-
-type GemmExport = (
-  m: number,
-  n: number,
-  k: number,
-  a: number,
-  ars: number,
-  acs: number,
-  b: number,
-  brs: number,
-  bcs: number,
-  c: number,
-  ldc: number,
-  beta: number,
-  work: number,
-) => void;
 
 type ColumnsExport = (
   from: number,
@@ -167,10 +152,20 @@ export function wasmGemmAvailable(): boolean {
   return gemmModule() !== null;
 }
 
+/** Helper threads of a context (see gemm-team.ts). */
+export interface GemmHelpers {
+  /** How many; 0: none. */
+  helpers: number;
+  /** Whether the owner computes chunks too (false only in tests, so that helpers compute every chunk). */
+  ownerClaims?: boolean;
+}
+
 export class WasmGemm {
   readonly memory: WasmMemory;
-  private readonly gemm64: GemmExport;
-  private readonly gemm32: GemmExport;
+  /** Helpers sharing this memory that split large products with this thread, or null. */
+  private team: GemmTeam | null = null;
+  private readonly gemm64: GemmFn;
+  private readonly gemm32: GemmFn;
   private readonly im2col64: ColumnsExport;
   private readonly im2col32: ColumnsExport;
   private readonly col2im64: ColumnsExport;
@@ -179,19 +174,25 @@ export class WasmGemm {
   private heap64: Float64Array;
   private heap32: Float32Array;
 
-  constructor(module: WasmModule | null = gemmModule()) {
+  constructor(module: WasmModule | null = gemmModule(), helpers: GemmHelpers = { helpers: 0 }) {
     if (module === null || wasmApi === undefined) throw new Error("WebAssembly SIMD is not available in this engine");
     this.memory = new wasmApi.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
     const instance = new wasmApi.Instance(module, { env: { memory: this.memory } });
     const ex = instance.exports as Record<string, unknown>;
-    this.gemm64 = ex["gemm_f64"] as GemmExport;
-    this.gemm32 = ex["gemm_f32"] as GemmExport;
+    this.gemm64 = ex["gemm_f64"] as GemmFn;
+    this.gemm32 = ex["gemm_f32"] as GemmFn;
     this.im2col64 = ex["im2col_f64"] as ColumnsExport;
     this.im2col32 = ex["im2col_f32"] as ColumnsExport;
     this.col2im64 = ex["col2im_f64"] as ColumnsExport;
     this.col2im32 = ex["col2im_f32"] as ColumnsExport;
-    const work = Math.max((ex["work_bytes_f64"] as () => number)(), (ex["work_bytes_f32"] as () => number)());
-    this.stagingBase = align64(WORK + work);
+    const work = align64(Math.max((ex["work_bytes_f64"] as () => number)(), (ex["work_bytes_f32"] as () => number)()));
+    // One packing scratch for this thread at WORK, then one per helper.
+    const count = Math.max(0, Math.floor(helpers.helpers));
+    this.stagingBase = align64(WORK + work * (1 + count));
+    if (count > 0) {
+      const works = Array.from({ length: count }, (_, i) => WORK + work * (1 + i));
+      this.team = new GemmTeam(module, this.memory, works, helpers.ownerClaims ?? true);
+    }
     this.heap64 = new Float64Array(this.memory.buffer);
     this.heap32 = new Float32Array(this.memory.buffer);
   }
@@ -221,22 +222,29 @@ export class WasmGemm {
   }
 
   /** gemm over byte addresses in this memory (see wasm/gemm-wat.ts); m, n, k ≥ 1. */
-  gemmAt(
-    f64: boolean,
-    m: number,
-    n: number,
-    k: number,
-    a: number,
-    ars: number,
-    acs: number,
-    b: number,
-    brs: number,
-    bcs: number,
-    c: number,
-    ldc: number,
-    beta: number,
-  ): void {
-    (f64 ? this.gemm64 : this.gemm32)(m, n, k, a, ars, acs, b, brs, bcs, c, ldc, beta, WORK);
+  gemmAt(f64: boolean, ...operands: GemmOperands): void {
+    const team = this.team;
+    if (team !== null) {
+      try {
+        if (team.run(this.gemm64, this.gemm32, WORK, f64, ...operands)) return;
+      } catch (e) {
+        // A helper may still write into this memory: the thread's next product gets a fresh context.
+        if (e instanceof GemmTeamError && defaultContext === this) defaultContext = null;
+        throw e;
+      }
+    }
+    (f64 ? this.gemm64 : this.gemm32)(...operands, WORK);
+  }
+
+  /** Chunks of products computed by this context's helpers so far (0 without helpers). */
+  get helpedChunks(): number {
+    return this.team?.helped ?? 0;
+  }
+
+  /** Stops this context's helpers; later products run on this thread alone. */
+  close(): void {
+    this.team?.close();
+    this.team = null;
   }
 
   /** im2col (gather = true) or col2im over byte addresses; geometry as in wasm/gemm-wat.ts. */
@@ -257,7 +265,6 @@ export class WasmGemm {
     const cPtr = align64(bPtr + bSpan * E);
     this.reserve(cPtr + cSpan * E);
     const heap: FloatArray = f64 ? this.heap64 : this.heap32;
-    const gemm = f64 ? this.gemm64 : this.gemm32;
     const a = r.a;
     const b = r.b;
     const c = r.c;
@@ -270,7 +277,7 @@ export class WasmGemm {
       const sumBatches = sc === 0 && batch > 1;
       const beta = t > 0 && sumBatches ? 1 : r.beta;
       if (beta && (t === 0 || !sumBatches)) copyRows(c, co, ldc, heap, cPtr >> shift, n, rows, n);
-      gemm(rows, n, k, aPtr, r.ars, r.acs, bPtr, r.brs, r.bcs, cPtr, n, beta, WORK);
+      this.gemmAt(f64, rows, n, k, aPtr, r.ars, r.acs, bPtr, r.brs, r.bcs, cPtr, n, beta);
       if (!sumBatches || t === batch - 1) copyRows(heap, cPtr >> shift, n, c, co, ldc, rows, n);
     }
   }
@@ -294,14 +301,25 @@ function copyRows(src: FloatArray, so: number, srs: number, dst: FloatArray, d0:
 }
 
 let defaultContext: WasmGemm | null = null;
+let defaultHelpers = 0;
 
 /**
  * This thread's kernel context (created on first use). Its memory grows to the largest operands seen
  * and never shrinks (WebAssembly memories cannot); see releaseWasmGemm.
  */
 export function defaultWasmGemm(): WasmGemm {
-  if (defaultContext === null) defaultContext = new WasmGemm();
+  if (defaultContext === null) defaultContext = new WasmGemm(gemmModule(), { helpers: defaultHelpers });
   return defaultContext;
+}
+
+/**
+ * How many helper threads this thread's context splits large products with (gemm-team.ts); 0, the
+ * default, computes every product on the calling thread. Takes effect with the next context: a
+ * context already made is closed.
+ */
+export function useGemmHelpers(helpers: number): void {
+  defaultHelpers = Math.max(0, Math.floor(helpers));
+  releaseWasmGemm();
 }
 
 /**
@@ -309,6 +327,7 @@ export function defaultWasmGemm(): WasmGemm {
  * next call makes a fresh one (a millisecond or so: the module stays compiled).
  */
 export function releaseWasmGemm(): void {
+  defaultContext?.close();
   defaultContext = null;
 }
 
