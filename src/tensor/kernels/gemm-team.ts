@@ -261,9 +261,9 @@ export class GemmTeam {
       }
     }
     if (Atomics.load(control, FAILED) === 1) {
-      // The same code over the same memory threw in a helper only: C may be partly accumulated.
+      // A chunk threw (on whichever thread): C may be partly written or accumulated.
       this.close();
-      throw new GemmTeamError("a matmul helper thread failed; the product was not computed");
+      throw new GemmTeamError("a chunk of a matmul split across threads failed; the product was not computed");
     }
     return true;
   }
