@@ -12,7 +12,7 @@ import { runMinimize, warmMinimize } from "../src/runtime/minimize.js";
 import { type ParseTask, parseFunction, prebuildGraph } from "../src/runtime/parse-function.js";
 import { lowerThreadPriority } from "../src/runtime/priority.js";
 import { type JsonBodyTask, now, type PoolTask, type TaskResult } from "../src/runtime/task.js";
-import { useGemmHelpers, warmUpMatmul } from "../src/tensor/kernels/index.js";
+import { gemmHelpedChunks, useGemmHelpers, warmUpMatmul } from "../src/tensor/kernels/index.js";
 
 /**
  * The pool's worker: evaluates a slice of a batch in place in shared memory. Compiled functions are
@@ -65,14 +65,17 @@ setInterval(() => {
  * fresh one: handing the thread's memory back whole. The cache goes with it; it is rebuilt on demand.
  * The pool re-runs a task that reached the worker as it left (WorkerPool.run).
  */
-function finish(result: TaskResult): TaskResult {
-  if (heldBytes() <= 2 * heapBytes) return result;
+function finish(result: TaskResult, helpedBefore: number): TaskResult {
+  const helped = gemmHelpedChunks() - helpedBefore;
+  const counted = helped > 0 ? { ...result, helpedChunks: helped } : result;
+  if (heldBytes() <= 2 * heapBytes) return counted;
   setImmediate(() => process.exit(0));
-  return { ...result, recycled: true };
+  return { ...counted, recycled: true };
 }
 
 export default function run(task: PoolTask): TaskResult {
   const startedAt = now();
+  const helpedBefore = gemmHelpedChunks();
   tasksBegun++;
   if (task.kind === "ping") return { startedAt, finishedAt: now() };
   if (task.kind === "json-body") return readJsonBody(task, startedAt);
@@ -93,15 +96,16 @@ export default function run(task: PoolTask): TaskResult {
       compiled = true;
     }
     try {
-      if (task.kind === "minimize") return finish({ minimize: runMinimize(fn, task), compiled, startedAt, finishedAt: now() });
+      if (task.kind === "minimize")
+        return finish({ minimize: runMinimize(fn, task), compiled, startedAt, finishedAt: now() }, helpedBefore);
       const { extras, finite } = evaluateRange(fn, task, task.start, task.end);
-      return finish({ extras, finite, compiled, startedAt, finishedAt: now() });
+      return finish({ extras, finite, compiled, startedAt, finishedAt: now() }, helpedBefore);
     } finally {
       // Evaluating prepares programs (and their buffers) for the task's mode: the function may have grown.
       cache.reweigh(task.hash);
     }
   } catch (e) {
-    return finish({ error: errorToData(e), compiled, startedAt, finishedAt: now() });
+    return finish({ error: errorToData(e), compiled, startedAt, finishedAt: now() }, helpedBefore);
   }
 }
 

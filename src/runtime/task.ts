@@ -48,6 +48,8 @@ export interface TaskResult {
   readonly error?: ErrorData;
   /** The worker had to compile the function (its cache lacked the hash). */
   readonly compiled?: boolean;
+  /** Chunks of matrix products the worker's helper threads computed during the task (absent: none). */
+  readonly helpedChunks?: number;
   /** The worker's heap outgrew its bound and the worker is leaving after this answer (see workers/). */
   readonly recycled?: boolean;
   readonly startedAt: number;

@@ -1,5 +1,6 @@
 import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks";
 import { AggregatorRegistry, Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { TaskResult } from "../runtime/task.js";
 import type { Admission, ShedReason } from "./admission.js";
 import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from "./metric-cells.js";
 
@@ -49,6 +50,11 @@ function jobMetrics(registers: Registry[]) {
       registers,
     ),
     placements: new CellCounter<"where">("adjoint_jobs_total", "Evaluation jobs by where they ran (inline or pool)", registers),
+    helperChunks: new Counter({
+      name: "adjoint_matmul_helper_chunks_total",
+      help: "Chunks of large matrix products computed by the workers' helper threads (ADJOINT_MATMUL_HELPERS) rather than by the workers themselves",
+      registers,
+    }),
     cancelled: new Counter({
       name: "adjoint_jobs_cancelled_total",
       help: "Jobs stopped, or not started, because their deadline passed or the client went away (pool tasks are aborted)",
@@ -154,6 +160,7 @@ export class Metrics {
   private readonly cache: CellCounter<"cache" | "result">;
   private readonly placements: CellCounter<"where">;
   readonly cancelled: Counter<"reason">;
+  private readonly helperChunks: Counter;
   readonly shed: Counter<"transport" | "reason">;
   private readonly admissions: Admission[] = [];
   private readonly loopDelay: IntervalHistogram;
@@ -171,6 +178,7 @@ export class Metrics {
     this.cache = jobs.cache;
     this.placements = jobs.placements;
     this.cancelled = jobs.cancelled;
+    this.helperChunks = jobs.helperChunks;
     registerPoolGauges(registers, pool);
     this.shed = new Counter({
       name: "adjoint_requests_shed_total",
@@ -240,13 +248,18 @@ export class Metrics {
     this.pool.job.inc();
   }
 
-  /** A pool task done: how long it waited for a worker and how long it computed, in seconds. */
-  ranTask(waitSeconds: number, computeSeconds: number): void {
+  /**
+   * A pool task done: how long it waited for a worker (from `postedAt`, ms since the epoch) and how long
+   * it computed, whether its worker had the function compiled, and what the worker's helpers computed.
+   */
+  ranTask(result: TaskResult, postedAt: number): void {
     const cells = this.pool;
     cells.wait ??= this.queueWait.cell("", {});
     cells.compute ??= this.compute.cell("pool", { where: "pool" });
-    cells.wait.observe(waitSeconds);
-    cells.compute.observe(computeSeconds);
+    cells.wait.observe(Math.max(0, result.startedAt - postedAt) / 1000);
+    cells.compute.observe((result.finishedAt - result.startedAt) / 1000);
+    this.cacheLookup("worker", result.compiled ? "miss" : "hit");
+    if (result.helpedChunks) this.helperChunks.inc(result.helpedChunks);
   }
 
   cacheLookup(cache: string, result: "hit" | "miss"): void {

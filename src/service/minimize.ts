@@ -150,8 +150,7 @@ export class Minimizer {
     try {
       const result = await this.pool.run(task, backstop.signal, job.costUs, channel ? [channel.port2] : undefined);
       if (delivered) await Promise.race([delivered, new Promise((resolve) => setTimeout(resolve, PROGRESS_DRAIN_MS).unref())]);
-      this.metrics.ranTask(Math.max(0, result.startedAt - task.postedAt) / 1000, (result.finishedAt - result.startedAt) / 1000);
-      this.metrics.cacheLookup("worker", result.compiled ? "miss" : "hit");
+      this.metrics.ranTask(result, task.postedAt);
       if (result.error) throw errorFromData(result.error);
       return this.answer(job, result.minimize as MinimizeOutcome);
     } catch (e) {

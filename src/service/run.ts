@@ -138,8 +138,7 @@ export class Runner {
   }
 
   private recordTask(r: TaskResult, postedAt: number): TaskResult {
-    this.metrics.ranTask(Math.max(0, r.startedAt - postedAt) / 1000, (r.finishedAt - r.startedAt) / 1000);
-    this.metrics.cacheLookup("worker", r.compiled ? "miss" : "hit");
+    this.metrics.ranTask(r, postedAt);
     return r;
   }
 

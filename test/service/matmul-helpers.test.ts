@@ -35,7 +35,11 @@ describe("a worker with a matmul helper", () => {
       { mode: "reverse", wrt: compiled.parameters.map((p) => p.name) },
     );
     const json = (t: { shape: number[]; data: Float64Array }) => ({ shape: t.shape, data: Array.from(t.data) });
-    for (let call = 0; call < 3; call++) {
+    const helped = async () =>
+      Number(/^adjoint_matmul_helper_chunks_total (\d+)$/m.exec((await s.get("/metrics")).text)?.[1] ?? Number.NaN);
+    expect(await helped()).toBe(0);
+    // Three calls at least, more while the helper has taken no chunk yet (a busy machine may starve it).
+    for (let call = 0; call < 3 || ((await helped()) === 0 && call < 40); call++) {
       const r = await s.post("/v1/differentiate", {
         function: { model },
         point: { x: { shape: [batch, 256], data: x }, y, ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, json(v)])) },
@@ -50,5 +54,7 @@ describe("a worker with a matmul helper", () => {
         expect(differing, p.name).toBe(0);
       }
     }
+    // The helper did take part, and the metric says so.
+    expect(await helped()).toBeGreaterThan(0);
   });
 });

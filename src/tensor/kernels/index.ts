@@ -3,6 +3,7 @@ export * from "./conv2d.js";
 export { MATMUL_SMALL_WORK, type MatmulBackend, type MatmulSpec, matmul, matmulBackendFor, warmUpMatmul } from "./matmul.js";
 export {
   chooseWasmKernel,
+  gemmHelpedChunks,
   gemmModuleOf,
   RELAXED_SIMD_BY_DEFAULT,
   RELAXED_SIMD_ENV,

@@ -331,6 +331,11 @@ export function releaseWasmGemm(): void {
   defaultContext = null;
 }
 
+/** Chunks of products this thread's helpers computed in its current context (0 without one). */
+export function gemmHelpedChunks(): number {
+  return defaultContext?.helpedChunks ?? 0;
+}
+
 /** Bytes of WebAssembly memory this thread's context holds now (0 before its first use). */
 export function wasmGemmMemoryBytes(): number {
   return defaultContext === null ? 0 : defaultContext.memory.buffer.byteLength;
