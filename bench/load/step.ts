@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -133,12 +134,10 @@ async function main(): Promise<void> {
     const helped = new Worker(new URL("./step-worker.js", import.meta.url), { workerData: { helpers } });
     stopHelped = () => helped.terminate();
     const helpedStep = async (): Promise<Timed> => {
-      const answer = new Promise<number>((resolve, reject) => {
-        helped.once("message", resolve);
-        helped.once("error", reject);
-      });
+      // once() rejects on the worker's error and removes both listeners whichever comes.
+      const answer = once(helped, "message");
       helped.postMessage(CALLS);
-      return { ms: await answer };
+      return { ms: (await answer)[0] as number };
     };
     const contenders: Contender[] = [
       ["in-process step", timed(async () => check(step(data, data, grads)))],

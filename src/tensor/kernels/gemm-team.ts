@@ -87,39 +87,21 @@ const claimWord = (gen: number, next: number) => ((gen & 0x7fffff) << 8) | next;
  * them only after every chunk of a job is done). A helper's chunks are also counted in HELPED.
  */
 export function claimChunks(control: Int32Array, gen: number, gemm64: GemmFn, gemm32: GemmFn, work: number, helper: boolean): void {
-  const job = (i: number) => Atomics.load(control, JOB + i);
-  const f64 = job(0) === 1;
-  const m = job(1);
-  const n = job(2);
-  const k = job(3);
-  const a = job(4);
-  const ars = job(5);
-  const acs = job(6);
-  const b = job(7);
-  const brs = job(8);
-  const bcs = job(9);
-  const c = job(10);
-  const ldc = job(11);
-  const beta = job(12);
-  const byRows = job(13) === 1;
-  const chunks = job(14);
-  const step = job(15);
-  const E = f64 ? 8 : 4;
-  const gemm = f64 ? gemm64 : gemm32;
+  const job = Array.from({ length: JOB_FIELDS }, (_, i) => Atomics.load(control, JOB + i));
+  const [f64, m, n, k, a, ars, acs, b, brs, bcs, c, ldc, beta, byRows, chunks, step] = job;
+  const E = f64 === 1 ? 8 : 4;
+  const gemm = f64 === 1 ? gemm64 : gemm32;
   for (;;) {
     const word = Atomics.load(control, CLAIM);
     const next = word & 0xff;
     if (word >>> 8 !== (gen & 0x7fffff) || next >= chunks) return;
     if (Atomics.compareExchange(control, CLAIM, word, word + 1) !== word) continue;
+    // Chunk `next` is rows [from, from + span) of C and of op(A), or columns of C and of op(B).
     const from = next * step;
+    const span = Math.min(step, (byRows === 1 ? m : n) - from);
     try {
-      if (byRows) {
-        const rows = Math.min(step, m - from);
-        gemm(rows, n, k, a + from * ars * E, ars, acs, b, brs, bcs, c + from * ldc * E, ldc, beta, work);
-      } else {
-        const cols = Math.min(step, n - from);
-        gemm(m, cols, k, a, ars, acs, b + from * bcs * E, brs, bcs, c + from * E, ldc, beta, work);
-      }
+      if (byRows === 1) gemm(span, n, k, a + from * ars * E, ars, acs, b, brs, bcs, c + from * ldc * E, ldc, beta, work);
+      else gemm(m, span, k, a, ars, acs, b + from * bcs * E, brs, bcs, c + from * E, ldc, beta, work);
     } catch {
       Atomics.store(control, FAILED, 1);
     }
@@ -159,7 +141,8 @@ function helperFile(): string {
   throw new Error("the gemm helper dist/src/tensor/kernels/gemm-helper.js is missing: run `npm run build` first");
 }
 
-const tile = (type: "f64" | "f32") => DEFAULT_VARIANTS.find((v) => v.type === type) ?? { mr: 1, nr: 1 };
+const tileOf = (type: "f64" | "f32") => DEFAULT_VARIANTS.find((v) => v.type === type) ?? { mr: 1, nr: 1 };
+const TILES = { f64: tileOf("f64"), f32: tileOf("f32") };
 
 /**
  * How to cut a product of m×n×k for a team of `threads`, or null where it is not worth cutting. Cuts
@@ -171,7 +154,7 @@ export function planChunks(f64: boolean, m: number, n: number, k: number, thread
   // Cutting rows packs all of B for each chunk, cutting columns all of A: cut along the longer side of C.
   const byRows = m >= n;
   const extent = byRows ? m : n;
-  const { mr, nr } = tile(f64 ? "f64" : "f32");
+  const { mr, nr } = f64 ? TILES.f64 : TILES.f32;
   const align = byRows ? mr : nr;
   const wanted = Math.min(threads * CHUNKS_PER_THREAD, Math.floor(total / CHUNK_MIN_WORK), 255);
   const step = Math.ceil(Math.ceil(extent / wanted) / align) * align;
