@@ -19,12 +19,14 @@ import { repoRoot, SCENARIOS, type Scenario } from "./scenarios.js";
  * rounds; the table gives each figure's median over the rounds and its range (a shared machine's
  * hiccups move a p99 by milliseconds). Answers are checked before and after (h2load does not read gRPC
  * trailers). Settings: LATENCY_SECONDS (20 per phase), LATENCY_ROUNDS (3), LATENCY_W1_RATE (per
- * transport, 200/s over 4 connections), LATENCY_W3_RATE (per transport, 2/s).
+ * transport, 200/s over 4 connections), LATENCY_W3_RATE (per transport, 2/s), LATENCY_KEEP_LOGS=1 (keep
+ * h2load's per-request logs: start µs, status, µs taken; the folder is printed).
  */
 const SECONDS = Number(process.env.LATENCY_SECONDS ?? 20);
 const ROUNDS = Number(process.env.LATENCY_ROUNDS ?? 3);
 const W1_RATE = Number(process.env.LATENCY_W1_RATE ?? 200);
 const W3_RATE = Number(process.env.LATENCY_W3_RATE ?? 2);
+const KEEP_LOGS = process.env.LATENCY_KEEP_LOGS === "1";
 const CONNECTIONS = 4;
 const WARMUP_SECONDS = 5;
 const root = repoRoot();
@@ -198,7 +200,8 @@ async function main(): Promise<void> {
   } finally {
     if (trivial) await stopProcess(trivial.child);
     if (service) await stopProcess(service.child);
-    rmSync(dir, { recursive: true, force: true });
+    if (KEEP_LOGS) process.stdout.write(`h2load's logs kept in ${dir}\n`);
+    else rmSync(dir, { recursive: true, force: true });
   }
   const f = (v: number) => v.toFixed(2);
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

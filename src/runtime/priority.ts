@@ -6,9 +6,10 @@ import { getPriority, setPriority } from "node:os";
  * gives way to the event loops of its own process and its siblings whenever both want a core: on two
  * cores, beside two workers computing training steps, W1's p99 fell from 9.7–15.2 to 7.4–13.1 ms
  * with the workers at nice 10 (docs/service.md). Elsewhere the call would lower the whole process, so
- * it is not made. Off unless configured (ADJOINT_WORKER_NICE): a nice value also ranks the workers
- * below unrelated programs on the machine. The thread's nice value after, or undefined where nothing
- * changed.
+ * it is not made. A nice value ranks a thread only within its scheduling group (a container's cgroup,
+ * a terminal session's autogroup), so the default (ADJOINT_WORKER_NICE, 10) does not hand the pool's
+ * cores to unrelated programs in other groups. The thread's nice value after, or undefined where
+ * nothing changed.
  */
 export function lowerThreadPriority(steps: number): number | undefined {
   if (process.platform !== "linux" || !(steps > 0)) return undefined;

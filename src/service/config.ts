@@ -242,8 +242,8 @@ export const SETTINGS: readonly Setting[] = [
     kind: "int",
     min: 0,
     max: 19,
-    fallback: () => 0,
-    doc: "nice levels below its process at which each pool worker thread runs, so that event loops get a core first (Linux; 0, the default: the same)",
+    fallback: () => 10,
+    doc: "nice levels below its process at which each pool worker thread and its matmul helpers run, so that event loops get a core first (Linux; default 10; 0: the same)",
   },
   {
     key: "matmulHelpers",

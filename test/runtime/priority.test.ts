@@ -31,6 +31,19 @@ describe.runIf(process.platform === "linux")("the pool's workers give way to the
     }
   });
 
+  it("by default run each worker and its matmul helper 10 levels below the process", async () => {
+    const base = getPriority();
+    const before = threadNices().filter((n) => n === Math.min(19, base + 10)).length;
+    const s = await startTestServer({ workers: 1, matmulHelpers: 1 });
+    try {
+      expect(s.app.config.workerNice).toBe(10);
+      expect(threadNices().filter((n) => n === Math.min(19, base + 10)).length - before).toBe(2);
+      expect(getPriority()).toBe(base);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("with 0, leave every thread at the process's priority", async () => {
     const base = getPriority();
     const s = await startTestServer({ workers: 2, workerNice: 0 });
