@@ -4,7 +4,7 @@ import { CompiledFunction } from "../src/engine/compiled-function.js";
 import { encodeGraph } from "../src/ir/graph-codec.js";
 import { errorToData, evaluateRange } from "../src/runtime/batch.js";
 import { decodeDefinition } from "../src/runtime/definition.js";
-import { jsonText, splitJsonBody } from "../src/runtime/json-body.js";
+import { splitJsonBody } from "../src/runtime/json-body.js";
 import { writeJsonText } from "../src/runtime/json-text.js";
 import { LruMap } from "../src/runtime/lru.js";
 import { MemorySteward } from "../src/runtime/memory.js";
@@ -122,7 +122,7 @@ function parse(task: ParseTask, startedAt: number): TaskResult {
 
 function readJsonBody(task: JsonBodyTask, startedAt: number): TaskResult {
   try {
-    const body = splitJsonBody(jsonText(task.body), task.part);
+    const body = splitJsonBody(task.body, task.part);
     // Compiled here as well, as a parsed expression is: the batch task that follows it may come to this worker.
     const prebuilt =
       task.maxNodes === undefined

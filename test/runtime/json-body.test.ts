@@ -8,6 +8,11 @@ import { jsonText, refusePoisonedKeys, splitJsonBody } from "../../src/runtime/j
  * a small one (fastify's secure-json-parse), and its tensors moved out byte for byte.
  */
 
+/** The split of `text` sent as UTF-8, as the worker reads a body. */
+function splitText(text: string, memory?: Uint8Array): ReturnType<typeof splitJsonBody> {
+  return splitJsonBody(Buffer.from(text), memory);
+}
+
 /** What secure-json-parse, as fastify runs it, says of `text`: refused, or not. */
 function libraryRefuses(text: string): boolean {
   try {
@@ -20,7 +25,16 @@ function libraryRefuses(text: string): boolean {
 
 function splitRefuses(text: string): boolean {
   try {
-    splitJsonBody(text);
+    splitText(text);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+function parseRefuses(text: string): boolean {
+  try {
+    JSON.parse(text);
     return false;
   } catch {
     return true;
@@ -117,7 +131,7 @@ describe("moving a large body's tensors out of the JSON", () => {
   for (const offered of [false, true]) {
     it(`writes each tensor's bytes exactly, 8-byte aligned, ${offered ? "into the memory offered" : "into new memory"}, and leaves the malformed ones as written`, () => {
       const memory = offered ? new Uint8Array(new SharedArrayBuffer(64 * 1024)) : undefined;
-      const split = splitJsonBody(JSON.stringify(body), memory);
+      const split = splitText(JSON.stringify(body), memory);
       expect(split.inOffered).toBe(offered);
       expect(split.binary?.buffer).toBeInstanceOf(SharedArrayBuffer);
       if (offered) expect(split.binary?.buffer).toBe(memory?.buffer);
@@ -132,7 +146,7 @@ describe("moving a large body's tensors out of the JSON", () => {
   }
 
   it("takes new memory when the offered memory is too small", () => {
-    const split = splitJsonBody(JSON.stringify(body), new Uint8Array(new SharedArrayBuffer(64)));
+    const split = splitText(JSON.stringify(body), new Uint8Array(new SharedArrayBuffer(64)));
     expect(split.inOffered).toBe(false);
     expect(Buffer.from(bytesOf(split, "a")).equals(Buffer.from(f64.buffer))).toBe(true);
   });
@@ -143,7 +157,7 @@ describe("moving a large body's tensors out of the JSON", () => {
     expect(jsonText(new Uint8Array(utf8))).toBe(JSON.stringify(named));
     const ascii = Buffer.from(JSON.stringify({ point: { x: 1 } }));
     expect(jsonText(ascii)).toBe(ascii.toString("utf8"));
-    expect(splitJsonBody(`\ufeff${JSON.stringify(named)}`).header).toEqual(named);
+    expect(splitText(`\ufeff${JSON.stringify(named)}`).header).toEqual(named);
   });
 });
 
@@ -172,15 +186,6 @@ describe("lifting long base64 strings out of the text before parsing it", () => 
     );
   }
 
-  function parseRefuses(text: string): boolean {
-    try {
-      JSON.parse(text);
-      return false;
-    } catch {
-      return true;
-    }
-  }
-
   it("moves a long tensor and leaves every other long base64 string exactly as written, wherever it is", () => {
     const stand = `${"0".repeat(8)}-0000-0000-0000-${"0".repeat(12)}:0`;
     const body = {
@@ -194,7 +199,7 @@ describe("lifting long base64 strings out of the text before parsing it", () => 
       extra: [{ base64: other }, { note: `"base64":"${other}` }, { base64: stand }],
     };
     const text = JSON.stringify(body);
-    const split = splitJsonBody(text, new Uint8Array(new SharedArrayBuffer(64 * 1024)));
+    const split = splitText(text, new Uint8Array(new SharedArrayBuffer(64 * 1024)));
     const point = (split.header as { point: Record<string, unknown> }).point;
     expect(point.a).toEqual({ shape: [600], dtype: "float64", binary: { offset: 0, length: 4800 } });
     expect(Buffer.from((split.binary as Uint8Array).subarray(0, 4800)).equals(Buffer.from(f64.buffer))).toBe(true);
@@ -205,7 +210,7 @@ describe("lifting long base64 strings out of the text before parsing it", () => 
     for (const where of ["point", "note"]) {
       const text = `{"${where}":{"a":{"shape":[600],"base64":"${long.slice(0, 50)}\n${long.slice(50)}"}}}`;
       expect(parseRefuses(text)).toBe(true);
-      expect(() => splitJsonBody(text)).toThrow(SyntaxError);
+      expect(() => splitText(text)).toThrow(SyntaxError);
     }
   });
 
@@ -229,7 +234,7 @@ describe("lifting long base64 strings out of the text before parsing it", () => 
         const edited = text.slice(0, at) + (how === "remove" ? "" : c) + text.slice(how === "insert" ? at : at + 1);
         expect(splitRefuses(edited), edited.slice(Math.max(0, at - 20), at + 20)).toBe(parseRefuses(edited));
         if (parseRefuses(edited)) return;
-        const split = splitJsonBody(edited);
+        const split = splitText(edited);
         const parsed = JSON.parse(edited) as unknown;
         // A moved tensor is its bytes: compare what both decode to (the decoder skips what is not base64).
         expect(canonical(unsplit(split))).toEqual(canonical(parsed));
@@ -242,5 +247,60 @@ describe("lifting long base64 strings out of the text before parsing it", () => 
       }),
       { numRuns: 3000 },
     );
+  });
+});
+
+describe("decoding a long lifted string where it lies in the body, piece by piece", () => {
+  // 320,000 characters: five of the decoder's 64 Ki-character pieces.
+  const values = Float64Array.from({ length: 30_000 }, (_, i) => Math.sin(i) * 1e3);
+  const long = Buffer.from(values.buffer).toString("base64");
+  const declared = values.byteLength;
+  const PIECE = 64 * 1024;
+
+  /** What the service makes of the string as the parser gives it: its bytes when its bound and its decoding are the declared length. */
+  function wholeString(text: string): Buffer | undefined {
+    if (Buffer.byteLength(text, "base64") !== declared) return undefined;
+    const into = Buffer.alloc(declared);
+    return into.write(text, "base64") === declared ? into : undefined;
+  }
+
+  it("moves exactly what decoding the whole string moves, whatever character is added or changed, and wherever", () => {
+    const nearPieceEnds = [1, 2, 3, 4].flatMap((k) => [k * PIECE - 1, k * PIECE, k * PIECE + 1]);
+    const at = fc.oneof(fc.constantFrom(...nearPieceEnds, long.length - 2, long.length - 1), fc.nat(long.length - 1));
+    const character = fc.constantFrom(" ", "*", "=", "-", "_", "A", "é", "∇", "\t");
+    fc.assert(
+      fc.property(at, character, fc.boolean(), (where, c, insert) => {
+        const edited = long.slice(0, where) + c + long.slice(insert ? where : where + 1);
+        const body = { point: { a: { shape: [values.length], base64: edited } }, note: "héllo" };
+        const split = splitText(JSON.stringify(body), new Uint8Array(new SharedArrayBuffer(256 * 1024)));
+        const expected = wholeString(edited);
+        const header = split.header as { point: { a: unknown }; note: string };
+        expect(header.note).toBe("héllo");
+        if (expected === undefined) {
+          expect(header.point.a).toEqual(body.point.a);
+          return;
+        }
+        expect(header.point.a).toEqual({ shape: [values.length], dtype: "float64", binary: { offset: 0, length: declared } });
+        expect(Buffer.from((split.binary as Uint8Array).subarray(0, declared)).equals(expected)).toBe(true);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it("decodes an unedited string to the client's numbers exactly, with UTF-8 text around it", () => {
+    const body = { point: { "∇ héllo": { shape: [values.length], base64: long } }, function: { expression: "sum(∇)" } };
+    const split = splitText(`\ufeff${JSON.stringify(body)}`);
+    const moved = (split.header as { point: Record<string, { binary: { offset: number; length: number } }> }).point["∇ héllo"];
+    const bytes = (split.binary as Uint8Array).slice(moved.binary.offset, moved.binary.offset + moved.binary.length);
+    expect(Array.from(new Float64Array(bytes.buffer))).toEqual(Array.from(values));
+    expect((split.header as { function: unknown }).function).toEqual(body.function);
+  });
+
+  it("refuses a raw control character anywhere in it, as JSON.parse does", () => {
+    for (const where of [10, PIECE - 1, PIECE, 3 * PIECE + 7, long.length - 1]) {
+      const text = `{"point":{"a":{"shape":[${values.length}],"base64":"${long.slice(0, where)}\u0001${long.slice(where)}"}}}`;
+      expect(parseRefuses(text)).toBe(true);
+      expect(() => splitText(text), String(where)).toThrow(SyntaxError);
+    }
   });
 });
