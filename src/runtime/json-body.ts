@@ -163,7 +163,7 @@ function liftBase64(bytes: Buffer): Lifted {
       afterKey = -1;
       continue;
     }
-    afterKey = !escaped && length === BASE64_KEY.length && bytes.subarray(open + 1, close).equals(BASE64_KEY) ? close + 1 : -1;
+    afterKey = !escaped && length === BASE64_KEY.length && bytes.compare(BASE64_KEY, 0, length, open + 1, close) === 0 ? close + 1 : -1;
   }
   if (spans.length === 0) return none();
   // Cut at quotes only, the pieces decode to what the whole text would: UTF-8 resynchronises at every ASCII byte.
