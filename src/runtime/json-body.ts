@@ -195,10 +195,7 @@ function onlyColonBetween(bytes: Buffer, from: number, to: number): boolean {
  * character by character.
  */
 function refuseSkippedControlCharacter(source: Base64Source): void {
-  let length = source.length;
-  if (length > 0 && source.charCodeAt(length - 1) === EQUALS) length--;
-  if (length > 0 && source.charCodeAt(length - 1) === EQUALS) length--;
-  if (length % 4 === 1) refuseControlCharacter(source.text());
+  if (unpaddedLength(source) % 4 === 1) refuseControlCharacter(source.text());
 }
 
 const EQUALS = 0x3d;
@@ -350,12 +347,17 @@ function asciiSource(span: LiftedSpan): Base64Source {
   return { length: end - start, charCodeAt: (i) => bytes[start + i], decodeInto, text: () => spanText(span) };
 }
 
-/** What Buffer.byteLength(text, "base64") gives: the length less up to two trailing "="s, times three quarters. */
-function base64Bound(source: Base64Source): number {
+/** The length less up to two trailing "="s, as Buffer.byteLength(text, "base64") counts it. */
+function unpaddedLength(source: Base64Source): number {
   let length = source.length;
   if (length > 0 && source.charCodeAt(length - 1) === EQUALS) length--;
   if (length > 1 && source.charCodeAt(length - 1) === EQUALS) length--;
-  return (length * 3) >>> 2;
+  return length;
+}
+
+/** What Buffer.byteLength(text, "base64") gives. */
+function base64Bound(source: Base64Source): number {
+  return (unpaddedLength(source) * 3) >>> 2;
 }
 
 function mentionsBinary(request: Record<string, unknown>): boolean {
