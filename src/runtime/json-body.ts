@@ -327,7 +327,7 @@ function stringSource(text: string): Base64Source {
  * Base64 characters decoded per string made from a lifted one: a multiple of 4, and small enough that
  * neither the string nor the copy Node's decoder takes of it is memory fresh from the system.
  */
-const DECODE_PIECE = 64 * 1024;
+export const DECODE_PIECE = 64 * 1024;
 
 /** A lifted string of ASCII bytes, decoded piece by piece. */
 function asciiSource(span: LiftedSpan): Base64Source {

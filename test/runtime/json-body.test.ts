@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import secureJson from "secure-json-parse";
 import { describe, expect, it } from "vitest";
-import { jsonText, refusePoisonedKeys, splitJsonBody } from "../../src/runtime/json-body.js";
+import { DECODE_PIECE, jsonText, refusePoisonedKeys, splitJsonBody } from "../../src/runtime/json-body.js";
 
 /**
  * A large JSON body read on a worker (runtime/json-body.ts) must be refused exactly when REST refuses
@@ -251,11 +251,11 @@ describe("lifting long base64 strings out of the text before parsing it", () => 
 });
 
 describe("decoding a long lifted string where it lies in the body, piece by piece", () => {
-  // 320,000 characters: five of the decoder's 64 Ki-character pieces.
+  // 320,000 characters: five of the decoder's pieces.
   const values = Float64Array.from({ length: 30_000 }, (_, i) => Math.sin(i) * 1e3);
   const long = Buffer.from(values.buffer).toString("base64");
   const declared = values.byteLength;
-  const PIECE = 64 * 1024;
+  const PIECE = DECODE_PIECE;
 
   /** What the service makes of the string as the parser gives it: its bytes when its bound and its decoding are the declared length. */
   function wholeString(text: string): Buffer | undefined {
