@@ -2,7 +2,7 @@ import type { Value } from "../engine/values.js";
 import { decodeGraph } from "../ir/graph-codec.js";
 import type { Batch } from "../runtime/batch.js";
 import type { SplitBody } from "../runtime/json-body.js";
-import { type JsonTextTask, writeJsonText } from "../runtime/json-text.js";
+import { type JsonTextTask, jsonTextBound, writeJsonText } from "../runtime/json-text.js";
 import { type ParseTask, parseCostUs } from "../runtime/parse-function.js";
 import type { WorkerPool } from "../runtime/pool.js";
 import { estimateUs } from "../runtime/scheduler.js";
@@ -235,18 +235,23 @@ export class AdjointService {
       : this.textOnPool({ kind: "json-text", ...marked, allowNonFinite: out.allowNonFinite }, ctx);
   }
 
-  private async textOnPool(task: JsonTextTask, ctx: CallContext): Promise<Buffer> {
+  private async textOnPool(marked: JsonTextTask, ctx: CallContext): Promise<Buffer> {
+    // The worker writes into pooled memory lent here, not into fresh pages (runtime/json-text.ts).
+    const lent = sharedBytes(jsonTextBound(marked));
+    const task: JsonTextTask = { ...marked, into: lent };
     let text: Uint8Array | undefined;
     try {
       text = (await this.run.task(task, task.tensors.reduce((n, t) => n + t.length, 0) / NUMBERS_PER_US, ctx)).text;
     } catch (e) {
       // The pool is full (refused as busy): the numbers are computed already, so the text is written here.
+      // Any other failure keeps the lent memory from the pool: an aborted task's worker may still write.
       if (!(e instanceof RetryableError && e.kind === "resource_exhausted")) throw e;
     }
     text ??= writeJsonText(task);
     // Sent from ordinary memory (fastify sends only such memory as bytes), pooled: the caller gives it back.
     const bytes = pooledBytes(text.byteLength);
     copyBytes(bytes, text);
+    releaseShared(lent);
     return bytes;
   }
 

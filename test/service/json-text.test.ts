@@ -1,5 +1,6 @@
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeJsonText } from "../../src/runtime/json-text.js";
+import { jsonTextBound, writeJsonText } from "../../src/runtime/json-text.js";
 import { answerJson, jsonWithMarks, LARGE_TEXT_NUMBERS, tensorJson } from "../../src/service/json-view.js";
 import type { DifferentiateOutput } from "../../src/service/types.js";
 import { rng } from "../support/numeric.js";
@@ -64,6 +65,57 @@ describe("a large answer's JSON text written on the pool", () => {
       { ...head, result: { outputs: { f: tensor([3], [Number.NaN, 1, Number.POSITIVE_INFINITY]) } } },
     ];
     for (const out of answers) expect(onPool(out)).toBe(answerJson(out, tensorJson));
+  });
+
+  it("is written into the memory the caller lends where it fits, and is the same text either way", () => {
+    const out: DifferentiateOutput = {
+      ...head,
+      result: { outputs: { f: tensor([3], [-0, 1e-310, -1.2345678901234567e-6]) }, gradient: { x: tensor([5_000], randoms(5_000, 11)) } },
+    };
+    const marked = jsonWithMarks(out, 0);
+    if (marked === undefined) throw new Error("no tensors to mark");
+    const want = answerJson(out, tensorJson);
+    const lent = Buffer.from(new SharedArrayBuffer(jsonTextBound(marked) + 16), 8, jsonTextBound(marked));
+    const inLent = writeJsonText({ kind: "json-text", ...marked, allowNonFinite: false, into: lent });
+    expect(inLent.buffer).toBe(lent.buffer);
+    expect(inLent.byteOffset).toBe(8);
+    expect(Buffer.from(inLent).toString("utf8")).toBe(want);
+    // Lent memory too short for the text: the rest goes to fresh memory, and the text is whole.
+    const short = Buffer.from(new SharedArrayBuffer(100));
+    const grown = writeJsonText({ kind: "json-text", ...marked, allowNonFinite: false, into: short });
+    expect(grown.buffer).not.toBe(short.buffer);
+    expect(Buffer.from(grown).toString("utf8")).toBe(want);
+  });
+
+  it("fits in jsonTextBound for any numbers, the longest texts among them, and is the event loop's text", () => {
+    const longest = [-1.2345678901234567e-6, -2.2250738585072014e-308, -1.7976931348623157e308, -123456789012345680000, -0, -5e-324];
+    const anyDouble = fc
+      .tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffffff }))
+      .map(([lo, hi]) => new Float64Array(new Uint32Array([lo, hi]).buffer)[0]);
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(anyDouble, fc.constantFrom(...longest)), { maxLength: 300 }),
+        fc.boolean(),
+        (numbers, allowNonFinite) => {
+          const out: DifferentiateOutput = {
+            ...head,
+            allowNonFinite,
+            result: { outputs: { f: 1 }, gradient: { 'x "名"': tensor([numbers.length], numbers), y: tensor([2], longest.slice(0, 2)) } },
+          };
+          const marked = jsonWithMarks(out, 0);
+          if (marked === undefined) throw new Error("no tensors to mark");
+          const text = writeJsonText({ kind: "json-text", ...marked, allowNonFinite });
+          expect(text.byteLength).toBeLessThanOrEqual(jsonTextBound(marked));
+          expect(Buffer.from(text).toString("utf8")).toBe(answerJson(out, tensorJson));
+        },
+      ),
+      { numRuns: 300 },
+    );
+    // The bound is tight: a tensor of the longest number reaches it but for its last comma.
+    const worst = jsonWithMarks({ ...head, result: { outputs: { f: tensor([3], new Array(3).fill(longest[0])) } } }, 0);
+    if (worst === undefined) throw new Error("no tensors to mark");
+    const text = writeJsonText({ kind: "json-text", ...worst, allowNonFinite: false });
+    expect(text.byteLength).toBe(jsonTextBound(worst) - 1);
   });
 
   it("is taken for answers of more than LARGE_TEXT_NUMBERS numbers in tensors", () => {
