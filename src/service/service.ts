@@ -236,8 +236,10 @@ export class AdjointService {
   }
 
   private async textOnPool(marked: JsonTextTask, ctx: CallContext): Promise<Buffer> {
-    // The worker writes into pooled memory lent here, not into fresh pages (runtime/json-text.ts).
-    const lent = sharedBytes(jsonTextBound(marked));
+    // The worker writes into pooled memory lent here, not into fresh pages (runtime/json-text.ts); shared
+    // at any size (sharedBytes gives small lengths ordinary memory, which a worker would write a copy of).
+    const bound = jsonTextBound(marked);
+    const lent = Buffer.from(sharedFloat64(Math.ceil(bound / 8), false).buffer, 0, bound);
     const task: JsonTextTask = { ...marked, into: lent };
     let text: Uint8Array | undefined;
     try {
