@@ -123,9 +123,10 @@ const TRIVIAL_PHASE = "trivial, W1 alone";
  */
 function overFloor(results: readonly Percentiles[], besidePhase: string): string[] {
   const f = (v: number) => `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(2)}`;
-  return ["W1 HTTP", "W1 gRPC"].map((stream) => {
+  const rounds = [...new Set(results.map((r) => r.round))];
+  const streams = [...new Set(results.filter((r) => r.phase === TRIVIAL_PHASE).map((r) => r.stream))];
+  return streams.map((stream) => {
     const p99 = (phase: string, round: number) => results.find((r) => r.phase === phase && r.round === round && r.stream === stream)?.p99;
-    const rounds = [...new Set(results.map((r) => r.round))];
     const diffs = rounds.map((round) => (p99(besidePhase, round) ?? Number.NaN) - (p99(TRIVIAL_PHASE, round) ?? Number.NaN));
     return `${stream}: ${diffs.map(f).join(", ")} ms`;
   });

@@ -40,9 +40,8 @@ const STEP = 4096;
 
 /** The answer's text (UTF-8), in shared memory: it crosses back to the main thread without a copy. */
 export function writeJsonText(task: JsonTextTask): Uint8Array {
-  let numbers = 0;
-  for (const t of task.tensors) numbers += t.length;
-  const out = new TextBuffer(task.pieces.reduce((n, p) => n + Buffer.byteLength(p), 0) + 8 * numbers + 64, task.into);
+  // Fresh memory of the bound costs only the pages the text touches.
+  const out = new TextBuffer(task.into ?? new SharedArrayBuffer(jsonTextBound(task)));
   task.pieces.forEach((piece, i) => {
     out.write(piece, "utf8");
     if (i < task.tensors.length) writeNumbers(out, task.tensors[i], task.allowNonFinite);
@@ -89,9 +88,9 @@ class TextBuffer {
   private bytes: Buffer;
   private length = 0;
 
-  /** `lent`: shared memory to write into first, whatever its length (`capacity` is where fresh memory starts). */
-  constructor(capacity: number, lent?: Uint8Array) {
-    this.bytes = lent === undefined ? Buffer.from(new SharedArrayBuffer(capacity)) : bufferView(lent);
+  /** `first`: the shared memory written until the text outgrows it. */
+  constructor(first: Uint8Array | SharedArrayBuffer) {
+    this.bytes = first instanceof SharedArrayBuffer ? Buffer.from(first) : bufferView(first);
   }
 
   write(text: string, encoding: "utf8" | "latin1"): void {
